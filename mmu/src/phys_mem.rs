@@ -1,0 +1,342 @@
+//! Guest physical memory: sparse, copy-on-write, page granular.
+//!
+//! Memory is a two-level table: 2 MiB chunks of 512 page pointers. A page that was
+//! never written reads as zeros and costs nothing. Cloning a [`PhysMem`] copies the
+//! chunk pointers only; the first write to a shared chunk or page after a clone
+//! copies just that chunk or page (`Arc::make_mut`). That is what makes machine
+//! snapshots (reverse stepping, schedule exploration) cheap.
+//!
+//! Each page carries a few flag bits that other layers set to be told about writes:
+//! [`page_flags::CODE`] (the decoded-instruction cache holds instructions from this
+//! page) and [`page_flags::PAGING`] (the coherence tracker has cached entries built
+//! from paging-structure entries in this page). A write to a `CODE` page clears the
+//! flag and queues the frame in a drop list that the decode cache drains before its
+//! next lookup, so self-modifying code stays correct whoever did the write (an
+//! instruction, the walker's A/D update, a debugger). `PAGING` is reported back to
+//! the writer, who owns the context (core, step, RIP) the tracker needs.
+
+use crate::addr::{Pfn, PhysAddr, PAGE_SIZE};
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Flag bits kept per physical page.
+pub mod page_flags {
+    /// The decoded-instruction cache holds instructions decoded from this page.
+    pub const CODE: u8 = 1 << 0;
+    /// Some TLB or paging-structure-cache entry was built from an entry in this page.
+    pub const PAGING: u8 = 1 << 1;
+}
+
+const PAGES_PER_CHUNK: usize = 512;
+const CHUNK_SHIFT: u32 = 21;
+
+#[derive(Clone)]
+#[repr(align(64))]
+struct Page([u8; PAGE_SIZE as usize]);
+
+#[derive(Clone)]
+struct Chunk {
+    pages: [Option<Arc<Page>>; PAGES_PER_CHUNK],
+    flags: [u8; PAGES_PER_CHUNK],
+}
+
+impl Chunk {
+    fn new() -> Self {
+        Chunk {
+            pages: std::array::from_fn(|_| None),
+            flags: [0; PAGES_PER_CHUNK],
+        }
+    }
+}
+
+/// A physical access outside the machine's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("physical access of {len} bytes at {addr} is outside guest memory (size {size:#x})")]
+pub struct MemError {
+    /// First byte of the access.
+    pub addr: PhysAddr,
+    /// Length of the access in bytes.
+    pub len: u64,
+    /// Size of guest physical memory.
+    pub size: u64,
+}
+
+/// Guest physical memory.
+#[derive(Clone)]
+pub struct PhysMem {
+    chunks: Vec<Option<Arc<Chunk>>>,
+    size: u64,
+    code_dropped: Vec<Pfn>,
+}
+
+impl std::fmt::Debug for PhysMem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhysMem")
+            .field("size", &format_args!("{:#x}", self.size))
+            .field("touched_pages", &self.touched_pages())
+            .finish()
+    }
+}
+
+impl PhysMem {
+    /// Memory of `size` bytes (rounded up to 2 MiB), all zero, nothing allocated yet.
+    pub fn new(size: u64) -> Self {
+        let chunks = size.div_ceil(1 << CHUNK_SHIFT) as usize;
+        PhysMem {
+            chunks: vec![None; chunks],
+            size: (chunks as u64) << CHUNK_SHIFT,
+            code_dropped: Vec::with_capacity(16),
+        }
+    }
+
+    /// Size of guest physical memory in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Number of pages that hold data (were written at least once).
+    pub fn touched_pages(&self) -> usize {
+        self.chunks
+            .iter()
+            .flatten()
+            .map(|c| c.pages.iter().filter(|p| p.is_some()).count())
+            .sum()
+    }
+
+    #[inline]
+    fn check(&self, pa: PhysAddr, len: usize) -> Result<(), MemError> {
+        let end = pa.0.checked_add(len as u64);
+        match end {
+            Some(end) if end <= self.size => Ok(()),
+            _ => Err(MemError {
+                addr: pa,
+                len: len as u64,
+                size: self.size,
+            }),
+        }
+    }
+
+    #[inline]
+    fn page(&self, pfn: u64) -> Option<&Page> {
+        let chunk = self.chunks.get((pfn >> 9) as usize)?.as_ref()?;
+        chunk.pages[(pfn & 511) as usize].as_deref()
+    }
+
+    #[inline]
+    fn chunk_mut(&mut self, pfn: u64) -> &mut Chunk {
+        let slot = &mut self.chunks[(pfn >> 9) as usize];
+        Arc::make_mut(slot.get_or_insert_with(|| Arc::new(Chunk::new())))
+    }
+
+    /// Reads `buf.len()` bytes at `pa`. Never-written memory reads as zeros.
+    #[inline]
+    pub fn read(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
+        self.check(pa, buf.len())?;
+        let mut addr = pa.0;
+        let mut done = 0;
+        while done < buf.len() {
+            let off = (addr & (PAGE_SIZE - 1)) as usize;
+            let n = (PAGE_SIZE as usize - off).min(buf.len() - done);
+            match self.page(addr >> 12) {
+                Some(p) => buf[done..done + n].copy_from_slice(&p.0[off..off + n]),
+                None => buf[done..done + n].fill(0),
+            }
+            done += n;
+            addr += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` at `pa`. Returns the union of the flags of the pages written
+    /// (before the write), so the caller can notify the coherence tracker.
+    #[inline]
+    pub fn write(&mut self, pa: PhysAddr, data: &[u8]) -> Result<u8, MemError> {
+        self.check(pa, data.len())?;
+        let mut addr = pa.0;
+        let mut done = 0;
+        let mut flags = 0;
+        while done < data.len() {
+            let pfn = addr >> 12;
+            let off = (addr & (PAGE_SIZE - 1)) as usize;
+            let n = (PAGE_SIZE as usize - off).min(data.len() - done);
+            let chunk = self.chunk_mut(pfn);
+            let idx = (pfn & 511) as usize;
+            let f = chunk.flags[idx];
+            flags |= f;
+            if f & page_flags::CODE != 0 {
+                chunk.flags[idx] &= !page_flags::CODE;
+            }
+            let page = chunk.pages[idx].get_or_insert_with(|| Arc::new(Page([0; 4096])));
+            Arc::make_mut(page).0[off..off + n].copy_from_slice(&data[done..done + n]);
+            if f & page_flags::CODE != 0 {
+                self.code_dropped.push(Pfn(pfn));
+            }
+            done += n;
+            addr += n as u64;
+        }
+        Ok(flags)
+    }
+
+    /// Reads a little-endian u64 (any alignment).
+    #[inline]
+    pub fn read_u64(&self, pa: PhysAddr) -> Result<u64, MemError> {
+        let mut b = [0u8; 8];
+        self.read(pa, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Writes a little-endian u64; returns the page flags as [`PhysMem::write`] does.
+    #[inline]
+    pub fn write_u64(&mut self, pa: PhysAddr, v: u64) -> Result<u8, MemError> {
+        self.write(pa, &v.to_le_bytes())
+    }
+
+    /// Reads a little-endian value of `size` bytes (1, 2, 4 or 8), zero-extended.
+    #[inline]
+    pub fn read_uint(&self, pa: PhysAddr, size: usize) -> Result<u64, MemError> {
+        debug_assert!(matches!(size, 1 | 2 | 4 | 8));
+        let mut b = [0u8; 8];
+        self.read(pa, &mut b[..size])?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Atomic compare-and-exchange of a u64, as a locked CMPXCHG on the bus: if the
+    /// value at `pa` equals `expected`, store `new`. Returns the value found and the
+    /// page flags (0 when nothing was written).
+    pub fn compare_exchange_u64(
+        &mut self,
+        pa: PhysAddr,
+        expected: u64,
+        new: u64,
+    ) -> Result<(u64, u8), MemError> {
+        let cur = self.read_u64(pa)?;
+        if cur == expected {
+            let f = self.write_u64(pa, new)?;
+            Ok((cur, f))
+        } else {
+            Ok((cur, 0))
+        }
+    }
+
+    /// Flags of the page holding frame `pfn` (0 outside memory).
+    #[inline]
+    pub fn flags(&self, pfn: Pfn) -> u8 {
+        match self.chunks.get((pfn.0 >> 9) as usize) {
+            Some(Some(c)) => c.flags[(pfn.0 & 511) as usize],
+            _ => 0,
+        }
+    }
+
+    /// Sets `bits` in the flags of frame `pfn` (ignored outside memory).
+    pub fn set_flags(&mut self, pfn: Pfn, bits: u8) {
+        if ((pfn.0 >> 9) as usize) < self.chunks.len() && self.flags(pfn) & bits != bits {
+            self.chunk_mut(pfn.0).flags[(pfn.0 & 511) as usize] |= bits;
+        }
+    }
+
+    /// Clears `bits` in the flags of frame `pfn`.
+    pub fn clear_flags(&mut self, pfn: Pfn, bits: u8) {
+        if self.flags(pfn) & bits != 0 {
+            self.chunk_mut(pfn.0).flags[(pfn.0 & 511) as usize] &= !bits;
+        }
+    }
+
+    /// True when some written page held decoded code since the last
+    /// [`PhysMem::drain_dropped_code`].
+    #[inline]
+    pub fn has_dropped_code(&self) -> bool {
+        !self.code_dropped.is_empty()
+    }
+
+    /// Hands each frame whose decoded code became invalid to `f`, and forgets them.
+    pub fn drain_dropped_code(&mut self, mut f: impl FnMut(Pfn)) {
+        for pfn in self.code_dropped.drain(..) {
+            f(pfn);
+        }
+    }
+
+    /// True when `self` and `other` share the storage of frame `pfn` (neither wrote it
+    /// since one was cloned from the other). For snapshot tests and statistics.
+    pub fn shares_page_with(&self, other: &PhysMem, pfn: Pfn) -> bool {
+        let a = self.chunks.get((pfn.0 >> 9) as usize).and_then(|c| c.as_ref());
+        let b = other.chunks.get((pfn.0 >> 9) as usize).and_then(|c| c.as_ref());
+        match (a, b) {
+            (Some(a), Some(b)) if Arc::ptr_eq(a, b) => true,
+            (Some(a), Some(b)) => {
+                let i = (pfn.0 & 511) as usize;
+                match (&a.pages[i], &b.pages[i]) {
+                    (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untouched_reads_zero_and_allocates_nothing() {
+        let m = PhysMem::new(1 << 30);
+        let mut b = [0xffu8; 16];
+        m.read(PhysAddr(0x1234), &mut b).unwrap();
+        assert_eq!(b, [0; 16]);
+        assert_eq!(m.touched_pages(), 0);
+    }
+
+    #[test]
+    fn write_read_across_page_boundary() {
+        let mut m = PhysMem::new(1 << 30);
+        m.write(PhysAddr(0xffc), &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        assert_eq!(m.read_u64(PhysAddr(0xffc)).unwrap(), 0x0807060504030201);
+        assert_eq!(m.touched_pages(), 2);
+    }
+
+    #[test]
+    fn out_of_range_is_an_error() {
+        let mut m = PhysMem::new(4 << 20);
+        assert!(m.read_u64(PhysAddr((4 << 20) - 4)).is_err());
+        assert!(m.write_u64(PhysAddr(u64::MAX - 2), 0).is_err());
+        assert!(m.read_u64(PhysAddr((4 << 20) - 8)).is_ok());
+    }
+
+    #[test]
+    fn clone_is_copy_on_write() {
+        let mut a = PhysMem::new(64 << 20);
+        a.write_u64(PhysAddr(0x1000), 1).unwrap();
+        a.write_u64(PhysAddr(0x2000), 2).unwrap();
+        let mut b = a.clone();
+        assert!(a.shares_page_with(&b, Pfn(1)));
+        b.write_u64(PhysAddr(0x1000), 3).unwrap();
+        assert!(!a.shares_page_with(&b, Pfn(1)));
+        assert!(a.shares_page_with(&b, Pfn(2)));
+        assert_eq!(a.read_u64(PhysAddr(0x1000)).unwrap(), 1);
+        assert_eq!(b.read_u64(PhysAddr(0x1000)).unwrap(), 3);
+    }
+
+    #[test]
+    fn code_flag_dropped_on_write() {
+        let mut m = PhysMem::new(4 << 20);
+        m.set_flags(Pfn(3), page_flags::CODE | page_flags::PAGING);
+        let f = m.write(PhysAddr(0x3008), &[0x90]).unwrap();
+        assert_eq!(f, page_flags::CODE | page_flags::PAGING);
+        assert_eq!(m.flags(Pfn(3)), page_flags::PAGING);
+        let mut dropped = vec![];
+        m.drain_dropped_code(|p| dropped.push(p));
+        assert_eq!(dropped, vec![Pfn(3)]);
+        assert!(!m.has_dropped_code());
+    }
+
+    #[test]
+    fn compare_exchange() {
+        let mut m = PhysMem::new(4 << 20);
+        m.write_u64(PhysAddr(0x10), 5).unwrap();
+        assert_eq!(m.compare_exchange_u64(PhysAddr(0x10), 4, 9).unwrap().0, 5);
+        assert_eq!(m.read_u64(PhysAddr(0x10)).unwrap(), 5);
+        assert_eq!(m.compare_exchange_u64(PhysAddr(0x10), 5, 9).unwrap().0, 5);
+        assert_eq!(m.read_u64(PhysAddr(0x10)).unwrap(), 9);
+    }
+}
