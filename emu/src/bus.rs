@@ -1,0 +1,176 @@
+//! The seam between a core and the memory system.
+//!
+//! A core asks its [`Bus`] to translate linear addresses and to read and write
+//! physical memory; it never touches page tables itself. Translation is separate
+//! from the physical access so that every instruction can follow the SDM's rule for
+//! read-modify-write and page-crossing accesses: translate every page an access
+//! touches (for write, when it writes) before changing any byte, so a fault leaves
+//! memory untouched. Two buses exist: [`FlatBus`] (identity translation, for unit
+//! tests of instruction semantics and the host-CPU differential check) and the
+//! MMU-backed bus of the multi-core machine.
+
+use crate::exception::{EmuError, Exception, Fault};
+use crate::state::CpuState;
+use mmu::{PhysAddr, PhysMem, VirtAddr};
+
+/// What an access does with the bytes (SDM Vol. 3A 4.6 distinguishes these).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessKind {
+    /// Data read.
+    Read,
+    /// Data write (including the read half of a read-modify-write).
+    Write,
+    /// Instruction fetch.
+    Execute,
+}
+
+/// Memory system as one core sees it.
+pub trait Bus {
+    /// Translates `la` for `kind` at the core's privilege (CPL, CR0.WP, SMEP, SMAP
+    /// with RFLAGS.AC come from `cpu`). `implicit_supervisor` marks accesses the
+    /// processor makes on its own behalf (descriptor tables, the TSS, interrupt
+    /// frames) that count as supervisor accesses whatever the CPL (SDM 4.6).
+    fn translate(
+        &mut self,
+        cpu: &CpuState,
+        la: VirtAddr,
+        kind: AccessKind,
+        implicit_supervisor: bool,
+    ) -> Result<PhysAddr, Fault>;
+
+    /// Reads physical memory.
+    fn read_phys(&mut self, cpu: &CpuState, pa: PhysAddr, buf: &mut [u8]) -> Result<(), Fault>;
+
+    /// Writes physical memory (the bus tells the coherence tracker when the write
+    /// lands on a paging structure).
+    fn write_phys(&mut self, cpu: &CpuState, pa: PhysAddr, data: &[u8]) -> Result<(), Fault>;
+
+    /// Physical memory, for the decode cache's page flags and drop list.
+    fn phys_mem(&mut self) -> &mut PhysMem;
+
+    /// The virtual clock: the machine's global step count. RDTSC derives from it.
+    fn clock(&self) -> u64;
+
+    /// RDMSR (`write` = None) or WRMSR of an x2APIC register (0x800..=0x8ff). The
+    /// default has no local APIC: #GP(0), as for any MSR that does not exist.
+    fn apic_msr(&mut self, cpu: &CpuState, msr: u32, write: Option<u64>) -> Result<u64, Fault> {
+        let _ = (cpu, msr, write);
+        Err(Exception::GeneralProtection(0).into())
+    }
+
+    /// A MOV to CR0/CR3/CR4, INVLPG or INVPCID changed what the caches may hold;
+    /// the bus applies the invalidation the SDM requires (SDM Vol. 3A 4.10.4).
+    /// `FlatBus` caches nothing and ignores it.
+    fn invalidate(&mut self, cpu: &CpuState, op: Invalidate) -> Result<(), Fault> {
+        let _ = (cpu, op);
+        Ok(())
+    }
+}
+
+/// A cache-affecting operation the CPU performed, with its operands. The MMU turns
+/// it into exactly the removals SDM Vol. 3A 4.10.4 requires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalidate {
+    /// INVLPG of a linear address.
+    Invlpg(VirtAddr),
+    /// INVPCID of `kind` (0..=3) with the descriptor's PCID and address (already
+    /// validated by the CPU).
+    Invpcid {
+        /// INVPCID type.
+        kind: u64,
+        /// Descriptor PCID (bits 11:0).
+        pcid: u16,
+        /// Descriptor linear address.
+        addr: VirtAddr,
+    },
+    /// MOV to CR3: old and new CR3 values and the source operand's bit 63.
+    Cr3 {
+        /// CR3 before.
+        old: u64,
+        /// CR3 after (bit 63 already dropped).
+        new: u64,
+        /// Source bit 63 ("no flush" when CR4.PCIDE=1).
+        noflush: bool,
+    },
+    /// MOV to CR4.
+    Cr4 {
+        /// CR4 before.
+        old: u64,
+        /// CR4 after.
+        new: u64,
+    },
+    /// MOV to CR0.
+    Cr0 {
+        /// CR0 before.
+        old: u64,
+        /// CR0 after.
+        new: u64,
+    },
+}
+
+/// Identity-mapped memory: linear = physical, every access allowed. Used where the
+/// paging model is not under test (instruction semantics, the differential check).
+#[derive(Clone, Debug)]
+pub struct FlatBus {
+    /// The memory.
+    pub mem: PhysMem,
+    /// Clock value returned by [`Bus::clock`].
+    pub clock: u64,
+}
+
+impl FlatBus {
+    /// Flat memory of `size` bytes.
+    pub fn new(size: u64) -> Self {
+        FlatBus {
+            mem: PhysMem::new(size),
+            clock: 0,
+        }
+    }
+}
+
+fn phys_err(cpu: &CpuState, e: mmu::MemError) -> Fault {
+    Fault::Emu(EmuError::PhysicalOutOfRange {
+        rip: cpu.rip,
+        addr: e.addr.raw(),
+        len: e.len,
+    })
+}
+
+impl Bus for FlatBus {
+    #[inline]
+    fn translate(
+        &mut self,
+        _cpu: &CpuState,
+        la: VirtAddr,
+        _kind: AccessKind,
+        _implicit: bool,
+    ) -> Result<PhysAddr, Fault> {
+        Ok(PhysAddr(la.raw()))
+    }
+
+    #[inline]
+    fn read_phys(&mut self, cpu: &CpuState, pa: PhysAddr, buf: &mut [u8]) -> Result<(), Fault> {
+        self.mem.read(pa, buf).map_err(|e| phys_err(cpu, e))
+    }
+
+    #[inline]
+    fn write_phys(&mut self, cpu: &CpuState, pa: PhysAddr, data: &[u8]) -> Result<(), Fault> {
+        self.mem
+            .write(pa, data)
+            .map(|_| ())
+            .map_err(|e| phys_err(cpu, e))
+    }
+
+    fn phys_mem(&mut self) -> &mut PhysMem {
+        &mut self.mem
+    }
+
+    fn clock(&self) -> u64 {
+        self.clock
+    }
+}
+
+/// Converts a physical-memory error into a fault naming the instruction.
+pub fn mem_fault(cpu: &CpuState, e: mmu::MemError) -> Fault {
+    phys_err(cpu, e)
+}

@@ -1,0 +1,205 @@
+//! One core's step: fetch through the bus, decode (cached), dispatch, retire.
+
+use crate::bus::{AccessKind, Bus};
+use crate::decode_cache::DecodeCache;
+use crate::dispatch::dispatch;
+use crate::exception::{EmuError, Exception, Fault};
+use crate::features::CpuFeatures;
+use crate::insn::Exec;
+use crate::state::CpuState;
+use iced_x86::{Code, Decoder, DecoderOptions, Instruction};
+use mmu::VirtAddr;
+
+/// What one step did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// An instruction retired.
+    Retired,
+    /// HLT retired, or the core was already halted: it sleeps until an interrupt.
+    Halted,
+    /// The instruction raised an exception. RIP points at the instruction for
+    /// faults and after it for traps (SDM Vol. 3A 6.5). Delivery is the caller's.
+    Exception(Exception),
+}
+
+/// The last instruction a core retired or tried, for events and error messages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LastInsn {
+    /// Its RIP.
+    pub rip: u64,
+    /// Its length in bytes (0 if it could not be fetched).
+    pub len: u8,
+    /// Its bytes (first `len`).
+    pub bytes: [u8; 15],
+}
+
+/// One x86-64 core: architectural state plus its model parameters.
+#[derive(Clone, Debug)]
+pub struct Cpu {
+    /// Core number (also its APIC ID).
+    pub id: u32,
+    /// Registers and control state.
+    pub state: CpuState,
+    /// What CPUID reports.
+    pub features: CpuFeatures,
+    /// The last instruction stepped.
+    pub last: LastInsn,
+}
+
+impl Cpu {
+    /// A core in 64-bit mode at CPL 0 with the given features.
+    pub fn new(id: u32, features: CpuFeatures) -> Self {
+        Cpu {
+            id,
+            state: CpuState::default(),
+            features,
+            last: LastInsn::default(),
+        }
+    }
+
+    /// Executes exactly one instruction.
+    ///
+    /// Faults leave the state as it was before the instruction; an emulator error
+    /// (unsupported instruction, missing physical memory) leaves it too.
+    pub fn step<B: Bus>(
+        &mut self,
+        cache: &mut DecodeCache,
+        bus: &mut B,
+    ) -> Result<StepOutcome, EmuError> {
+        if self.state.halted {
+            return Ok(StepOutcome::Halted);
+        }
+        // The STI / MOV SS shadow covers exactly one instruction (SDM Vol. 3A 6.8.3).
+        self.state.interrupt_shadow = false;
+        let rip = self.state.rip;
+        let ins = match self.fetch(cache, bus, rip) {
+            Ok(ins) => ins,
+            Err(Fault::Exception(e)) => return Ok(StepOutcome::Exception(e)),
+            Err(Fault::Emu(e)) => return Err(e),
+        };
+        let len = ins.len() as u64;
+        let mut x = Exec {
+            cpu: &mut self.state,
+            bus,
+            ins: &ins,
+            next_rip: rip.wrapping_add(len),
+            features: &self.features,
+            core_id: self.id,
+        };
+        match dispatch(&mut x) {
+            Ok(()) => {
+                let next = x.next_rip;
+                self.state.rip = next;
+                if self.state.halted {
+                    Ok(StepOutcome::Halted)
+                } else {
+                    Ok(StepOutcome::Retired)
+                }
+            }
+            Err(Fault::Exception(e)) => {
+                if e.is_trap() {
+                    self.state.rip = x.next_rip;
+                }
+                Ok(StepOutcome::Exception(e))
+            }
+            Err(Fault::Emu(EmuError::Unsupported {
+                rip,
+                mnemonic,
+                text,
+                ..
+            })) => Err(EmuError::Unsupported {
+                rip,
+                bytes: self.last_bytes(bus),
+                mnemonic,
+                text,
+            }),
+            Err(Fault::Emu(e)) => Err(e),
+        }
+    }
+
+    /// Fetches and decodes the instruction at `rip` (SDM Vol. 3A 4.6: fetches are
+    /// execute accesses; a fetch that crosses into an unmapped page faults on the
+    /// second page's address).
+    #[inline]
+    fn fetch<B: Bus>(
+        &mut self,
+        cache: &mut DecodeCache,
+        bus: &mut B,
+        rip: u64,
+    ) -> Result<Instruction, Fault> {
+        let va = VirtAddr(rip);
+        if !va.is_canonical() {
+            return Err(Exception::GeneralProtection(0).into());
+        }
+        let pa = bus.translate(&self.state, va, AccessKind::Execute, false)?;
+        cache.sync(bus.phys_mem());
+        if let Some(ins) = cache.lookup(pa, rip) {
+            let ins = *ins;
+            self.last.rip = rip;
+            self.last.len = ins.len() as u8;
+            // Bytes are only needed for events and errors; the cached copy is exact
+            // because any write to the page would have dropped it.
+            return Ok(ins);
+        }
+        let mut buf = [0u8; 15];
+        let first = ((4096 - va.page_offset()) as usize).min(15);
+        bus.read_phys(&self.state, pa, &mut buf[..first])?;
+        let mut ins = decode(&buf[..first], rip);
+        let mut crosses = false;
+        if ins.code() == Code::INVALID && first < 15 {
+            // Maybe the instruction continues on the next page: fetch it too.
+            let va2 = va.add(first as u64);
+            if !va2.is_canonical() {
+                return Err(Exception::GeneralProtection(0).into());
+            }
+            let full = decode_len_hint(&buf[..first]);
+            if full {
+                let pa2 = bus.translate(&self.state, va2, AccessKind::Execute, false)?;
+                bus.read_phys(&self.state, pa2, &mut buf[first..])?;
+                ins = decode(&buf, rip);
+                crosses = true;
+            }
+        }
+        self.last.rip = rip;
+        self.last.len = ins.len() as u8;
+        self.last.bytes = buf;
+        if ins.code() == Code::INVALID {
+            self.last.len = 1;
+            return Err(Exception::InvalidOpcode.into());
+        }
+        if !crosses {
+            cache.insert(bus.phys_mem(), pa, ins);
+        }
+        Ok(ins)
+    }
+
+    /// The bytes of the last instruction, read again through `bus` if it came from the
+    /// decode cache (for events and error messages only).
+    pub fn last_bytes<B: Bus>(&self, bus: &mut B) -> Vec<u8> {
+        let mut out = vec![0u8; self.last.len as usize];
+        for (i, b) in out.iter_mut().enumerate() {
+            let va = VirtAddr(self.last.rip.wrapping_add(i as u64));
+            if let Ok(pa) = bus.translate(&self.state, va, AccessKind::Execute, false) {
+                let mut x = [0u8];
+                if bus.read_phys(&self.state, pa, &mut x).is_ok() {
+                    *b = x[0];
+                }
+            }
+        }
+        out
+    }
+}
+
+#[inline]
+fn decode(bytes: &[u8], rip: u64) -> Instruction {
+    let mut d = Decoder::with_ip(64, bytes, rip, DecoderOptions::NONE);
+    d.decode()
+}
+
+/// True when the decoder ran out of bytes (so the instruction may continue on the
+/// next page) rather than meeting an invalid encoding.
+fn decode_len_hint(bytes: &[u8]) -> bool {
+    let mut d = Decoder::with_ip(64, bytes, 0, DecoderOptions::NONE);
+    let _ = d.decode();
+    d.last_error() == iced_x86::DecoderError::NoMoreBytes
+}

@@ -1,0 +1,149 @@
+//! Decoded-instruction cache, indexed per physical page.
+//!
+//! Decoding is the most expensive part of a step, and kernels run the same few
+//! pages of code over and over, so decoded instructions are kept per physical page
+//! in a slot array indexed by the page offset: a lookup is one comparison against
+//! the last page used plus an array index, never a hash per instruction.
+//!
+//! Correctness under self-modifying code: a page that holds cached instructions has
+//! [`mmu::page_flags::CODE`] set; any write to it (from any core, the walker, or a
+//! debugger) clears the flag and queues the frame, and the cache drops the page
+//! before its next lookup. Instructions that cross a page boundary are never
+//! cached (two pages would have to be watched); they are rare and decode each time.
+//! A cached instruction also remembers the RIP it was decoded at, because iced
+//! resolves RIP-relative operands and branch targets against it: the same physical
+//! page mapped at two linear addresses decodes again for the other address.
+
+use iced_x86::Instruction;
+use mmu::{page_flags, Pfn, PhysAddr, PhysMem};
+use std::collections::BTreeMap;
+
+#[derive(Clone)]
+struct CodePage {
+    pfn: u64,
+    /// Per byte offset: 1 + index into `insns`, or 0 when nothing is cached there.
+    slots: Box<[u32; 4096]>,
+    insns: Vec<Instruction>,
+}
+
+/// The cache. Cloned with the machine (snapshots keep their warm cache).
+#[derive(Clone, Default)]
+pub struct DecodeCache {
+    pages: Vec<CodePage>,
+    /// pfn -> index in `pages`. A BTreeMap: deterministic, and only consulted when
+    /// the last-page shortcut misses.
+    index: BTreeMap<u64, usize>,
+    free: Vec<usize>,
+    last_pfn: u64,
+    last_idx: usize,
+    /// Counters for statistics and tests.
+    pub hits: u64,
+    /// Number of decodes (misses).
+    pub misses: u64,
+}
+
+impl std::fmt::Debug for DecodeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecodeCache")
+            .field("pages", &self.index.len())
+            .field("hits", &self.hits)
+            .field("misses", &self.misses)
+            .finish()
+    }
+}
+
+impl DecodeCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        DecodeCache {
+            last_pfn: u64::MAX,
+            ..Default::default()
+        }
+    }
+
+    /// Drops every page whose code was overwritten since the last call.
+    #[inline]
+    pub fn sync(&mut self, mem: &mut PhysMem) {
+        if mem.has_dropped_code() {
+            mem.drain_dropped_code(|pfn| self.drop_page(pfn.0));
+        }
+    }
+
+    fn drop_page(&mut self, pfn: u64) {
+        if let Some(i) = self.index.remove(&pfn) {
+            self.pages[i].insns.clear();
+            self.pages[i].slots.fill(0);
+            self.pages[i].pfn = u64::MAX;
+            self.free.push(i);
+            if self.last_pfn == pfn {
+                self.last_pfn = u64::MAX;
+            }
+        }
+    }
+
+    /// The instruction cached at physical address `pa`, if it was decoded at `rip`.
+    #[inline]
+    pub fn lookup(&mut self, pa: PhysAddr, rip: u64) -> Option<&Instruction> {
+        let pfn = pa.raw() >> 12;
+        if pfn != self.last_pfn {
+            let i = *self.index.get(&pfn)?;
+            self.last_pfn = pfn;
+            self.last_idx = i;
+        }
+        let page = &self.pages[self.last_idx];
+        let slot = page.slots[pa.page_offset() as usize];
+        if slot == 0 {
+            return None;
+        }
+        let ins = &page.insns[slot as usize - 1];
+        if ins.ip() == rip {
+            self.hits += 1;
+            Some(ins)
+        } else {
+            None
+        }
+    }
+
+    /// Caches `ins`, decoded from physical address `pa` (it must not cross a page).
+    pub fn insert(&mut self, mem: &mut PhysMem, pa: PhysAddr, ins: Instruction) {
+        self.misses += 1;
+        let pfn = pa.raw() >> 12;
+        let idx = match self.index.get(&pfn) {
+            Some(&i) => i,
+            None => {
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.pages[i].pfn = pfn;
+                        i
+                    }
+                    None => {
+                        self.pages.push(CodePage {
+                            pfn,
+                            slots: Box::new([0; 4096]),
+                            insns: Vec::new(),
+                        });
+                        self.pages.len() - 1
+                    }
+                };
+                self.index.insert(pfn, i);
+                mem.set_flags(Pfn(pfn), page_flags::CODE);
+                i
+            }
+        };
+        let page = &mut self.pages[idx];
+        debug_assert_eq!(page.pfn, pfn);
+        let off = pa.page_offset() as usize;
+        let slot = page.slots[off];
+        if slot != 0 {
+            page.insns[slot as usize - 1] = ins;
+        } else {
+            page.insns.push(ins);
+            page.slots[off] = page.insns.len() as u32;
+        }
+    }
+
+    /// Number of pages with cached instructions.
+    pub fn pages(&self) -> usize {
+        self.index.len()
+    }
+}

@@ -1,0 +1,36 @@
+//! Bitwise logic family: AND OR XOR TEST NOT (SDM Vol. 2A/2B).
+
+use super::{Exec, ExecResult};
+use crate::bus::Bus;
+use crate::flags;
+use iced_x86::Mnemonic;
+
+/// Executes one instruction of the family.
+pub(crate) fn exec<B: Bus>(x: &mut Exec<'_, B>, m: Mnemonic) -> ExecResult {
+    match m {
+        Mnemonic::And => binary(x, |a, b| a & b, true),
+        Mnemonic::Or => binary(x, |a, b| a | b, true),
+        Mnemonic::Xor => binary(x, |a, b| a ^ b, true),
+        Mnemonic::Test => binary(x, |a, b| a & b, false),
+        _ => Err(x.unsupported()),
+    }
+}
+
+/// AND/OR/XOR/TEST: OF and CF cleared, SF/ZF/PF from the result, AF undefined (we
+/// clear it).
+fn binary<B: Bus>(x: &mut Exec<'_, B>, op: fn(u64, u64) -> u64, write: bool) -> ExecResult {
+    let size = x.op_size(0);
+    let (a, dst) = if write {
+        let dst = x.dest(0)?;
+        (x.load(dst, size)?, Some(dst))
+    } else {
+        (x.read_op(0)?, None)
+    };
+    let b = x.read_op(1)?;
+    let r = op(a, b) & flags::mask(size);
+    if let Some(dst) = dst {
+        x.store(dst, size, r)?;
+    }
+    x.set_flags(flags::STATUS, flags::logic(size, r));
+    Ok(())
+}
