@@ -1,1 +1,40 @@
-fn main() {}
+//! `tlbemu`: run, replay, check and step-debug TLB-coherence scenarios on emulated
+//! x86-64 cores. A thin layer over the `emu` and `mmu` crates: argument parsing,
+//! output formats and exit codes live here, emulation does not.
+//!
+//! Exit codes: 0 success; 1 an expectation failed, an unexpected violation
+//! appeared, or a replay diverged; 2 bad input (arguments, scenario, assembly,
+//! files).
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Exit code for success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code when the emulated run disagrees with what was expected.
+pub const EXIT_FAIL: u8 = 1;
+/// Exit code for bad input.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Parser)]
+#[command(name = "tlbemu", version, about = "Instruction-level x86-64 MMU/TLB emulator for TLB-coherence bugs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run raw machine code on one core and print the final state.
+    Exec(commands::exec::ExecArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Exec(a) => commands::exec::run(a),
+    };
+    ExitCode::from(code)
+}

@@ -9,6 +9,7 @@ mod bus;
 mod cpu;
 mod decode_cache;
 mod dispatch;
+pub mod exec;
 mod exception;
 mod features;
 mod flags;
