@@ -5,7 +5,9 @@
 //! only through a [`Bus`], the seam the MMU plugs into.
 #![warn(missing_docs)]
 
+mod apic;
 mod bus;
+mod interrupt;
 mod cpu;
 mod decode_cache;
 mod dispatch;
@@ -22,3 +24,5 @@ pub use decode_cache::DecodeCache;
 pub use exception::{hex_bytes, EmuError, Exception, Fault};
 pub use features::CpuFeatures;
 pub use state::CpuState;
+pub use apic::{reg as apic_reg, Apic, ApicWrite, IpiDest, IpiRequest};
+pub use interrupt::{deliver, Delivery, Vectoring};
