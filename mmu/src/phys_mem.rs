@@ -258,8 +258,14 @@ impl PhysMem {
     /// True when `self` and `other` share the storage of frame `pfn` (neither wrote it
     /// since one was cloned from the other). For snapshot tests and statistics.
     pub fn shares_page_with(&self, other: &PhysMem, pfn: Pfn) -> bool {
-        let a = self.chunks.get((pfn.0 >> 9) as usize).and_then(|c| c.as_ref());
-        let b = other.chunks.get((pfn.0 >> 9) as usize).and_then(|c| c.as_ref());
+        let a = self
+            .chunks
+            .get((pfn.0 >> 9) as usize)
+            .and_then(|c| c.as_ref());
+        let b = other
+            .chunks
+            .get((pfn.0 >> 9) as usize)
+            .and_then(|c| c.as_ref());
         match (a, b) {
             (Some(a), Some(b)) if Arc::ptr_eq(a, b) => true,
             (Some(a), Some(b)) => {
