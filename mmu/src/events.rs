@@ -1,0 +1,315 @@
+//! What the MMU tells its embedder: events, the sink they go to, and the views
+//! (cached entries, origins, writes, stale uses) they carry.
+
+use crate::addr::{PhysAddr, VirtAddr};
+use crate::invalidate::Invalidation;
+use crate::paging::access::Access;
+use crate::paging::walker::{Path, WalkResult};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Who is accessing: the core, the machine-wide step number and the RIP of the
+/// instruction. Steps are global and increasing, so "since the fill" is `>=`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessCtx {
+    /// Core index.
+    pub core: u32,
+    /// Machine-wide step number.
+    pub step: u64,
+    /// RIP of the instruction (0 for accesses no instruction made).
+    pub rip: u64,
+}
+
+/// Which cache an entry lives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum CacheKind {
+    /// A TLB entry; `instruction` for the instruction TLB of a split configuration.
+    Tlb {
+        /// In the instruction TLB.
+        instruction: bool,
+    },
+    /// A paging-structure-cache entry of `level` (4 = PML4E, 3 = PDPTE, 2 = PDE cache).
+    Psc {
+        /// Level of the cached entry.
+        level: u8,
+    },
+}
+
+impl fmt::Display for CacheKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CacheKind::Tlb { instruction: false } => write!(f, "TLB"),
+            CacheKind::Tlb { instruction: true } => write!(f, "ITLB"),
+            CacheKind::Psc { level: 4 } => write!(f, "PML4E cache"),
+            CacheKind::Psc { level: 3 } => write!(f, "PDPTE cache"),
+            CacheKind::Psc { level } => write!(f, "PDE cache (level {level})"),
+        }
+    }
+}
+
+/// Where a cached entry came from: who filled it when, from which root, and the
+/// paging-structure entries (address and value) it was built from, top-down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// Core whose walk filled it.
+    pub core: u32,
+    /// Step of the fill.
+    pub step: u64,
+    /// RIP of the instruction whose access filled it.
+    pub rip: u64,
+    /// Root table (from CR3) of the walk.
+    pub root: PhysAddr,
+    /// PCID the entry is tagged with.
+    pub pcid: u16,
+    /// Linear address whose walk made it.
+    pub va: VirtAddr,
+    /// The entries used, top-down, values as left in memory by the walk.
+    pub entries: Path,
+}
+
+/// A guest write to a paging-structure entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteInfo {
+    /// Writing core.
+    pub core: u32,
+    /// Step of the write.
+    pub step: u64,
+    /// RIP of the writing instruction.
+    pub rip: u64,
+    /// Address of the 8-byte entry written.
+    pub pa: PhysAddr,
+    /// Entry value before.
+    pub old: u64,
+    /// Entry value after.
+    pub new: u64,
+}
+
+/// A cached entry as dumps and events show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryView {
+    /// Core owning the cache.
+    pub core: u32,
+    /// Which cache.
+    pub cache: CacheKind,
+    /// PCID tag.
+    pub pcid: u16,
+    /// Base linear address of the region the entry covers.
+    pub va: VirtAddr,
+    /// What it caches: a `Leaf` (TLB) or a `Table` (paging-structure cache).
+    pub cached: WalkResult,
+    /// Global TLB entry.
+    pub global: bool,
+    /// Marked stale by the tracker.
+    pub stale: bool,
+    /// Step of the fill.
+    pub filled_step: u64,
+}
+
+/// How many entries an operation removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    /// TLB entries removed.
+    pub tlb: u32,
+    /// Paging-structure-cache entries removed.
+    pub psc: u32,
+}
+
+/// One invalidation a core performed, kept in the tracker's bounded per-core log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidationRecord {
+    /// Core.
+    pub core: u32,
+    /// Step.
+    pub step: u64,
+    /// RIP.
+    pub rip: u64,
+    /// The operation.
+    pub op: Invalidation,
+    /// What it removed on that core.
+    pub removed: Removed,
+}
+
+/// A use of a stale cached entry, with everything needed to explain it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleUse {
+    /// The access (or walk) that used it.
+    pub ctx: AccessCtx,
+    /// Linear address accessed.
+    pub va: VirtAddr,
+    /// The access, or `None` for a speculative walk.
+    pub access: Option<Access>,
+    /// Which cache held the stale entry.
+    pub cache: CacheKind,
+    /// Its PCID tag.
+    pub pcid: u16,
+    /// What the entry caches.
+    pub cached: WalkResult,
+    /// What a fresh walk from the entry's root gives now (to the same level).
+    pub fresh: WalkResult,
+    /// When, where and from what the entry was filled.
+    pub filled: Origin,
+    /// The write that made it stale (the first of the writes since it was last fresh).
+    pub made_stale_by: WriteInfo,
+    /// Invalidations performed by every core since the fill, by step.
+    pub invalidations_since_fill: Vec<InvalidationRecord>,
+    /// The per-core logs had dropped older records, so the list may be incomplete.
+    pub log_truncated: bool,
+}
+
+impl fmt::Display for StaleUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "stale use on core {} at step {} (rip {:#x}): va {} via {} (PCID {:#x})",
+            self.ctx.core, self.ctx.step, self.ctx.rip, self.va, self.cache, self.pcid
+        )?;
+        writeln!(f, "  cached: {:?}", self.cached)?;
+        writeln!(f, "  fresh walk now: {:?}", self.fresh)?;
+        writeln!(
+            f,
+            "  filled on core {} at step {} (rip {:#x}) from root {} for va {}:",
+            self.filled.core, self.filled.step, self.filled.rip, self.filled.root, self.filled.va
+        )?;
+        for e in self.filled.entries.entries() {
+            writeln!(
+                f,
+                "    level {} entry at {} = {:#018x}",
+                e.level, e.pa, e.value
+            )?;
+        }
+        let w = &self.made_stale_by;
+        writeln!(
+            f,
+            "  made stale by core {} at step {} (rip {:#x}): {} {:#018x} -> {:#018x}",
+            w.core, w.step, w.rip, w.pa, w.old, w.new
+        )?;
+        if self.invalidations_since_fill.is_empty() {
+            writeln!(f, "  no invalidations on any core since the fill")?;
+        }
+        for r in &self.invalidations_since_fill {
+            writeln!(
+                f,
+                "  core {} step {} (rip {:#x}): {:?} removed {} TLB / {} PSC entries",
+                r.core, r.step, r.rip, r.op, r.removed.tlb, r.removed.psc
+            )?;
+        }
+        if self.log_truncated {
+            writeln!(
+                f,
+                "  (older invalidations were dropped from the bounded log)"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything the MMU reports. Events are emitted in a deterministic order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MmuEvent {
+    /// A TLB entry was made.
+    TlbFill {
+        /// The new entry.
+        entry: EntryView,
+    },
+    /// A paging-structure-cache entry was made.
+    PscFill {
+        /// The new entry.
+        entry: EntryView,
+    },
+    /// A capacity eviction, a replaced entry, or an explicit evict step.
+    Eviction {
+        /// Who caused it.
+        ctx: AccessCtx,
+        /// The entry that left.
+        entry: EntryView,
+    },
+    /// An invalidation on one core.
+    Invalidation {
+        /// Who.
+        ctx: AccessCtx,
+        /// The operation.
+        op: Invalidation,
+        /// Counts.
+        removed: Removed,
+        /// The entries removed (sorted as dumps are).
+        entries: Vec<EntryView>,
+    },
+    /// A guest write changed a paging-structure entry that backs cached entries.
+    PagingWrite {
+        /// The write.
+        write: WriteInfo,
+        /// Number of live cached entries re-evaluated.
+        affected: u32,
+    },
+    /// A cached entry became stale.
+    BecameStale {
+        /// The entry.
+        entry: EntryView,
+        /// The write that did it.
+        write: WriteInfo,
+    },
+    /// A stale entry became fresh again (the change was undone).
+    BecameFresh {
+        /// The entry.
+        entry: EntryView,
+        /// The write that did it.
+        write: WriteInfo,
+    },
+    /// A stale entry was used.
+    StaleUse(Box<StaleUse>),
+    /// A write through a TLB entry with D=0 walked again to set D (SDM 4.8).
+    DirtyRewalk {
+        /// Who.
+        ctx: AccessCtx,
+        /// Linear address written.
+        va: VirtAddr,
+    },
+    /// The walker set A and/or D in an entry (locked update).
+    AccessedDirtySet {
+        /// Who.
+        ctx: AccessCtx,
+        /// The update as a write.
+        write: WriteInfo,
+    },
+}
+
+/// Receiver of MMU events.
+pub trait MmuSink {
+    /// When false, the MMU does not build events (saves the work on hot paths).
+    fn enabled(&self) -> bool {
+        true
+    }
+    /// One event.
+    fn event(&mut self, ev: MmuEvent);
+}
+
+/// Drops every event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NullSink;
+
+impl MmuSink for NullSink {
+    fn enabled(&self) -> bool {
+        false
+    }
+    fn event(&mut self, _ev: MmuEvent) {}
+}
+
+/// Collects events in a vector.
+#[derive(Clone, Debug, Default)]
+pub struct VecSink(pub Vec<MmuEvent>);
+
+impl MmuSink for VecSink {
+    fn event(&mut self, ev: MmuEvent) {
+        self.0.push(ev);
+    }
+}
+
+impl VecSink {
+    /// The stale uses collected so far.
+    pub fn stale_uses(&self) -> impl Iterator<Item = &StaleUse> {
+        self.0.iter().filter_map(|e| match e {
+            MmuEvent::StaleUse(s) => Some(&**s),
+            _ => None,
+        })
+    }
+}
