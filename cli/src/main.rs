@@ -19,7 +19,11 @@ pub const EXIT_FAIL: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 
 #[derive(Parser)]
-#[command(name = "tlbemu", version, about = "Instruction-level x86-64 MMU/TLB emulator for TLB-coherence bugs")]
+#[command(
+    name = "tlbemu",
+    version,
+    about = "Instruction-level x86-64 MMU/TLB emulator for TLB-coherence bugs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

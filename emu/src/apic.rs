@@ -271,8 +271,17 @@ mod tests {
             })
         );
         let w = a.write(reg::ICR, (3 << 18) | 0xf1).unwrap();
-        assert!(matches!(w, ApicWrite::Ipi(IpiRequest { dest: IpiDest::AllExcludingSelf, .. })));
-        assert!(a.write(reg::ICR, (5 << 8) | 0xf1).is_err(), "INIT is refused");
+        assert!(matches!(
+            w,
+            ApicWrite::Ipi(IpiRequest {
+                dest: IpiDest::AllExcludingSelf,
+                ..
+            })
+        ));
+        assert!(
+            a.write(reg::ICR, (5 << 8) | 0xf1).is_err(),
+            "INIT is refused"
+        );
         assert!(a.read(reg::EOI).is_err());
         assert_eq!(a.read(reg::ID).unwrap(), 2);
     }

@@ -13,16 +13,7 @@ use crate::exception::{EmuError, Exception, Fault};
 use crate::state::CpuState;
 use mmu::{PhysAddr, PhysMem, VirtAddr};
 
-/// What an access does with the bytes (SDM Vol. 3A 4.6 distinguishes these).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AccessKind {
-    /// Data read.
-    Read,
-    /// Data write (including the read half of a read-modify-write).
-    Write,
-    /// Instruction fetch.
-    Execute,
-}
+pub use mmu::AccessKind;
 
 /// Memory system as one core sees it.
 pub trait Bus {

@@ -29,8 +29,10 @@ pub struct LastInsn {
     pub rip: u64,
     /// Its length in bytes (0 if it could not be fetched).
     pub len: u8,
-    /// Its bytes (first `len`).
+    /// Its bytes (first `len`; only filled when it was decoded, not on cache hits).
     pub bytes: [u8; 15],
+    /// It was PAUSE (a spin-wait hint).
+    pub pause: bool,
 }
 
 /// One x86-64 core: architectural state plus its model parameters.
@@ -137,6 +139,7 @@ impl Cpu {
             let ins = *ins;
             self.last.rip = rip;
             self.last.len = ins.len() as u8;
+            self.last.pause = ins.mnemonic() == iced_x86::Mnemonic::Pause;
             // Bytes are only needed for events and errors; the cached copy is exact
             // because any write to the page would have dropped it.
             return Ok(ins);
@@ -163,6 +166,7 @@ impl Cpu {
         self.last.rip = rip;
         self.last.len = ins.len() as u8;
         self.last.bytes = buf;
+        self.last.pause = ins.mnemonic() == iced_x86::Mnemonic::Pause;
         if ins.code() == Code::INVALID {
             self.last.len = 1;
             return Err(Exception::InvalidOpcode.into());

@@ -143,6 +143,14 @@ pub enum EmuError {
         /// Formatted instruction text.
         text: String,
     },
+    /// The paging mode is one the MMU does not model (only 4-level paging is).
+    #[error("at rip {rip:#x}: {message}")]
+    Paging {
+        /// RIP of the instruction.
+        rip: u64,
+        /// What the MMU said.
+        message: String,
+    },
     /// Guest physical memory does not exist at this address.
     #[error(
         "physical access of {len} bytes at {addr:#x} is outside guest memory (at rip {rip:#x})"

@@ -2,13 +2,13 @@
 //! `tlbemu exec`, used by people poking at an instruction and by external
 //! differential testers.
 
-use crate::bus::{Bus, FlatBus};
-use crate::cpu::{Cpu, StepOutcome};
-use crate::decode_cache::DecodeCache;
+use crate::cpu::Cpu;
+use crate::events::{NullSink, StopReason};
 use crate::exception::{EmuError, Exception};
-use crate::features::CpuFeatures;
+use crate::machine::{Machine, MachineConfig, StepResult};
 use crate::state::GPR_NAMES;
-use mmu::PhysAddr;
+use mmu::pagetable::Builder;
+use mmu::{pte, PageSize, PhysAddr, VirtAddr};
 use serde::Serialize;
 
 /// Where code goes when no base is given.
@@ -64,6 +64,9 @@ pub enum ExecError {
     /// `--set` named a register that does not exist.
     #[error("unknown register `{0}` (expected one of rax..r15, rip, rflags, cr0, cr2, cr3, cr4, cr8, efer, fs_base, gs_base, kernel_gs_base)")]
     UnknownRegister(String),
+    /// The machine could not be built (a bug, reported rather than hidden).
+    #[error("cannot build the exec machine: {0}")]
+    Setup(String),
     /// The code does not fit in memory at the base.
     #[error("code of {len} bytes at {base:#x} does not fit in the 4 GiB identity-mapped memory")]
     DoesNotFit {
@@ -74,13 +77,46 @@ pub enum ExecError {
     },
 }
 
-/// Size of the flat memory `exec` runs in: the low 4 GiB, allocated on first touch.
+/// Size of the identity-mapped memory `exec` runs in: the low 4 GiB, allocated
+/// on first touch.
 pub const EXEC_MEMORY: u64 = 4 << 30;
+/// Where `exec`'s page tables live: just above the identity-mapped 4 GiB, so code
+/// under test cannot overwrite them by accident.
+pub const EXEC_TABLES: u64 = 4 << 30;
+
+/// The default one-core machine with the low 4 GiB identity-mapped, writable and
+/// executable through real 4-level page tables (1 GiB pages; tables above 4 GiB).
+/// Returns the machine with core 0's CR3 set.
+pub fn identity_machine() -> Result<Machine, String> {
+    let cfg = MachineConfig {
+        cores: 1,
+        memory: EXEC_MEMORY + (2 << 20),
+        ..MachineConfig::default()
+    };
+    let mut m = Machine::new(cfg).map_err(|e| e.to_string())?;
+    let mut b = Builder::new(
+        &mut m.mem,
+        PhysAddr(EXEC_TABLES),
+        PhysAddr(EXEC_TABLES + (2 << 20)),
+    )
+    .map_err(|e| e.to_string())?;
+    for gib in 0..4u64 {
+        b.map(
+            &mut m.mem,
+            VirtAddr(gib << 30),
+            PhysAddr(gib << 30),
+            PageSize::Size1G,
+            pte::P | pte::RW,
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    m.cores[0].cpu.state.cr3 = b.cr3(0);
+    Ok(m)
+}
 
 /// Loads the code, sets the registers and runs until HLT, an exception, an
 /// unsupported instruction or the step budget.
 pub fn run(req: &ExecRequest) -> Result<ExecReport, ExecError> {
-    let mut bus = FlatBus::new(EXEC_MEMORY);
     let end = req.base.checked_add(req.code.len() as u64);
     if end.is_none_or(|e| e > EXEC_MEMORY) {
         return Err(ExecError::DoesNotFit {
@@ -88,34 +124,57 @@ pub fn run(req: &ExecRequest) -> Result<ExecReport, ExecError> {
             len: req.code.len(),
         });
     }
-    bus.phys_mem()
+    let mut m = identity_machine().map_err(ExecError::Setup)?;
+    m.mem
         .write(PhysAddr(req.base), &req.code)
         .map_err(|_| ExecError::DoesNotFit {
             base: req.base,
             len: req.code.len(),
         })?;
-    let mut cpu = Cpu::new(0, CpuFeatures::default());
+    let cpu = &mut m.cores[0].cpu;
     cpu.state.rip = req.base;
     for (name, v) in &req.set {
         if !cpu.state.set_by_name(name, *v) {
             return Err(ExecError::UnknownRegister(name.clone()));
         }
     }
-    let mut cache = DecodeCache::new();
     let mut steps = 0;
+    let mut sink = NullSink;
     while steps < req.max_steps {
         steps += 1;
-        bus.clock = steps;
-        match cpu.step(&mut cache, &mut bus) {
-            Ok(StepOutcome::Retired) => {}
-            Ok(StepOutcome::Halted) => return Ok(report(ExecStop::Hlt, steps, cpu, None, None)),
-            Ok(StepOutcome::Exception(e)) => {
-                return Ok(report(ExecStop::Exception, steps, cpu, Some(e), None))
+        let r = m
+            .step(0, &mut sink)
+            .map_err(|e| ExecError::Setup(e.to_string()))?;
+        let cpu = || m.cores[0].cpu.clone();
+        match r {
+            StepResult::Retired | StepResult::Interrupt(_) | StepResult::Exception(_) => {}
+            StepResult::Halted | StepResult::NoProgress => {
+                return Ok(report(ExecStop::Hlt, steps, cpu(), None, None))
             }
-            Err(e) => return Ok(report(ExecStop::Unsupported, steps, cpu, None, Some(e))),
+            StepResult::Stopped(StopReason::UnhandledException { exception, .. })
+            | StepResult::Stopped(StopReason::TripleFault {
+                last: exception, ..
+            }) => {
+                return Ok(report(
+                    ExecStop::Exception,
+                    steps,
+                    cpu(),
+                    Some(exception),
+                    None,
+                ))
+            }
+            StepResult::Stopped(StopReason::Error(e)) => {
+                return Ok(report(ExecStop::Unsupported, steps, cpu(), None, Some(e)))
+            }
         }
     }
-    Ok(report(ExecStop::MaxSteps, steps, cpu, None, None))
+    Ok(report(
+        ExecStop::MaxSteps,
+        steps,
+        m.cores[0].cpu.clone(),
+        None,
+        None,
+    ))
 }
 
 fn report(
@@ -150,7 +209,8 @@ impl ExecReport {
                 m.insert("name".into(), e.mnemonic().into());
                 m.insert(
                     "error_code".into(),
-                    e.error_code().map_or(serde_json::Value::Null, |c| hex(c as u64)),
+                    e.error_code()
+                        .map_or(serde_json::Value::Null, |c| hex(c as u64)),
                 );
                 if let Exception::PageFault { addr, .. } = e {
                     m.insert("address".into(), hex(*addr));
@@ -159,7 +219,10 @@ impl ExecReport {
             }
         };
         let mut o = serde_json::Map::new();
-        o.insert("stop".into(), serde_json::to_value(self.stop).unwrap_or_default());
+        o.insert(
+            "stop".into(),
+            serde_json::to_value(self.stop).unwrap_or_default(),
+        );
         o.insert("steps".into(), self.steps.into());
         o.insert("rip".into(), hex(self.cpu.state.rip));
         o.insert("rflags".into(), hex(self.cpu.state.rflags));

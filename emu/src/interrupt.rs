@@ -131,7 +131,12 @@ fn read_u64<B: Bus>(cpu: &CpuState, bus: &mut B, la: u64) -> Result<u64, Fault> 
             bus.read_phys(cpu, pa, &mut b)?;
             return Ok(u64::from_le_bytes(b));
         }
-        let pa = bus.translate(cpu, VirtAddr(la.wrapping_add(i as u64)), AccessKind::Read, true)?;
+        let pa = bus.translate(
+            cpu,
+            VirtAddr(la.wrapping_add(i as u64)),
+            AccessKind::Read,
+            true,
+        )?;
         let mut x = [0u8];
         bus.read_phys(cpu, pa, &mut x)?;
         *byte = x[0];

@@ -7,22 +7,26 @@
 
 mod apic;
 mod bus;
-mod interrupt;
 mod cpu;
 mod decode_cache;
 mod dispatch;
-pub mod exec;
+pub mod events;
 mod exception;
+pub mod exec;
 mod features;
 mod flags;
 mod insn;
+mod interrupt;
+pub mod machine;
 pub mod state;
 
+pub use apic::{reg as apic_reg, Apic, ApicWrite, IpiDest, IpiRequest};
 pub use bus::{AccessKind, Bus, FlatBus, Invalidate};
 pub use cpu::{Cpu, LastInsn, StepOutcome};
 pub use decode_cache::DecodeCache;
+pub use events::{CollectSink, CountSink, Event, EventKind, EventSink, NullSink, StopReason};
 pub use exception::{hex_bytes, EmuError, Exception, Fault};
 pub use features::CpuFeatures;
-pub use state::CpuState;
-pub use apic::{reg as apic_reg, Apic, ApicWrite, IpiDest, IpiRequest};
 pub use interrupt::{deliver, Delivery, Vectoring};
+pub use machine::{Core, Machine, MachineConfig, MachineError, StepResult};
+pub use state::CpuState;

@@ -1,0 +1,229 @@
+//! The machine's event stream: everything architecturally interesting, with the
+//! global step number and the core, in a deterministic order.
+//!
+//! Sinks are pluggable ([`CollectSink`], [`CountSink`], [`NullSink`]). A sink that
+//! reports `enabled() == false` lets the step path skip building events, which is
+//! how benchmarks and fast exploration stay cheap when nobody listens.
+
+use crate::apic::IpiDest;
+use crate::exception::{EmuError, Exception};
+use mmu::MmuEvent;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Global step number (1-based; the step during which it happened).
+    pub step: u64,
+    /// Core it happened on.
+    pub core: u32,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// Why a core stopped for good.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopReason {
+    /// An exception with no IDT to deliver it through.
+    UnhandledException {
+        /// The exception.
+        exception: Exception,
+        /// RIP reported with it (the faulting instruction for faults).
+        rip: u64,
+    },
+    /// A fault while delivering #DF: the core shut down.
+    TripleFault {
+        /// The last fault.
+        last: Exception,
+        /// RIP at the time.
+        rip: u64,
+    },
+    /// The emulator could not go on (unsupported instruction, missing memory).
+    Error(EmuError),
+}
+
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::UnhandledException { exception, rip } => {
+                write!(
+                    f,
+                    "unhandled exception {exception} at rip {rip:#x} (no IDT loaded)"
+                )
+            }
+            StopReason::TripleFault { last, rip } => {
+                write!(
+                    f,
+                    "triple fault ({last} while delivering #DF) at rip {rip:#x}"
+                )
+            }
+            StopReason::Error(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// An instruction retired.
+    Retired {
+        /// Its RIP.
+        rip: u64,
+        /// Its length.
+        len: u8,
+    },
+    /// Something in the core's MMU or the coherence tracker.
+    Mmu(MmuEvent),
+    /// A MOV to CR0, CR3 or CR4.
+    ControlWrite {
+        /// 0, 3 or 4.
+        cr: u8,
+        /// Value before.
+        old: u64,
+        /// Value after.
+        new: u64,
+    },
+    /// An IPI was sent (ICR or self-IPI write).
+    IpiSent {
+        /// Vector.
+        vector: u8,
+        /// Destination as written.
+        dest: IpiDest,
+        /// Cores whose IRR got the vector, as a bit mask.
+        targets: u64,
+    },
+    /// An EOI retired an in-service vector (None: nothing was in service).
+    Eoi {
+        /// The vector.
+        vector: Option<u8>,
+    },
+    /// An external interrupt was accepted and delivered through the IDT.
+    Interrupt {
+        /// Vector.
+        vector: u8,
+        /// RIP interrupted.
+        from: u64,
+        /// Handler entry.
+        handler: u64,
+    },
+    /// An exception was delivered through the IDT.
+    Exception {
+        /// What the instruction raised.
+        raised: Exception,
+        /// What was finally delivered (a #DF if delivery of `raised` faulted).
+        delivered: Exception,
+        /// RIP pushed in the frame.
+        from: u64,
+        /// Handler entry.
+        handler: u64,
+    },
+    /// The core executed HLT.
+    Halted {
+        /// RIP after the HLT.
+        rip: u64,
+    },
+    /// A halted core woke for an interrupt.
+    Woken,
+    /// The core stopped for good.
+    Stopped(StopReason),
+}
+
+impl EventKind {
+    /// A short stable name for counting and filtering ("retired", "tlb-fill", ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Retired { .. } => "retired",
+            EventKind::Mmu(m) => match m {
+                MmuEvent::TlbFill { .. } => "tlb-fill",
+                MmuEvent::PscFill { .. } => "psc-fill",
+                MmuEvent::Eviction { .. } => "eviction",
+                MmuEvent::Invalidation { .. } => "invalidation",
+                MmuEvent::PagingWrite { .. } => "paging-write",
+                MmuEvent::BecameStale { .. } => "became-stale",
+                MmuEvent::BecameFresh { .. } => "became-fresh",
+                MmuEvent::StaleUse(_) => "stale-use",
+                MmuEvent::DirtyRewalk { .. } => "dirty-rewalk",
+                MmuEvent::AccessedDirtySet { .. } => "ad-set",
+            },
+            EventKind::ControlWrite { .. } => "cr-write",
+            EventKind::IpiSent { .. } => "ipi-sent",
+            EventKind::Eoi { .. } => "eoi",
+            EventKind::Interrupt { .. } => "interrupt",
+            EventKind::Exception { .. } => "exception",
+            EventKind::Halted { .. } => "halt",
+            EventKind::Woken => "wake",
+            EventKind::Stopped(_) => "stopped",
+        }
+    }
+}
+
+/// Receiver of events.
+pub trait EventSink {
+    /// When false, the machine does not build events.
+    fn enabled(&self) -> bool {
+        true
+    }
+    /// One event.
+    fn event(&mut self, ev: Event);
+}
+
+/// Drops everything (and says so, so nothing is built).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NullSink;
+
+impl EventSink for NullSink {
+    fn enabled(&self) -> bool {
+        false
+    }
+    fn event(&mut self, _ev: Event) {}
+}
+
+/// Keeps every event.
+#[derive(Clone, Debug, Default)]
+pub struct CollectSink {
+    /// The events, in order.
+    pub events: Vec<Event>,
+}
+
+impl EventSink for CollectSink {
+    fn event(&mut self, ev: Event) {
+        self.events.push(ev);
+    }
+}
+
+/// Counts events by [`EventKind::name`].
+#[derive(Clone, Debug, Default)]
+pub struct CountSink {
+    /// Count per kind name (sorted, so printing it is deterministic).
+    pub counts: BTreeMap<&'static str, u64>,
+}
+
+impl EventSink for CountSink {
+    fn event(&mut self, ev: Event) {
+        *self.counts.entry(ev.kind.name()).or_insert(0) += 1;
+    }
+}
+
+impl<T: EventSink + ?Sized> EventSink for &mut T {
+    fn enabled(&self) -> bool {
+        (**self).enabled()
+    }
+    fn event(&mut self, ev: Event) {
+        (**self).event(ev)
+    }
+}
+
+/// FNV-1a over the JSON form of each event: a stable fingerprint of a stream for
+/// determinism checks (no host-seeded hashing).
+pub fn fingerprint(events: &[Event]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for e in events {
+        let s = serde_json::to_string(e).unwrap_or_default();
+        for b in s.bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}

@@ -1,0 +1,649 @@
+//! The multi-core machine: cores that share guest physical memory and interrupt
+//! each other, advanced one instruction at a time by whoever drives them.
+//!
+//! `Machine::step(core)` executes exactly one instruction, or one interrupt
+//! delivery, on that core, and bumps the global step counter from which the
+//! virtual TSC derives. Everything architecturally interesting is reported to the
+//! caller's [`EventSink`]. A `Machine` is `Clone`, and because guest memory is
+//! copy-on-write a clone costs page-pointer copies: that is how the debugger steps
+//! backwards and how exploration forks schedules.
+
+use crate::apic::{Apic, ApicWrite, IpiDest};
+use crate::bus::{AccessKind, Bus, Invalidate};
+use crate::cpu::{Cpu, StepOutcome};
+use crate::decode_cache::DecodeCache;
+use crate::events::{Event, EventKind, EventSink, StopReason};
+use crate::exception::{EmuError, Exception, Fault};
+use crate::features::CpuFeatures;
+use crate::interrupt::{deliver, Delivery, Vectoring};
+use crate::state::control::{AC, IF};
+use crate::state::CpuState;
+use mmu::{
+    page_flags, Access, AccessCtx, CoreMmu, Invalidation, InvpcidKind, MmuConfig, MmuEvent,
+    MmuSink, PagingRegs, PhysAddr, PhysMem, Tracker, TranslateError, VirtAddr,
+};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Most cores a machine may have (CPU masks are one u64).
+pub const MAX_CORES: usize = 64;
+
+/// Shape of a machine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MachineConfig {
+    /// Number of cores, 1..=64.
+    pub cores: usize,
+    /// Guest physical memory in bytes.
+    pub memory: u64,
+    /// CPU features (what CPUID reports).
+    pub features: CpuFeatures,
+    /// TLB and paging-structure-cache geometry, errata, options.
+    pub mmu: MmuConfig,
+}
+
+impl Default for MachineConfig {
+    fn default() -> Self {
+        MachineConfig {
+            cores: 1,
+            memory: 4 << 30,
+            features: CpuFeatures::default(),
+            mmu: MmuConfig::default(),
+        }
+    }
+}
+
+/// A machine that cannot be built.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum MachineError {
+    /// Core count out of range.
+    #[error("a machine has 1 to {MAX_CORES} cores, not {0}")]
+    Cores(usize),
+    /// Bad MMU geometry.
+    #[error("{0}")]
+    Mmu(String),
+    /// Core index out of range.
+    #[error("there is no core {core} (the machine has {cores})")]
+    NoSuchCore {
+        /// Requested.
+        core: usize,
+        /// Present.
+        cores: usize,
+    },
+}
+
+/// One core: its CPU, its MMU (TLBs, paging-structure caches) and its status.
+#[derive(Clone, Debug)]
+pub struct Core {
+    /// Registers, features, last instruction.
+    pub cpu: Cpu,
+    /// TLBs and paging-structure caches.
+    pub mmu: CoreMmu,
+    /// Set once the core stopped for good.
+    pub stopped: Option<StopReason>,
+    /// The last instruction retired was PAUSE: the core is spinning (a hint for
+    /// schedulers; it changes nothing architecturally).
+    pub spinning: bool,
+    /// Instructions this core retired.
+    pub retired: u64,
+}
+
+/// What one `Machine::step` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StepResult {
+    /// An instruction retired.
+    Retired,
+    /// HLT retired.
+    Halted,
+    /// An external interrupt was delivered (its handler runs next).
+    Interrupt(u8),
+    /// The instruction raised an exception and it was delivered through the IDT.
+    Exception(Exception),
+    /// The core is halted with nothing deliverable: stepping it does nothing. No
+    /// global step is consumed.
+    NoProgress,
+    /// The core has stopped for good (this step, or earlier).
+    Stopped(StopReason),
+}
+
+/// The multi-core machine.
+#[derive(Clone, Debug)]
+pub struct Machine {
+    /// Shape.
+    pub config: MachineConfig,
+    /// Guest physical memory, shared by all cores.
+    pub mem: PhysMem,
+    /// The coherence tracker (machine-wide).
+    pub tracker: Tracker,
+    /// The cores.
+    pub cores: Vec<Core>,
+    /// Local APICs, indexed like `cores`.
+    pub apics: Vec<Apic>,
+    /// Decoded instructions, by physical address.
+    pub decode: DecodeCache,
+    /// Global step counter: steps taken so far.
+    pub steps: u64,
+}
+
+impl Machine {
+    /// A machine with every core in 64-bit mode at CPL 0, RIP 0, paging registers
+    /// from `CpuState::default()` (CR3 = 0 until the caller sets it).
+    pub fn new(config: MachineConfig) -> Result<Self, MachineError> {
+        if config.cores == 0 || config.cores > MAX_CORES {
+            return Err(MachineError::Cores(config.cores));
+        }
+        config
+            .mmu
+            .validate()
+            .map_err(|e| MachineError::Mmu(e.to_string()))?;
+        let cores = (0..config.cores)
+            .map(|i| Core {
+                cpu: Cpu::new(i as u32, config.features.clone()),
+                mmu: CoreMmu::new(i as u32, &config.mmu),
+                stopped: None,
+                spinning: false,
+                retired: 0,
+            })
+            .collect();
+        let apics = (0..config.cores).map(|i| Apic::new(i as u32)).collect();
+        Ok(Machine {
+            mem: PhysMem::new(config.memory),
+            tracker: Tracker::new(),
+            cores,
+            apics,
+            decode: DecodeCache::new(),
+            steps: 0,
+            config,
+        })
+    }
+
+    /// Number of cores.
+    pub fn num_cores(&self) -> usize {
+        self.cores.len()
+    }
+
+    /// True when `core` is halted and nothing deliverable is pending, or stopped:
+    /// stepping it would make no progress.
+    pub fn is_idle(&self, core: usize) -> bool {
+        let c = &self.cores[core];
+        if c.stopped.is_some() {
+            return true;
+        }
+        let s = &c.cpu.state;
+        s.halted && !(s.rflags & IF != 0 && self.apics[core].deliverable().is_some())
+    }
+
+    /// Executes one instruction or one interrupt delivery on `core`.
+    pub fn step(
+        &mut self,
+        core: usize,
+        sink: &mut dyn EventSink,
+    ) -> Result<StepResult, MachineError> {
+        let n = self.cores.len();
+        if core >= n {
+            return Err(MachineError::NoSuchCore { core, cores: n });
+        }
+        if let Some(r) = &self.cores[core].stopped {
+            return Ok(StepResult::Stopped(r.clone()));
+        }
+        let emit = sink.enabled();
+        let c = &mut self.cores[core];
+        let st = &c.cpu.state;
+        // Interrupts are taken at an instruction boundary with IF=1 and no
+        // STI/MOV-SS shadow (SDM Vol. 3A 6.8.3), highest priority first.
+        let pending = if st.rflags & IF != 0 && !st.interrupt_shadow {
+            self.apics[core].deliverable()
+        } else {
+            None
+        };
+        if pending.is_none() && st.halted {
+            return Ok(StepResult::NoProgress);
+        }
+        self.steps += 1;
+        let step = self.steps;
+        let mut bus = MachineBus {
+            mem: &mut self.mem,
+            tracker: &mut self.tracker,
+            mmu: &mut c.mmu,
+            apics: &mut self.apics,
+            core: core as u32,
+            step,
+            sink,
+        };
+        if let Some(vector) = pending {
+            let was_halted = c.cpu.state.halted;
+            bus.apics[core].accept(vector);
+            let from = c.cpu.state.rip;
+            if was_halted && emit {
+                bus.sink.event(Event {
+                    step,
+                    core: core as u32,
+                    kind: EventKind::Woken,
+                });
+            }
+            c.cpu.state.halted = false;
+            let r = deliver(&mut c.cpu.state, &mut bus, Vectoring::External(vector));
+            return Ok(finish_delivery(
+                &c.cpu.state,
+                &mut c.stopped,
+                bus.sink,
+                step,
+                core,
+                r,
+                Vectoring::External(vector),
+                from,
+            ));
+        }
+        let out = c.cpu.step(&mut self.decode, &mut bus);
+        c.spinning = c.cpu.last.pause;
+        match out {
+            Ok(StepOutcome::Retired) => {
+                c.retired += 1;
+                if emit {
+                    bus.sink.event(Event {
+                        step,
+                        core: core as u32,
+                        kind: EventKind::Retired {
+                            rip: c.cpu.last.rip,
+                            len: c.cpu.last.len,
+                        },
+                    });
+                }
+                Ok(StepResult::Retired)
+            }
+            Ok(StepOutcome::Halted) => {
+                c.retired += 1;
+                if emit {
+                    bus.sink.event(Event {
+                        step,
+                        core: core as u32,
+                        kind: EventKind::Halted {
+                            rip: c.cpu.state.rip,
+                        },
+                    });
+                }
+                Ok(StepResult::Halted)
+            }
+            Ok(StepOutcome::Exception(e)) => {
+                let from = c.cpu.state.rip;
+                let r = deliver(&mut c.cpu.state, &mut bus, Vectoring::Exception(e));
+                Ok(finish_delivery(
+                    &c.cpu.state,
+                    &mut c.stopped,
+                    bus.sink,
+                    step,
+                    core,
+                    r,
+                    Vectoring::Exception(e),
+                    from,
+                ))
+            }
+            Err(e) => {
+                let reason = StopReason::Error(e);
+                c.stopped = Some(reason.clone());
+                if emit {
+                    bus.sink.event(Event {
+                        step,
+                        core: core as u32,
+                        kind: EventKind::Stopped(reason.clone()),
+                    });
+                }
+                Ok(StepResult::Stopped(reason))
+            }
+        }
+    }
+
+    /// A `Bus` view of the machine for `core`, for debuggers and scenario setup that
+    /// need to translate or access memory as that core would (this can fill TLBs
+    /// and set A/D bits like any access; use the MMU's dump and walk views to look
+    /// without touching).
+    pub fn bus<'a>(&'a mut self, core: usize, sink: &'a mut dyn EventSink) -> impl Bus + 'a {
+        MachineBus {
+            mem: &mut self.mem,
+            tracker: &mut self.tracker,
+            mmu: &mut self.cores[core].mmu,
+            apics: &mut self.apics,
+            core: core as u32,
+            step: self.steps,
+            sink,
+        }
+    }
+
+    /// Paging registers of `core` as the MMU reads them.
+    pub fn paging_regs(&self, core: usize) -> PagingRegs {
+        regs_of(&self.cores[core].cpu.state)
+    }
+
+    /// Writes guest physical memory from outside the guest (scenario setup, the
+    /// debugger), telling the coherence tracker and the decode cache as any write.
+    pub fn write_phys(
+        &mut self,
+        pa: PhysAddr,
+        data: &[u8],
+        sink: &mut dyn EventSink,
+    ) -> Result<(), mmu::MemError> {
+        let f = self.mem.write(pa, data)?;
+        if f & page_flags::PAGING != 0 {
+            let ctx = AccessCtx {
+                core: u32::MAX,
+                step: self.steps,
+                rip: 0,
+            };
+            let mut a = MmuAdapter {
+                sink,
+                core: u32::MAX,
+                step: self.steps,
+            };
+            self.tracker
+                .on_write(&self.mem, pa, data.len() as u64, ctx, &mut a);
+        }
+        Ok(())
+    }
+}
+
+fn finish_delivery(
+    state: &CpuState,
+    stopped: &mut Option<StopReason>,
+    sink: &mut dyn EventSink,
+    step: u64,
+    core: usize,
+    r: Result<Delivery, EmuError>,
+    raised: Vectoring,
+    from: u64,
+) -> StepResult {
+    let emit = sink.enabled();
+    let ev = |kind| Event {
+        step,
+        core: core as u32,
+        kind,
+    };
+    match r {
+        Ok(Delivery::Delivered { what }) => {
+            if emit {
+                let kind = match (raised, what) {
+                    (Vectoring::External(v), Vectoring::External(_)) => EventKind::Interrupt {
+                        vector: v,
+                        from,
+                        handler: state.rip,
+                    },
+                    (Vectoring::Exception(e), Vectoring::Exception(d)) => EventKind::Exception {
+                        raised: e,
+                        delivered: d,
+                        from,
+                        handler: state.rip,
+                    },
+                    (Vectoring::External(_), Vectoring::Exception(d)) => EventKind::Exception {
+                        raised: d,
+                        delivered: d,
+                        from,
+                        handler: state.rip,
+                    },
+                    (Vectoring::Exception(e), Vectoring::External(_)) => EventKind::Exception {
+                        raised: e,
+                        delivered: e,
+                        from,
+                        handler: state.rip,
+                    },
+                };
+                sink.event(ev(kind));
+            }
+            match (raised, what) {
+                (Vectoring::External(v), Vectoring::External(_)) => StepResult::Interrupt(v),
+                (_, Vectoring::Exception(d)) => StepResult::Exception(d),
+                (Vectoring::Exception(e), _) => StepResult::Exception(e),
+            }
+        }
+        Ok(Delivery::NoIdt { what }) => {
+            let exception = match what {
+                Vectoring::Exception(e) => e,
+                Vectoring::External(v) => Exception::SoftwareInterrupt(v),
+            };
+            let reason = StopReason::UnhandledException {
+                exception,
+                rip: state.rip,
+            };
+            *stopped = Some(reason.clone());
+            if emit {
+                sink.event(ev(EventKind::Stopped(reason.clone())));
+            }
+            StepResult::Stopped(reason)
+        }
+        Ok(Delivery::TripleFault { last }) => {
+            let reason = StopReason::TripleFault {
+                last,
+                rip: state.rip,
+            };
+            *stopped = Some(reason.clone());
+            if emit {
+                sink.event(ev(EventKind::Stopped(reason.clone())));
+            }
+            StepResult::Stopped(reason)
+        }
+        Err(e) => {
+            let reason = StopReason::Error(e);
+            *stopped = Some(reason.clone());
+            if emit {
+                sink.event(ev(EventKind::Stopped(reason.clone())));
+            }
+            StepResult::Stopped(reason)
+        }
+    }
+}
+
+/// Paging registers from a core's state.
+#[inline]
+pub fn regs_of(s: &CpuState) -> PagingRegs {
+    PagingRegs {
+        cr0: s.cr0,
+        cr3: s.cr3,
+        cr4: s.cr4,
+        efer: s.efer,
+    }
+}
+
+/// Forwards MMU events into the machine's stream.
+struct MmuAdapter<'a> {
+    sink: &'a mut dyn EventSink,
+    core: u32,
+    step: u64,
+}
+
+impl MmuSink for MmuAdapter<'_> {
+    fn enabled(&self) -> bool {
+        self.sink.enabled()
+    }
+    fn event(&mut self, ev: MmuEvent) {
+        self.sink.event(Event {
+            step: self.step,
+            core: self.core,
+            kind: EventKind::Mmu(ev),
+        });
+    }
+}
+
+/// The bus of one core of the machine: its MMU in front of shared memory, the
+/// tracker, and every core's APIC (for IPIs).
+struct MachineBus<'a> {
+    mem: &'a mut PhysMem,
+    tracker: &'a mut Tracker,
+    mmu: &'a mut CoreMmu,
+    apics: &'a mut [Apic],
+    core: u32,
+    step: u64,
+    sink: &'a mut dyn EventSink,
+}
+
+impl MachineBus<'_> {
+    #[inline]
+    fn ctx(&self, cpu: &CpuState) -> AccessCtx {
+        AccessCtx {
+            core: self.core,
+            step: self.step,
+            rip: cpu.rip,
+        }
+    }
+
+    fn event(&mut self, kind: EventKind) {
+        if self.sink.enabled() {
+            self.sink.event(Event {
+                step: self.step,
+                core: self.core,
+                kind,
+            });
+        }
+    }
+}
+
+fn phys_fault(cpu: &CpuState, e: mmu::MemError) -> Fault {
+    Fault::Emu(EmuError::PhysicalOutOfRange {
+        rip: cpu.rip,
+        addr: e.addr.raw(),
+        len: e.len,
+    })
+}
+
+impl Bus for MachineBus<'_> {
+    #[inline]
+    fn translate(
+        &mut self,
+        cpu: &CpuState,
+        la: VirtAddr,
+        kind: AccessKind,
+        implicit_supervisor: bool,
+    ) -> Result<PhysAddr, Fault> {
+        let regs = regs_of(cpu);
+        let access = Access {
+            kind,
+            cpl: cpu.cpl(),
+            implicit_supervisor,
+            rflags_ac: cpu.rflags & AC != 0,
+        };
+        let ctx = self.ctx(cpu);
+        let mut a = MmuAdapter {
+            sink: &mut *self.sink,
+            core: self.core,
+            step: self.step,
+        };
+        match self
+            .mmu
+            .translate(self.mem, self.tracker, &regs, la, access, ctx, &mut a)
+        {
+            Ok(pa) => Ok(pa),
+            Err(TranslateError::PageFault(pf)) => Err(Exception::PageFault {
+                addr: pf.addr.raw(),
+                code: pf.error_code,
+            }
+            .into()),
+            Err(TranslateError::NonCanonical(_)) => Err(Exception::GeneralProtection(0).into()),
+            Err(TranslateError::Mem(e)) => Err(phys_fault(cpu, e)),
+            Err(e) => Err(Fault::Emu(EmuError::Paging {
+                rip: cpu.rip,
+                message: e.to_string(),
+            })),
+        }
+    }
+
+    #[inline]
+    fn read_phys(&mut self, cpu: &CpuState, pa: PhysAddr, buf: &mut [u8]) -> Result<(), Fault> {
+        self.mem.read(pa, buf).map_err(|e| phys_fault(cpu, e))
+    }
+
+    #[inline]
+    fn write_phys(&mut self, cpu: &CpuState, pa: PhysAddr, data: &[u8]) -> Result<(), Fault> {
+        let f = self.mem.write(pa, data).map_err(|e| phys_fault(cpu, e))?;
+        if f & page_flags::PAGING != 0 {
+            let ctx = self.ctx(cpu);
+            let mut a = MmuAdapter {
+                sink: &mut *self.sink,
+                core: self.core,
+                step: self.step,
+            };
+            self.tracker
+                .on_write(self.mem, pa, data.len() as u64, ctx, &mut a);
+        }
+        Ok(())
+    }
+
+    fn phys_mem(&mut self) -> &mut PhysMem {
+        self.mem
+    }
+
+    fn clock(&self) -> u64 {
+        self.step
+    }
+
+    fn apic_msr(&mut self, _cpu: &CpuState, msr: u32, write: Option<u64>) -> Result<u64, Fault> {
+        let me = self.core as usize;
+        let Some(v) = write else {
+            return self.apics[me].read(msr);
+        };
+        match self.apics[me].write(msr, v)? {
+            ApicWrite::None => {}
+            ApicWrite::Eoi(vector) => self.event(EventKind::Eoi { vector }),
+            ApicWrite::Ipi(req) => {
+                let n = self.apics.len();
+                let mut targets = 0u64;
+                for t in 0..n {
+                    let hit = match req.dest {
+                        IpiDest::Physical(id) => id as usize == t,
+                        IpiDest::SelfOnly => t == me,
+                        IpiDest::AllIncludingSelf => true,
+                        IpiDest::AllExcludingSelf => t != me,
+                    };
+                    if hit && self.apics[t].request(req.vector) {
+                        targets |= 1 << t;
+                    }
+                }
+                self.event(EventKind::IpiSent {
+                    vector: req.vector,
+                    dest: req.dest,
+                    targets,
+                });
+            }
+        }
+        Ok(0)
+    }
+
+    fn invalidate(&mut self, cpu: &CpuState, op: Invalidate) -> Result<(), Fault> {
+        // The MMU reads the registers as they were before a MOV to CR (the current
+        // PCID, CR4.PCIDE), so rebuild those from the operation's old values.
+        let mut regs = regs_of(cpu);
+        let inv = match op {
+            Invalidate::Invlpg(va) => Invalidation::Invlpg { va },
+            Invalidate::Invpcid { kind, pcid, addr } => Invalidation::Invpcid {
+                kind: match kind {
+                    0 => InvpcidKind::IndividualAddress,
+                    1 => InvpcidKind::SingleContext,
+                    2 => InvpcidKind::AllIncludingGlobal,
+                    _ => InvpcidKind::AllExceptGlobal,
+                },
+                pcid,
+                va: addr,
+            },
+            Invalidate::Cr3 { old, new, noflush } => {
+                regs.cr3 = old;
+                self.event(EventKind::ControlWrite { cr: 3, old, new });
+                Invalidation::MovCr3 {
+                    src: new | if noflush { 1 << 63 } else { 0 },
+                }
+            }
+            Invalidate::Cr4 { old, new } => {
+                regs.cr4 = old;
+                self.event(EventKind::ControlWrite { cr: 4, old, new });
+                Invalidation::MovCr4 { old, new }
+            }
+            Invalidate::Cr0 { old, new } => {
+                regs.cr0 = old;
+                self.event(EventKind::ControlWrite { cr: 0, old, new });
+                Invalidation::MovCr0 { old, new }
+            }
+        };
+        let ctx = self.ctx(cpu);
+        let mut a = MmuAdapter {
+            sink: &mut *self.sink,
+            core: self.core,
+            step: self.step,
+        };
+        self.mmu.invalidate(inv, &regs, self.tracker, ctx, &mut a);
+        Ok(())
+    }
+}
