@@ -506,6 +506,9 @@ fn divide_errors_leave_everything_unchanged() {
     faulted(&idiv_rcx, &[(RAX, 5)], 0, &[], Exception::DivideError);
 }
 
+/// A host-executed instruction: (RAX, RCX, RDX, RFLAGS) in, the same four out.
+type HostFn = fn(u64, u64, u64, u64) -> [u64; 4];
+
 /// Runs `$text` on the host with RAX, RCX, RDX as given; returns them and RFLAGS.
 macro_rules! host {
     ($text:literal) => {{
@@ -529,7 +532,7 @@ macro_rules! host {
             }
             [ra, rc, rd, fl]
         }
-        f as fn(u64, u64, u64, u64) -> [u64; 4]
+        f as HostFn
     }};
 }
 
@@ -555,7 +558,7 @@ fn multiply_and_add_family_match_the_host_on_defined_flags() {
         0xdead_beef_cafe_f00d,
     ];
     let mulf = CF | OF;
-    let cases: Vec<(&str, fn(u64, u64, u64, u64) -> [u64; 4], Vec<u8>, u64)> = vec![
+    let cases: Vec<(&str, HostFn, Vec<u8>, u64)> = vec![
         ("mul cl", host!("mul cl"), asm1(|a| a.mul(cl)), mulf),
         ("mul cx", host!("mul cx"), asm1(|a| a.mul(cx)), mulf),
         ("mul ecx", host!("mul ecx"), asm1(|a| a.mul(ecx)), mulf),
