@@ -1,1 +1,2 @@
 //! emu
+pub mod asm;
