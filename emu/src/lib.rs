@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 mod apic;
+pub mod asm;
 mod bus;
 mod cpu;
 mod decode_cache;

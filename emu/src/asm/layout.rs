@@ -1,0 +1,316 @@
+//! Layout: give every item an address, encode everything with iced's `BlockEncoder`, and
+//! repeat until addresses stop moving.
+//!
+//! Branches and RIP-relative operands that name a label are handed to the block encoder as
+//! references to the label's instruction (by a synthetic, non-canonical instruction
+//! pointer), so the block encoder picks short or near forms and fixes displacements itself.
+//! Everything else that depends on an address — `movq $label, %rax`, `.quad label`, `.`,
+//! `.align` padding, `8(%rip)` — is computed from the previous pass's addresses; the passes
+//! repeat until a pass reproduces its input addresses (a fixed point), or fail after
+//! `MAX_PASSES`.
+
+use super::build::{self, Resolve};
+use super::error::{AsmError, AsmErrorKind, Pos};
+use super::expr::{self, Env, Expr, Value};
+use super::program::{ItemKind, Program};
+use super::{Assembly, SymbolLookup};
+use iced_x86::{BlockEncoder, BlockEncoderOptions, Encoder, Instruction, InstructionBlock};
+
+/// Synthetic instruction pointers start here: non-canonical, so no real target collides.
+const SYN_BASE: u64 = 0x8000_0000_0000_0000;
+/// Give up if sizes still change after this many passes.
+const MAX_PASSES: u32 = 32;
+/// Deepest chain of `.set` symbols referring to each other.
+const MAX_SET_DEPTH: u32 = 32;
+/// Bytes per declare-data instruction (iced's limit).
+const CHUNK: usize = 16;
+
+/// Recommended multi-byte NOPs (Intel SDM Vol. 2B, NOP: "Recommended Multi-Byte Sequence
+/// of NOP Instruction"), used to pad code for `.align`.
+const NOPS: [&[u8]; 9] = [
+    &[0x90],
+    &[0x66, 0x90],
+    &[0x0f, 0x1f, 0x00],
+    &[0x0f, 0x1f, 0x40, 0x00],
+    &[0x0f, 0x1f, 0x44, 0x00, 0x00],
+    &[0x66, 0x0f, 0x1f, 0x44, 0x00, 0x00],
+    &[0x0f, 0x1f, 0x80, 0x00, 0x00, 0x00, 0x00],
+    &[0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+    &[0x66, 0x0f, 0x1f, 0x84, 0x00, 0x00, 0x00, 0x00, 0x00],
+];
+
+/// Evaluation context for one item in one pass.
+struct PassEnv<'a> {
+    prog: &'a Program,
+    symbols: &'a dyn SymbolLookup,
+    addrs: &'a [u64],
+    syn: &'a [u64],
+    cur: usize,
+    depth: u32,
+}
+
+impl Env for PassEnv<'_> {
+    fn lookup(&self, name: &str, pos: Pos) -> Result<Option<Value>, AsmError> {
+        if let Some(&i) = self.prog.labels.get(name) {
+            return Ok(Some(Value {
+                value: self.addrs[i],
+                relocatable: true,
+            }));
+        }
+        if let Some((e, i)) = self.prog.sets.get(name) {
+            if self.depth >= MAX_SET_DEPTH {
+                return Err(AsmError::at(
+                    pos,
+                    AsmErrorKind::RecursiveSymbol(name.to_string()),
+                ));
+            }
+            let inner = PassEnv {
+                cur: *i,
+                depth: self.depth + 1,
+                ..*self
+            };
+            return expr::eval(e, &inner).map(Some);
+        }
+        Ok(self.symbols.lookup(name).map(|value| Value {
+            value,
+            relocatable: false,
+        }))
+    }
+
+    fn dot(&self) -> Option<u64> {
+        self.addrs.get(self.cur).copied()
+    }
+}
+
+impl Resolve for PassEnv<'_> {
+    fn value(&self, e: &Expr) -> Result<Value, AsmError> {
+        expr::eval(e, self)
+    }
+
+    fn target(&self, e: &Expr) -> Result<u64, AsmError> {
+        if let Expr::Sym(name, _) = e {
+            if let Some(&i) = self.prog.labels.get(name) {
+                return Ok(self.syn[i]);
+            }
+        }
+        Ok(self.value(e)?.value)
+    }
+}
+
+/// Padding needed at `addr`.
+fn pad_len(addr: u64, align: u64, max: Option<u64>) -> u64 {
+    let pad = (align - addr % align) % align;
+    if max.is_some_and(|m| pad > m) {
+        0
+    } else {
+        pad
+    }
+}
+
+/// The byte pieces of padding, one declare-data instruction each.
+fn pad_pieces(pad: u64, fill: Option<u8>) -> Vec<Vec<u8>> {
+    let pad = pad as usize;
+    match fill {
+        Some(b) => vec![b; pad].chunks(CHUNK).map(<[u8]>::to_vec).collect(),
+        None => {
+            let mut out = Vec::new();
+            let mut left = pad;
+            while left > 0 {
+                let n = left.min(NOPS.len());
+                out.push(NOPS[n - 1].to_vec());
+                left -= n;
+            }
+            out
+        }
+    }
+}
+
+/// How many block-encoder instructions an item emits at `addr`.
+fn piece_count(kind: &ItemKind, addr: u64) -> usize {
+    match kind {
+        ItemKind::Label => 0,
+        ItemKind::Insn(_) | ItemKind::Fixed(_) => 1,
+        ItemKind::Data { width, exprs } => (*width as usize * exprs.len()).div_ceil(CHUNK),
+        ItemKind::Bytes(b) => b.len().div_ceil(CHUNK),
+        ItemKind::Align { align, fill, max } => {
+            pad_pieces(pad_len(addr, *align, *max), *fill).len()
+        }
+    }
+}
+
+/// A first guess at item addresses; any guess works, a close one saves passes.
+fn estimate(prog: &Program, base: u64) -> Vec<u64> {
+    let mut addrs = Vec::with_capacity(prog.items.len() + 1);
+    let mut a = base;
+    for item in &prog.items {
+        addrs.push(a);
+        let size = match &item.kind {
+            ItemKind::Label | ItemKind::Align { .. } => 0,
+            ItemKind::Insn(_) => 5,
+            ItemKind::Fixed(_) => 2,
+            ItemKind::Data { width, exprs } => u64::from(*width) * exprs.len() as u64,
+            ItemKind::Bytes(b) => b.len() as u64,
+        };
+        a = a.wrapping_add(size);
+    }
+    addrs.push(a);
+    addrs
+}
+
+fn data_bytes(width: u32, v: Value, pos: Pos, out: &mut Vec<u8>) -> Result<(), AsmError> {
+    let s = i128::from(v.value as i64);
+    let bits = width * 8;
+    let ok = bits == 64 || (s >= -(1i128 << (bits - 1)) && s < (1i128 << bits));
+    if !ok {
+        let what = match width {
+            1 => "a .byte",
+            2 => "a .word",
+            _ => "a .long",
+        };
+        return Err(AsmError::at(
+            pos,
+            AsmErrorKind::OutOfRange {
+                value: v.value,
+                what: what.into(),
+            },
+        ));
+    }
+    out.extend_from_slice(&v.value.to_le_bytes()[..width as usize]);
+    Ok(())
+}
+
+fn declare(bytes: &[u8], pos: Pos) -> Result<Instruction, AsmError> {
+    Instruction::with_declare_byte(bytes)
+        .map_err(|e| AsmError::at(pos, AsmErrorKind::Encode(e.to_string())))
+}
+
+/// Lays out and encodes the program at `base`.
+pub(crate) fn layout(
+    prog: &Program,
+    base: u64,
+    symbols: &dyn SymbolLookup,
+) -> Result<Assembly, AsmError> {
+    let n = prog.items.len();
+    let mut addrs = estimate(prog, base);
+    for _ in 0..MAX_PASSES {
+        // Phase A: instruction numbering, so labels can be referenced before they are built.
+        let mut first = Vec::with_capacity(n + 1);
+        let mut count = 0usize;
+        for (i, item) in prog.items.iter().enumerate() {
+            first.push(count);
+            count += piece_count(&item.kind, addrs[i]);
+        }
+        first.push(count);
+        let syn: Vec<u64> = first.iter().map(|&k| SYN_BASE + k as u64).collect();
+
+        // Phase B: build every instruction.
+        let mut instrs: Vec<Instruction> = Vec::with_capacity(count + 1);
+        let mut owner: Vec<usize> = Vec::with_capacity(count + 1);
+        for (i, item) in prog.items.iter().enumerate() {
+            let env = PassEnv {
+                prog,
+                symbols,
+                addrs: &addrs,
+                syn: &syn,
+                cur: i,
+                depth: 0,
+            };
+            let mut pieces: Vec<Instruction> = Vec::new();
+            match &item.kind {
+                ItemKind::Label => {}
+                ItemKind::Insn(sel) => pieces.push(build::build(sel, &env, addrs[i], item.pos)?),
+                ItemKind::Fixed(ins) => pieces.push(*ins),
+                ItemKind::Data { width, exprs } => {
+                    let mut bytes = Vec::new();
+                    for e in exprs {
+                        let v = expr::eval(e, &env)?;
+                        data_bytes(*width, v, e.pos(), &mut bytes)?;
+                    }
+                    for chunk in bytes.chunks(CHUNK) {
+                        pieces.push(declare(chunk, item.pos)?);
+                    }
+                }
+                ItemKind::Bytes(b) => {
+                    for chunk in b.chunks(CHUNK) {
+                        pieces.push(declare(chunk, item.pos)?);
+                    }
+                }
+                ItemKind::Align { align, fill, max } => {
+                    for p in pad_pieces(pad_len(addrs[i], *align, *max), *fill) {
+                        pieces.push(declare(&p, item.pos)?);
+                    }
+                }
+            }
+            for mut ins in pieces {
+                ins.set_ip(SYN_BASE + instrs.len() as u64);
+                instrs.push(ins);
+                owner.push(i);
+            }
+        }
+        debug_assert_eq!(instrs.len(), count);
+        // A one-byte sentinel gives labels at the very end an instruction to point at.
+        let mut sentinel = Instruction::with_declare_byte_1(0);
+        sentinel.set_ip(SYN_BASE + count as u64);
+        instrs.push(sentinel);
+
+        let result = BlockEncoder::encode(
+            64,
+            InstructionBlock::new(&instrs, base),
+            BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS,
+        )
+        .map_err(|e| blame(prog, &instrs, &owner, &addrs, e.to_string()))?;
+        let offsets = &result.new_instruction_offsets;
+        let new_addrs: Vec<u64> = first
+            .iter()
+            .map(|&k| base.wrapping_add(u64::from(offsets.get(k).copied().unwrap_or(0))))
+            .collect();
+        if new_addrs == addrs {
+            let mut bytes = result.code_buffer;
+            bytes.pop();
+            return Ok(finish(prog, bytes, &addrs, &first));
+        }
+        addrs = new_addrs;
+    }
+    let pos = prog.items.first().map_or(Pos::new(1, 1), |i| i.pos);
+    Err(AsmError::at(pos, AsmErrorKind::NoConvergence(MAX_PASSES)))
+}
+
+/// Finds the statement whose instruction the block encoder rejected.
+fn blame(
+    prog: &Program,
+    instrs: &[Instruction],
+    owner: &[usize],
+    addrs: &[u64],
+    msg: String,
+) -> AsmError {
+    let mut enc = Encoder::new(64);
+    for (ins, &i) in instrs.iter().zip(owner) {
+        if ins.code().op_code().is_instruction() && enc.encode(ins, addrs[i]).is_err() {
+            return AsmError::at(prog.items[i].pos, AsmErrorKind::Encode(msg));
+        }
+    }
+    let pos = prog.items.first().map_or(Pos::new(1, 1), |i| i.pos);
+    AsmError::at(pos, AsmErrorKind::Encode(msg))
+}
+
+fn finish(prog: &Program, bytes: Vec<u8>, addrs: &[u64], first: &[usize]) -> Assembly {
+    let labels = prog
+        .labels
+        .iter()
+        .filter(|(name, _)| !name.contains('\u{2}'))
+        .map(|(name, &i)| (name.clone(), addrs[i]))
+        .collect();
+    let line_addrs = prog
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| first[i + 1] > first[*i])
+        .map(|(i, item)| (addrs[i], item.pos.line))
+        .collect();
+    Assembly {
+        bytes,
+        labels,
+        line_addrs,
+        globals: prog.globals.clone(),
+    }
+}
