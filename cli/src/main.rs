@@ -31,6 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a scenario along its schedule and report stale uses and expectations.
+    Run(commands::run::RunArgs),
     /// Run raw machine code on one core and print the final state.
     Exec(commands::exec::ExecArgs),
 }
@@ -38,6 +40,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Run(a) => commands::run::run(a),
         Command::Exec(a) => commands::exec::run(a),
     };
     ExitCode::from(code)

@@ -160,8 +160,3 @@ impl Bus for FlatBus {
         self.clock
     }
 }
-
-/// Converts a physical-memory error into a fault naming the instruction.
-pub fn mem_fault(cpu: &CpuState, e: mmu::MemError) -> Fault {
-    phys_err(cpu, e)
-}

@@ -19,6 +19,7 @@ mod flags;
 mod insn;
 mod interrupt;
 pub mod machine;
+pub mod scenario;
 pub mod state;
 
 pub use apic::{reg as apic_reg, Apic, ApicWrite, IpiDest, IpiRequest};

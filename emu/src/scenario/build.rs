@@ -1,0 +1,903 @@
+//! From a parsed scenario to a ready machine: validate, resolve symbols, build the
+//! address spaces as real page tables, assemble and place the code and data, write
+//! the IDT and set every core's initial state.
+//!
+//! Everything here is deterministic: page-table frames are allocated in order from
+//! one range, address spaces are built in name order (after the ones they share),
+//! and symbol tables are sorted maps.
+
+use super::diag::Problem;
+use super::schema::*;
+use crate::asm::{assemble, AsmOptions, SymbolLookup, Syntax};
+use crate::features::CpuFeatures;
+use crate::machine::{Machine, MachineConfig};
+use crate::state::control::{CR0_WP, CR4_PCIDE, CR4_PGE, CR4_SMAP, CR4_SMEP, EFER_NXE};
+use crate::state::{Seg, USER_CS, USER_SS};
+use mmu::pagetable::Builder;
+use mmu::{
+    pte, Erratum, MmuConfig, PageSize, PhysAddr, PscConfig, Replacement, TlbArrayConfig, TlbConfig,
+    VirtAddr,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// A built address space.
+#[derive(Clone, Debug)]
+pub struct SpaceInfo {
+    /// PML4 physical address.
+    pub root: PhysAddr,
+    /// Its PCID.
+    pub pcid: u16,
+}
+
+/// Where a code section's source lines landed.
+#[derive(Clone, Debug)]
+pub struct SourceMap {
+    /// Index in `code`.
+    pub section: usize,
+    /// (address, 1-based line within the section's text).
+    pub lines: Vec<(u64, u32)>,
+}
+
+/// The result of building a scenario.
+#[derive(Clone, Debug)]
+pub struct Built {
+    /// The machine, ready to step.
+    pub machine: Machine,
+    /// Every symbol: constants, address-space values, data names, labels.
+    pub symbols: BTreeMap<String, u64>,
+    /// Code labels by address (for reports and disassembly).
+    pub labels: BTreeMap<u64, String>,
+    /// Address spaces by name.
+    pub spaces: BTreeMap<String, SpaceInfo>,
+    /// Source maps of assembled sections.
+    pub source_maps: Vec<SourceMap>,
+}
+
+/// Evaluates a value: a number, or `name`, `name+off`, `name-off`, `a+b+...`.
+pub fn resolve(v: &Value, symbols: &BTreeMap<String, u64>) -> Result<u64, String> {
+    match v {
+        Value::Num(n) => Ok(*n),
+        Value::Sym(s) => eval(s, symbols),
+    }
+}
+
+fn parse_num(t: &str) -> Option<u64> {
+    let t = t.replace('_', "");
+    if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()
+    } else if let Some(b) = t.strip_prefix("0b") {
+        u64::from_str_radix(b, 2).ok()
+    } else {
+        t.parse().ok()
+    }
+}
+
+fn eval(expr: &str, symbols: &BTreeMap<String, u64>) -> Result<u64, String> {
+    let mut total: u64 = 0;
+    let mut sign = 1i8;
+    let mut term = String::new();
+    let flush = |term: &mut String, sign: i8, total: &mut u64| -> Result<(), String> {
+        let t = term.trim();
+        if t.is_empty() {
+            return Err(format!(
+                "`{expr}` is not a valid expression (expected symbol or number, with + or -)"
+            ));
+        }
+        let v = match parse_num(t) {
+            Some(n) => n,
+            None => *symbols
+                .get(t)
+                .ok_or_else(|| format!("unknown symbol `{t}`{}", suggest(t, symbols.keys())))?,
+        };
+        *total = if sign > 0 {
+            total.wrapping_add(v)
+        } else {
+            total.wrapping_sub(v)
+        };
+        term.clear();
+        Ok(())
+    };
+    for c in expr.chars() {
+        match c {
+            '+' | '-' => {
+                flush(&mut term, sign, &mut total)?;
+                sign = if c == '+' { 1 } else { -1 };
+            }
+            c => term.push(c),
+        }
+    }
+    flush(&mut term, sign, &mut total)?;
+    Ok(total)
+}
+
+/// " (did you mean `x`?)" for the closest known name, if any is close.
+pub fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
+    let mut best: Option<(usize, &String)> = None;
+    for k in known {
+        let d = edit_distance(name, k);
+        if d <= 2.max(name.len() / 4) && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, k));
+        }
+    }
+    match best {
+        Some((_, k)) => format!(" (did you mean `{k}`?)"),
+        None => String::new(),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn flag_bits(flags: &[PteFlag]) -> u64 {
+    flags.iter().fold(0, |acc, f| {
+        acc | match f {
+            PteFlag::P => pte::P,
+            PteFlag::RW => pte::RW,
+            PteFlag::US => pte::US,
+            PteFlag::PWT => pte::PWT,
+            PteFlag::PCD => pte::PCD,
+            PteFlag::A => pte::A,
+            PteFlag::D => pte::D,
+            PteFlag::G => pte::G,
+            PteFlag::NX => pte::NX,
+        }
+    })
+}
+
+fn page_size(s: SizeSpec) -> PageSize {
+    match s {
+        SizeSpec::Size4K => PageSize::Size4K,
+        SizeSpec::Size2M => PageSize::Size2M,
+        SizeSpec::Size1G => PageSize::Size1G,
+    }
+}
+
+/// The machine configuration a scenario asks for.
+pub fn machine_config(s: &Scenario) -> MachineConfig {
+    let m = &s.machine;
+    let mut features = CpuFeatures::default();
+    if let Some(list) = &m.features {
+        let has = |f: Feature| list.contains(&f);
+        features = CpuFeatures {
+            pcid: has(Feature::Pcid),
+            invpcid: has(Feature::Invpcid),
+            pge: has(Feature::Pge),
+            smep: has(Feature::Smep),
+            smap: has(Feature::Smap),
+            nx: has(Feature::Nx),
+            huge_1g: has(Feature::Huge1G),
+            maxphyaddr: m.maxphyaddr,
+        };
+    }
+    features.maxphyaddr = m.maxphyaddr;
+    let policy = match m.tlb.policy {
+        Policy::Lru => Replacement::Lru,
+        Policy::Fifo => Replacement::Fifo,
+        Policy::Unbounded => Replacement::Unbounded,
+    };
+    let arr = TlbArrayConfig::unified(m.tlb.entries, m.tlb.ways, policy);
+    let mmu = MmuConfig {
+        tlb: TlbConfig {
+            data: vec![arr.clone()],
+            instruction: if m.tlb.split { Some(vec![arr]) } else { None },
+        },
+        psc: match &m.psc {
+            Some(p) => PscConfig {
+                pml4e: p.pml4e,
+                pdpte: p.pdpte,
+                pde: p.pde,
+            },
+            None => PscConfig::default(),
+        },
+        maxphyaddr: m.maxphyaddr,
+        huge_1g: features.huge_1g,
+        extra_invalidations: m.extra_invalidations,
+        errata: m
+            .errata
+            .iter()
+            .map(|e| match e {
+                ErratumSpec::InvlpgMissesGlobalWithPcid => Erratum::InvlpgMissesGlobalWithPcid,
+            })
+            .collect(),
+        ..MmuConfig::default()
+    };
+    MachineConfig {
+        cores: m.cores,
+        memory: m.memory,
+        features,
+        mmu,
+    }
+}
+
+struct Lookup<'a> {
+    known: &'a BTreeMap<String, u64>,
+    lenient: Option<u64>,
+}
+
+impl SymbolLookup for Lookup<'_> {
+    fn lookup(&self, name: &str) -> Option<u64> {
+        self.known.get(name).copied().or(self.lenient)
+    }
+}
+
+/// One contiguous piece of a linear range and where it lands physically.
+fn va_to_pa(
+    s: &Scenario,
+    symbols: &BTreeMap<String, u64>,
+    va: u64,
+) -> Result<Option<(u64, u64)>, String> {
+    // Returns (pa, bytes left in this mapping) for va, searching every space;
+    // two spaces that map va differently make the placement ambiguous.
+    let mut found: Option<(u64, u64, String)> = None;
+    for (name, space) in &s.address_spaces {
+        for m in &space.mappings {
+            let mva = resolve(&m.va, symbols)?;
+            let mpa = resolve(&m.pa, symbols)?;
+            let len = m.len.unwrap_or(page_size(m.size).bytes());
+            if va >= mva && va - mva < len {
+                let pa = mpa + (va - mva);
+                let left = len - (va - mva);
+                if let Some((fpa, _, fname)) = &found {
+                    if *fpa != pa {
+                        return Err(format!(
+                            "{va:#x} maps to {fpa:#x} in `{fname}` but to {pa:#x} in `{name}`: cannot tell where to place it"
+                        ));
+                    }
+                } else {
+                    found = Some((pa, left, name.clone()));
+                }
+            }
+        }
+    }
+    Ok(found.map(|(pa, left, _)| (pa, left)))
+}
+
+/// Writes `bytes` at linear address `va` through the scenario's mappings.
+fn place(
+    m: &mut Machine,
+    s: &Scenario,
+    symbols: &BTreeMap<String, u64>,
+    va: u64,
+    bytes: &[u8],
+) -> Result<(), String> {
+    let mut off = 0usize;
+    while off < bytes.len() {
+        let a = va.wrapping_add(off as u64);
+        let Some((pa, left)) = va_to_pa(s, symbols, a)? else {
+            return Err(format!(
+                "{a:#x} is not mapped in any address space (bytes {off}..{} of {} cannot be placed)",
+                bytes.len(),
+                bytes.len()
+            ));
+        };
+        let n = (left.min((bytes.len() - off) as u64)) as usize;
+        m.mem
+            .write(PhysAddr(pa), &bytes[off..off + n])
+            .map_err(|e| e.to_string())?;
+        off += n;
+    }
+    Ok(())
+}
+
+/// Builds the scenario. `base_dir` is where `file:` paths are relative to.
+pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
+    let cfg = machine_config(s);
+    let mut m = Machine::new(cfg).map_err(|e| Problem::at("machine", e.to_string()))?;
+    if s.machine.memory < (8 << 20) || s.machine.memory > (64 << 30) {
+        return Err(Problem::at(
+            "machine.memory",
+            format!(
+                "memory {:#x} is out of range (expected 8 MiB to 64 GiB)",
+                s.machine.memory
+            ),
+        ));
+    }
+    let mut symbols = s.symbols.clone();
+
+    // Address spaces, after the ones they share.
+    let pt = s.page_tables.unwrap_or(Range {
+        start: s.machine.memory - (4 << 20),
+        end: s.machine.memory,
+    });
+    if pt.start >= pt.end || pt.end > s.machine.memory || pt.start % 4096 != 0 {
+        return Err(Problem::at(
+            "page_tables",
+            format!(
+                "page-table range {:#x}..{:#x} must be page aligned, non-empty and inside memory ({:#x})",
+                pt.start, pt.end, s.machine.memory
+            ),
+        ));
+    }
+    let mut order: Vec<&String> = Vec::new();
+    let mut visiting = BTreeSet::new();
+    fn visit<'a>(
+        n: &'a String,
+        s: &'a Scenario,
+        order: &mut Vec<&'a String>,
+        visiting: &mut BTreeSet<&'a String>,
+    ) -> Result<(), Problem> {
+        if order.contains(&n) {
+            return Ok(());
+        }
+        if !visiting.insert(n) {
+            return Err(Problem::at(
+                format!("address_spaces.{n}.share"),
+                format!("address space `{n}` shares itself through a cycle"),
+            ));
+        }
+        for (i, d) in s.address_spaces[n].share.iter().enumerate() {
+            if !s.address_spaces.contains_key(d) {
+                return Err(Problem::at(
+                    format!("address_spaces.{n}.share[{i}]"),
+                    format!(
+                        "unknown address space `{d}`{}",
+                        suggest(d, s.address_spaces.keys())
+                    ),
+                ));
+            }
+            let d = s
+                .address_spaces
+                .get_key_value(d)
+                .map(|(k, _)| k)
+                .unwrap_or(n);
+            visit(d, s, order, visiting)?;
+        }
+        order.push(n);
+        Ok(())
+    }
+    for n in s.address_spaces.keys() {
+        visit(n, s, &mut order, &mut visiting)?;
+    }
+    let mut spaces: BTreeMap<String, SpaceInfo> = BTreeMap::new();
+    let mut next = pt.start;
+    for name in order {
+        let sp = &s.address_spaces[name];
+        let path = format!("address_spaces.{name}");
+        if sp.pcid > 0xfff {
+            return Err(Problem::at(
+                format!("{path}.pcid"),
+                format!("PCID {:#x} does not fit in 12 bits", sp.pcid),
+            ));
+        }
+        let mut b = Builder::new(&mut m.mem, PhysAddr(next), PhysAddr(pt.end))
+            .map_err(|e| Problem::at(&path, e.to_string()))?
+            .with_table_flags(pte::P | pte::RW | pte::US);
+        for d in &sp.share {
+            let other = &spaces[d];
+            for i in 0..512u64 {
+                let e = m
+                    .mem
+                    .read_u64(other.root.add(i * 8))
+                    .map_err(|e| Problem::at(&path, e.to_string()))?;
+                if e != 0 {
+                    m.mem
+                        .write_u64(b.root().add(i * 8), e)
+                        .map_err(|e| Problem::at(&path, e.to_string()))?;
+                }
+            }
+        }
+        // Overlap check inside this space.
+        let mut ranges: Vec<(u64, u64, usize)> = Vec::new();
+        for (i, mp) in sp.mappings.iter().enumerate() {
+            let mpath = format!("{path}.mappings[{i}]");
+            let va =
+                resolve(&mp.va, &symbols).map_err(|e| Problem::at(format!("{mpath}.va"), e))?;
+            let pa =
+                resolve(&mp.pa, &symbols).map_err(|e| Problem::at(format!("{mpath}.pa"), e))?;
+            let size = page_size(mp.size);
+            let len = mp.len.unwrap_or(size.bytes());
+            if len == 0 || len % size.bytes() != 0 {
+                return Err(Problem::at(
+                    format!("{mpath}.len"),
+                    format!(
+                        "length {len:#x} is not a positive multiple of the {} page size",
+                        size.name()
+                    ),
+                ));
+            }
+            if pa.checked_add(len).is_none_or(|e| e > s.machine.memory) {
+                return Err(Problem::at(
+                    format!("{mpath}.pa"),
+                    format!(
+                        "{pa:#x}+{len:#x} lies outside the machine's {:#x} bytes of memory",
+                        s.machine.memory
+                    ),
+                ));
+            }
+            let end = va.wrapping_add(len);
+            if let Some((_, _, j)) = ranges.iter().find(|(a, e, _)| va < *e && *a < end) {
+                return Err(Problem::at(
+                    format!("{mpath}.va"),
+                    format!("mapping {va:#x}..{end:#x} overlaps mappings[{j}] of the same address space"),
+                ));
+            }
+            ranges.push((va, end, i));
+            let flags = flag_bits(&mp.flags);
+            let mut off = 0;
+            while off < len {
+                b.map(
+                    &mut m.mem,
+                    VirtAddr(va.wrapping_add(off)),
+                    PhysAddr(pa + off),
+                    size,
+                    flags,
+                )
+                .map_err(|e| Problem::at(&mpath, e.to_string()))?;
+                off += size.bytes();
+            }
+        }
+        next = b.next_frame().raw();
+        symbols.insert(format!("{name}.root"), b.root().raw());
+        symbols.insert(format!("{name}.cr3"), b.cr3(sp.pcid));
+        symbols.insert(format!("{name}.pcid"), sp.pcid as u64);
+        spaces.insert(
+            name.clone(),
+            SpaceInfo {
+                root: b.root(),
+                pcid: sp.pcid,
+            },
+        );
+    }
+
+    // Paging-structure entry symbols (`space.pte.VA` and friends) named anywhere.
+    for name in referenced_names(s, &sources_text(s, base_dir)) {
+        if symbols.contains_key(&name) {
+            continue;
+        }
+        if let Some(r) = entry_symbol(&name, &m.mem, &spaces, m.config.mmu.maxphyaddr) {
+            let pa = r.map_err(|e| Problem::at("address_spaces", e))?;
+            symbols.insert(name, pa);
+        }
+    }
+
+    // Data names (addresses only; values may use labels and are written later).
+    for (i, d) in s.data.iter().enumerate() {
+        if let Some(n) = &d.name {
+            let at =
+                resolve(&d.at, &symbols).map_err(|e| Problem::at(format!("data[{i}].at"), e))?;
+            if symbols.insert(n.clone(), at).is_some() {
+                return Err(Problem::at(
+                    format!("data[{i}].name"),
+                    format!("symbol `{n}` is defined twice"),
+                ));
+            }
+        }
+    }
+
+    // Code: assemble until labels are stable.
+    let mut sources: Vec<Option<(String, Syntax)>> = Vec::new();
+    let mut raw: Vec<Option<Vec<u8>>> = Vec::new();
+    for (i, c) in s.code.iter().enumerate() {
+        let path = format!("code[{i}]");
+        let given = [c.asm.is_some(), c.hex.is_some(), c.file.is_some()];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(Problem::at(
+                &path,
+                "a code section needs exactly one of `asm`, `hex` or `file`",
+            ));
+        }
+        let syntax = match c.syntax {
+            SyntaxSpec::Att => Syntax::Att,
+            SyntaxSpec::Intel => Syntax::Intel,
+        };
+        if let Some(a) = &c.asm {
+            sources.push(Some((a.clone(), syntax)));
+            raw.push(None);
+        } else if let Some(h) = &c.hex {
+            let bytes = parse_hex(h).map_err(|e| Problem::at(format!("{path}.hex"), e))?;
+            sources.push(None);
+            raw.push(Some(bytes));
+        } else if let Some(f) = &c.file {
+            let p = base_dir.join(f);
+            let data = std::fs::read(&p).map_err(|e| {
+                Problem::at(
+                    format!("{path}.file"),
+                    format!("cannot read `{}`: {e}", p.display()),
+                )
+            })?;
+            let is_asm = matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("s") | Some("S") | Some("asm")
+            );
+            if is_asm {
+                let text = String::from_utf8(data).map_err(|_| {
+                    Problem::at(
+                        format!("{path}.file"),
+                        format!("`{}` is not UTF-8 text", p.display()),
+                    )
+                })?;
+                sources.push(Some((text, syntax)));
+                raw.push(None);
+            } else {
+                sources.push(None);
+                raw.push(Some(data));
+            }
+        }
+    }
+    let mut bases = Vec::new();
+    for (i, c) in s.code.iter().enumerate() {
+        bases.push(resolve(&c.at, &symbols).map_err(|e| Problem::at(format!("code[{i}].at"), e))?);
+    }
+    let mut labels: BTreeMap<String, u64> = BTreeMap::new();
+    let mut outputs: Vec<(Vec<u8>, Vec<(u64, u32)>)> = Vec::new();
+    let mut stable = false;
+    for pass in 0..8 {
+        let mut known = symbols.clone();
+        known.extend(labels.iter().map(|(k, v)| (k.clone(), *v)));
+        let mut new_labels: BTreeMap<String, u64> = BTreeMap::new();
+        outputs.clear();
+        for (i, src) in sources.iter().enumerate() {
+            match src {
+                Some((text, syntax)) => {
+                    let look = Lookup {
+                        known: &known,
+                        lenient: if pass == 0 { Some(bases[i]) } else { None },
+                    };
+                    let opts = AsmOptions {
+                        syntax: *syntax,
+                        base: bases[i],
+                        symbols: &look,
+                    };
+                    let a = assemble(text, &opts).map_err(|e| Problem::asm(i, &s.code[i], e))?;
+                    for (name, addr) in &a.labels {
+                        if symbols.contains_key(name) {
+                            return Err(Problem::at(
+                                format!("code[{i}]"),
+                                format!("label `{name}` clashes with a scenario symbol of the same name"),
+                            ));
+                        }
+                        if new_labels.insert(name.clone(), *addr).is_some() {
+                            return Err(Problem::at(
+                                format!("code[{i}]"),
+                                format!("label `{name}` is defined in two code sections"),
+                            ));
+                        }
+                    }
+                    outputs.push((a.bytes, a.line_addrs));
+                }
+                None => outputs.push((raw[i].clone().unwrap_or_default(), Vec::new())),
+            }
+        }
+        if pass > 0 && new_labels == labels {
+            stable = true;
+            break;
+        }
+        labels = new_labels;
+    }
+    if !stable && !sources.iter().all(|s| s.is_none()) {
+        return Err(Problem::at(
+            "code",
+            "label addresses did not settle after 8 assembler passes (code sizes keep changing)",
+        ));
+    }
+    symbols.extend(labels.iter().map(|(k, v)| (k.clone(), *v)));
+    let mut source_maps = Vec::new();
+    for (i, (bytes, lines)) in outputs.iter().enumerate() {
+        place(&mut m, s, &symbols, bases[i], bytes)
+            .map_err(|e| Problem::at(format!("code[{i}].at"), e))?;
+        source_maps.push(SourceMap {
+            section: i,
+            lines: lines.clone(),
+        });
+    }
+    // Data values.
+    for (i, d) in s.data.iter().enumerate() {
+        let path = format!("data[{i}]");
+        let at = resolve(&d.at, &symbols).map_err(|e| Problem::at(format!("{path}.at"), e))?;
+        let mut bytes = Vec::new();
+        for (j, q) in d.quad.iter().enumerate() {
+            let v =
+                resolve(q, &symbols).map_err(|e| Problem::at(format!("{path}.quad[{j}]"), e))?;
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        for (j, q) in d.long.iter().enumerate() {
+            let v =
+                resolve(q, &symbols).map_err(|e| Problem::at(format!("{path}.long[{j}]"), e))?;
+            if v > u32::MAX as u64 {
+                return Err(Problem::at(
+                    format!("{path}.long[{j}]"),
+                    format!("{v:#x} does not fit in 32 bits"),
+                ));
+            }
+            bytes.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        bytes.extend_from_slice(&d.bytes);
+        if d.zero > (64 << 20) {
+            return Err(Problem::at(
+                format!("{path}.zero"),
+                "more than 64 MiB of zeros",
+            ));
+        }
+        bytes.resize(bytes.len() + d.zero as usize, 0);
+        if d.phys {
+            m.mem
+                .write(PhysAddr(at), &bytes)
+                .map_err(|e| Problem::at(format!("{path}.at"), e.to_string()))?;
+        } else {
+            place(&mut m, s, &symbols, at, &bytes)
+                .map_err(|e| Problem::at(format!("{path}.at"), e))?;
+        }
+    }
+    // IDT.
+    let mut idt_base = None;
+    if let Some(idt) = &s.idt {
+        let at = resolve(&idt.at, &symbols).map_err(|e| Problem::at("idt.at", e))?;
+        let mut table = vec![0u8; 4096];
+        for (i, g) in idt.gates.iter().enumerate() {
+            let gp = format!("idt.gates[{i}]");
+            let h = resolve(&g.handler, &symbols)
+                .map_err(|e| Problem::at(format!("{gp}.handler"), e))?;
+            if g.ist > 7 || g.dpl > 3 {
+                return Err(Problem::at(&gp, "ist must be 0..=7 and dpl 0..=3"));
+            }
+            let ty: u64 = if g.trap { 0xf } else { 0xe };
+            let lo = (h & 0xffff)
+                | ((crate::state::KERNEL_CS as u64) << 16)
+                | ((g.ist as u64) << 32)
+                | (ty << 40)
+                | ((g.dpl as u64) << 45)
+                | (1 << 47)
+                | ((h >> 16) & 0xffff) << 48;
+            let hi = h >> 32;
+            let o = g.vector as usize * 16;
+            table[o..o + 8].copy_from_slice(&lo.to_le_bytes());
+            table[o + 8..o + 16].copy_from_slice(&hi.to_le_bytes());
+        }
+        place(&mut m, s, &symbols, at, &table).map_err(|e| Problem::at("idt.at", e))?;
+        idt_base = Some(at);
+        symbols.insert("idt".into(), at);
+    }
+    // Cores.
+    if s.cores.len() > m.num_cores() {
+        return Err(Problem::at(
+            format!("cores[{}]", m.num_cores()),
+            format!(
+                "{} cores are initialised but the machine has {} (machine.cores)",
+                s.cores.len(),
+                m.num_cores()
+            ),
+        ));
+    }
+    for (i, c) in m.cores.iter_mut().enumerate() {
+        let st = &mut c.cpu.state;
+        let Some(ci) = s.cores.get(i) else {
+            // No entry: parked, halted with interrupts off.
+            st.halted = true;
+            continue;
+        };
+        let p = format!("cores[{i}]");
+        st.rip = resolve(&ci.rip, &symbols).map_err(|e| Problem::at(format!("{p}.rip"), e))?;
+        if let Some(v) = &ci.rsp {
+            st.gpr[crate::state::RSP] =
+                resolve(v, &symbols).map_err(|e| Problem::at(format!("{p}.rsp"), e))?;
+        }
+        let f = &c.cpu.features;
+        for b in &ci.cr4 {
+            let (bit, ok) = match b {
+                Cr4Bit::Pge => (CR4_PGE, f.pge),
+                Cr4Bit::Pcide => (CR4_PCIDE, f.pcid),
+                Cr4Bit::Smep => (CR4_SMEP, f.smep),
+                Cr4Bit::Smap => (CR4_SMAP, f.smap),
+            };
+            if !ok {
+                return Err(Problem::at(
+                    format!("{p}.cr4"),
+                    format!(
+                        "CR4 bit {b:?} needs the CPU feature, which machine.features leaves out"
+                    ),
+                ));
+            }
+            st.cr4 |= bit;
+        }
+        if !ci.wp {
+            st.cr0 &= !CR0_WP;
+        } else {
+            st.cr0 |= CR0_WP;
+        }
+        if ci.nxe && f.nx {
+            st.efer |= EFER_NXE;
+        }
+        if let Some(v) = &ci.cr3 {
+            st.cr3 = match v {
+                Value::Sym(n) if spaces.contains_key(n) => {
+                    let sp = &spaces[n];
+                    if st.cr4 & CR4_PCIDE != 0 {
+                        sp.root.raw() | sp.pcid as u64
+                    } else {
+                        sp.root.raw()
+                    }
+                }
+                v => resolve(v, &symbols).map_err(|e| Problem::at(format!("{p}.cr3"), e))?,
+            };
+        }
+        if let Some(r) = ci.rflags {
+            st.rflags = (r & crate::state::control::RFLAGS_WRITABLE) | 2;
+        }
+        match ci.cpl {
+            0 => {}
+            3 => {
+                st.sel[Seg::Cs as usize] = USER_CS;
+                st.sel[Seg::Ss as usize] = USER_SS;
+            }
+            other => {
+                return Err(Problem::at(
+                    format!("{p}.cpl"),
+                    format!("CPL {other} is not modelled (expected 0 or 3)"),
+                ))
+            }
+        }
+        for (field, val, slot) in [
+            ("fs_base", &ci.fs_base, 0),
+            ("gs_base", &ci.gs_base, 1),
+            ("kernel_gs_base", &ci.kernel_gs_base, 2),
+            ("tss", &ci.tss, 3),
+        ] {
+            if let Some(v) = val {
+                let x = resolve(v, &symbols).map_err(|e| Problem::at(format!("{p}.{field}"), e))?;
+                match slot {
+                    0 => st.fs_base = x,
+                    1 => st.gs_base = x,
+                    2 => st.kernel_gs_base = x,
+                    _ => st.tss_base = x,
+                }
+            }
+        }
+        let idt = match &ci.idt {
+            Some(v) => Some(resolve(v, &symbols).map_err(|e| Problem::at(format!("{p}.idt"), e))?),
+            None => idt_base,
+        };
+        if let Some(base) = idt {
+            st.idtr = crate::state::DescTable { base, limit: 4095 };
+        }
+        for (name, v) in &ci.regs {
+            let x = resolve(v, &symbols).map_err(|e| Problem::at(format!("{p}.regs.{name}"), e))?;
+            if !crate::state::GPR_NAMES.contains(&name.as_str()) {
+                return Err(Problem::at(
+                    format!("{p}.regs.{name}#key"),
+                    format!(
+                        "`{name}` is not a general-purpose register (expected rax..r15){}",
+                        suggest(
+                            name,
+                            crate::state::GPR_NAMES
+                                .iter()
+                                .map(|s| s.to_string())
+                                .collect::<Vec<_>>()
+                                .iter()
+                        )
+                    ),
+                ));
+            }
+            st.set_by_name(name, x);
+        }
+    }
+    let by_addr = labels.iter().map(|(k, v)| (*v, k.clone())).collect();
+    Ok(Built {
+        machine: m,
+        symbols,
+        labels: by_addr,
+        spaces,
+        source_maps,
+    })
+}
+
+fn sources_text(s: &Scenario, base_dir: &Path) -> String {
+    let mut t = String::new();
+    for c in &s.code {
+        if let Some(a) = &c.asm {
+            t.push_str(a);
+            t.push('\n');
+        }
+        if let Some(f) = &c.file {
+            if let Ok(x) = std::fs::read_to_string(base_dir.join(f)) {
+                t.push_str(&x);
+                t.push('\n');
+            }
+        }
+    }
+    t
+}
+
+/// Every identifier-like token in the scenario's values and assembly text.
+fn referenced_names(s: &Scenario, asm: &str) -> BTreeSet<String> {
+    let mut texts: Vec<String> = vec![asm.to_string()];
+    let v = serde_json::to_string(s).unwrap_or_default();
+    texts.push(v);
+    let mut out = BTreeSet::new();
+    for t in texts {
+        let mut cur = String::new();
+        for ch in t.chars().chain(std::iter::once(' ')) {
+            if ch.is_ascii_alphanumeric() || ch == '_' || ch == '.' || ch == '$' {
+                cur.push(ch);
+            } else {
+                if cur.contains(".pte.")
+                    || cur.contains(".pde.")
+                    || cur.contains(".pdpte.")
+                    || cur.contains(".pml4e.")
+                {
+                    out.insert(cur.clone());
+                }
+                cur.clear();
+            }
+        }
+    }
+    out
+}
+
+/// Resolves `SPACE.LEVEL.VA` (LEVEL one of pml4e, pdpte, pde, pte; VA in hex, with
+/// or without 0x) to the physical address of that paging-structure entry, walking
+/// the space's tables as built. `None` when the name has another shape.
+pub fn entry_symbol(
+    name: &str,
+    mem: &mmu::PhysMem,
+    spaces: &BTreeMap<String, SpaceInfo>,
+    maxphyaddr: u8,
+) -> Option<Result<u64, String>> {
+    let (rest, va) = name.rsplit_once('.')?;
+    let (space, level) = rest.rsplit_once('.')?;
+    let level: u8 = match level {
+        "pml4e" => 4,
+        "pdpte" => 3,
+        "pde" => 2,
+        "pte" => 1,
+        _ => return None,
+    };
+    let sp = spaces.get(space)?;
+    let va = u64::from_str_radix(va.trim_start_matches("0x"), 16).ok()?;
+    let mask = mmu::table_addr_mask(maxphyaddr);
+    let mut table = sp.root.raw();
+    for l in (level..=4).rev() {
+        let idx = VirtAddr(va).table_index(l);
+        let ea = table + idx * 8;
+        if l == level {
+            return Some(Ok(ea));
+        }
+        let e = match mem.read_u64(PhysAddr(ea)) {
+            Ok(e) => e,
+            Err(e) => return Some(Err(e.to_string())),
+        };
+        if e & pte::P == 0 {
+            return Some(Err(format!(
+                "`{name}`: address space `{space}` has no level-{} table for {va:#x} (the level-{l} entry is not present)",
+                l - 1
+            )));
+        }
+        if l <= 3 && e & pte::PS != 0 {
+            return Some(Err(format!(
+                "`{name}`: {va:#x} is mapped by a large page at level {l} in `{space}`, so there is no level-{level} entry"
+            )));
+        }
+        table = e & mask;
+    }
+    None
+}
+
+/// Parses hex bytes ("48 89 e5", "0x90,0x90").
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let mut digits = String::new();
+    for tok in s.split(|c: char| c.is_whitespace() || c == ',') {
+        digits.push_str(tok.strip_prefix("0x").unwrap_or(tok));
+    }
+    if let Some(c) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!("`{c}` is not a hex digit"));
+    }
+    if digits.len() % 2 != 0 {
+        return Err("odd number of hex digits (each byte needs two)".into());
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).map_err(|e| e.to_string()))
+        .collect()
+}

@@ -1,0 +1,88 @@
+//! Human-readable and JSON forms of a run report.
+
+use super::run::{Ending, RunReport};
+use std::fmt::Write;
+
+impl RunReport {
+    /// The human summary `tlbemu run` prints: per core, every stale use with its
+    /// explanation, violations, and each expectation with expected vs actual.
+    pub fn to_text(&self, expects_violations: bool) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "scenario {}: {} steps", self.name, self.steps);
+        match &self.ending {
+            Ending::Completed => {
+                let _ = writeln!(s, "schedule: completed");
+            }
+            Ending::Stuck { index, reason } => {
+                let _ = writeln!(s, "schedule: STUCK at schedule[{index}]: {reason}");
+            }
+        }
+        for c in &self.cores {
+            let _ = writeln!(
+                s,
+                "core {}: {} instructions retired, rip {:#x}{}, {}",
+                c.core,
+                c.retired,
+                c.rip,
+                c.label
+                    .as_ref()
+                    .map_or(String::new(), |l| format!(" <{l}>")),
+                c.status
+            );
+        }
+        let _ = writeln!(
+            s,
+            "stale uses: {} ({} violation{})",
+            self.stale_uses.len(),
+            self.violations,
+            if self.violations == 1 { "" } else { "s" }
+        );
+        for (i, r) in self.stale_uses.iter().enumerate() {
+            let tag = if r.violation { "VIOLATION" } else { "allowed" };
+            let _ = writeln!(s, "  #{} [{tag}]", i + 1);
+            for line in r.detail.to_string().lines() {
+                let _ = writeln!(s, "    {line}");
+            }
+        }
+        if !self.expectations.is_empty() {
+            let _ = writeln!(s, "expectations:");
+            for e in &self.expectations {
+                let _ = writeln!(
+                    s,
+                    "  {} expect[{}]: {} (found {})",
+                    if e.ok { "ok  " } else { "FAIL" },
+                    e.index,
+                    e.what,
+                    e.actual
+                );
+            }
+        }
+        if self.violations > 0 && !expects_violations {
+            let _ = writeln!(
+                s,
+                "unexpected: {} violation(s) and the scenario expects none",
+                self.violations
+            );
+        }
+        let _ = writeln!(
+            s,
+            "result: {}",
+            if self.passed(expects_violations) {
+                "PASS"
+            } else {
+                "FAIL"
+            }
+        );
+        s
+    }
+
+    /// The JSON form (`docs/run-json.md` documents the schema).
+    pub fn to_json(&self, expects_violations: bool) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("schema".into(), "tlbemu-run/1".into());
+            o.insert("passed".into(), self.passed(expects_violations).into());
+        }
+        v
+    }
+}

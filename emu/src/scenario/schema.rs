@@ -1,0 +1,600 @@
+//! The scenario file format (RON). `docs/scenario-format.md` documents it with an
+//! example for every feature; this file is the source of truth. Unknown fields are
+//! rejected everywhere, so a typo is an error with a position, never silently
+//! ignored.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A number, or a symbol expression such as `"pm_active"`, `"pcpu+0x10"` or
+/// `"proc.cr3"`, resolved once the scenario's symbols are known.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// A literal.
+    Num(u64),
+    /// A symbol expression.
+    Sym(String),
+}
+
+/// A whole scenario.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short identifier, shown in reports.
+    pub name: String,
+    /// What the scenario shows.
+    #[serde(default)]
+    pub description: String,
+    /// The machine.
+    #[serde(default)]
+    pub machine: MachineSpec,
+    /// Named constants and addresses.
+    #[serde(default)]
+    pub symbols: BTreeMap<String, u64>,
+    /// Where page tables for the address spaces are allocated (physical, 4 KiB
+    /// frames, in order). Default: the last 4 MiB of memory.
+    #[serde(default)]
+    pub page_tables: Option<Range>,
+    /// Named address spaces, materialised as real page tables.
+    #[serde(default)]
+    pub address_spaces: BTreeMap<String, AddressSpace>,
+    /// Initialised data, placed by linear address (through the address spaces) or
+    /// physical address.
+    #[serde(default)]
+    pub data: Vec<Data>,
+    /// Code sections.
+    #[serde(default)]
+    pub code: Vec<Code>,
+    /// An interrupt descriptor table the builder writes and loads on every core
+    /// that does not set its own `idt`.
+    #[serde(default)]
+    pub idt: Option<IdtSpec>,
+    /// Each core's initial state; cores without an entry start halted with IF=0.
+    #[serde(default)]
+    pub cores: Vec<CoreInit>,
+    /// Which core runs when.
+    pub schedule: Vec<Sched>,
+    /// Step budget for the whole run; a stop condition that never comes ends the
+    /// run as "schedule stuck" when it runs out.
+    #[serde(default)]
+    pub max_steps: Option<u64>,
+    /// Which stale uses are violations.
+    #[serde(default)]
+    pub coherence: Coherence,
+    /// What must hold at the end.
+    #[serde(default)]
+    pub expect: Vec<Expect>,
+}
+
+/// A physical range `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+/// CPU features a scenario can turn off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Feature {
+    /// Process-context identifiers.
+    Pcid,
+    /// The INVPCID instruction.
+    Invpcid,
+    /// Global pages.
+    Pge,
+    /// Supervisor-mode execution prevention.
+    Smep,
+    /// Supervisor-mode access prevention.
+    Smap,
+    /// Execute-disable.
+    Nx,
+    /// 1-GByte pages.
+    Huge1G,
+}
+
+/// TLB replacement policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Policy {
+    /// Least recently used (default).
+    #[default]
+    Lru,
+    /// First in, first out.
+    Fifo,
+    /// Never evict: maximum exposure of stale entries.
+    Unbounded,
+}
+
+/// A TLB's geometry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlbSpec {
+    /// Entries in the data (or unified) TLB.
+    #[serde(default = "d_entries")]
+    pub entries: usize,
+    /// Associativity.
+    #[serde(default = "d_ways")]
+    pub ways: usize,
+    /// Replacement policy.
+    #[serde(default)]
+    pub policy: Policy,
+    /// A separate instruction TLB of the same geometry (default true).
+    #[serde(default = "d_true")]
+    pub split: bool,
+}
+
+fn d_entries() -> usize {
+    64
+}
+fn d_ways() -> usize {
+    4
+}
+fn d_true() -> bool {
+    true
+}
+
+impl Default for TlbSpec {
+    fn default() -> Self {
+        TlbSpec {
+            entries: 64,
+            ways: 4,
+            policy: Policy::Lru,
+            split: true,
+        }
+    }
+}
+
+/// Paging-structure-cache capacities (0 disables a level).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PscSpec {
+    /// PML4E cache entries.
+    pub pml4e: usize,
+    /// PDPTE cache entries.
+    pub pdpte: usize,
+    /// PDE cache entries.
+    pub pde: usize,
+}
+
+/// Named CPU errata (opt-in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErratumSpec {
+    /// With CR4.PCIDE=1, INVLPG leaves global TLB entries for the page in place.
+    InvlpgMissesGlobalWithPcid,
+}
+
+/// The machine.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineSpec {
+    /// Cores, 1..=64.
+    #[serde(default = "d_cores")]
+    pub cores: usize,
+    /// Physical memory in bytes (default 64 MiB).
+    #[serde(default = "d_memory")]
+    pub memory: u64,
+    /// CPU features; when given, exactly these (default: all).
+    #[serde(default)]
+    pub features: Option<Vec<Feature>>,
+    /// MAXPHYADDR (default 46).
+    #[serde(default = "d_maxphy")]
+    pub maxphyaddr: u8,
+    /// TLB geometry.
+    #[serde(default)]
+    pub tlb: TlbSpec,
+    /// Paging-structure caches.
+    #[serde(default)]
+    pub psc: Option<PscSpec>,
+    /// Errata.
+    #[serde(default)]
+    pub errata: Vec<ErratumSpec>,
+    /// Also perform the invalidations the SDM permits but does not require.
+    #[serde(default)]
+    pub extra_invalidations: bool,
+}
+
+fn d_cores() -> usize {
+    1
+}
+fn d_memory() -> u64 {
+    64 << 20
+}
+fn d_maxphy() -> u8 {
+    46
+}
+
+impl Default for MachineSpec {
+    fn default() -> Self {
+        MachineSpec {
+            cores: 1,
+            memory: d_memory(),
+            features: None,
+            maxphyaddr: 46,
+            tlb: TlbSpec::default(),
+            psc: None,
+            errata: Vec::new(),
+            extra_invalidations: false,
+        }
+    }
+}
+
+/// Page-table entry flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PteFlag {
+    /// Present.
+    P,
+    /// Writable.
+    RW,
+    /// User-accessible.
+    US,
+    /// Write-through.
+    PWT,
+    /// Cache disable.
+    PCD,
+    /// Accessed (pre-set).
+    A,
+    /// Dirty (pre-set).
+    D,
+    /// Global.
+    G,
+    /// Execute-disable.
+    NX,
+}
+
+/// Page size of a mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SizeSpec {
+    /// 4 KiB pages.
+    #[default]
+    Size4K,
+    /// 2 MiB pages.
+    Size2M,
+    /// 1 GiB pages.
+    Size1G,
+}
+
+/// One mapping: `len` bytes at `va` → `pa`, in pages of `size`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    /// Linear start (page aligned).
+    pub va: Value,
+    /// Physical start (page aligned).
+    pub pa: Value,
+    /// Length in bytes (default one page).
+    #[serde(default)]
+    pub len: Option<u64>,
+    /// Leaf flags (P is not implied).
+    pub flags: Vec<PteFlag>,
+    /// Page size.
+    #[serde(default)]
+    pub size: SizeSpec,
+}
+
+/// A named address space.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressSpace {
+    /// PCID its CR3 carries (used when CR4.PCIDE=1).
+    #[serde(default)]
+    pub pcid: u16,
+    /// Address spaces whose top-level entries this one shares (their upper-level
+    /// tables become this space's too, as a kernel pmap's are in every process).
+    #[serde(default)]
+    pub share: Vec<String>,
+    /// Mappings.
+    #[serde(default)]
+    pub mappings: Vec<Mapping>,
+}
+
+/// Initialised data.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Data {
+    /// Symbol naming the first byte (optional).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Linear address (placed through the address spaces), or physical with `phys`.
+    pub at: Value,
+    /// `at` is a physical address.
+    #[serde(default)]
+    pub phys: bool,
+    /// 8-byte little-endian values.
+    #[serde(default)]
+    pub quad: Vec<Value>,
+    /// 4-byte values.
+    #[serde(default)]
+    pub long: Vec<Value>,
+    /// Bytes.
+    #[serde(default)]
+    pub bytes: Vec<u8>,
+    /// Zero bytes to reserve after the values (so `name` covers a whole area).
+    #[serde(default)]
+    pub zero: u64,
+}
+
+/// An IDT built from a list of gates.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdtSpec {
+    /// Linear address of the table (256 gates, 4 KiB).
+    pub at: Value,
+    /// The gates; vectors not listed are not present.
+    pub gates: Vec<Gate>,
+}
+
+/// One 64-bit IDT gate (SDM Vol. 3A 6.14.1).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Gate {
+    /// Vector 0..=255.
+    pub vector: u8,
+    /// Handler entry (label or address).
+    pub handler: Value,
+    /// Trap gate (IF stays set) instead of interrupt gate.
+    #[serde(default)]
+    pub trap: bool,
+    /// Descriptor privilege level (3 lets INT n reach it from user mode).
+    #[serde(default)]
+    pub dpl: u8,
+    /// Interrupt stack table index 0..=7.
+    #[serde(default)]
+    pub ist: u8,
+}
+
+/// Assembly syntax.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SyntaxSpec {
+    /// GNU AT&T (default, what kernel .s files use).
+    #[default]
+    Att,
+    /// Intel (noprefix).
+    Intel,
+}
+
+/// A code section: assembly text, hex bytes, or a file (assembly `.s`/`.S`/`.asm`,
+/// anything else raw bytes), placed at a linear address.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Code {
+    /// Linear address of the first byte.
+    pub at: Value,
+    /// Syntax of `asm` / an assembly file.
+    #[serde(default)]
+    pub syntax: SyntaxSpec,
+    /// Assembly text.
+    #[serde(default)]
+    pub asm: Option<String>,
+    /// Hex bytes.
+    #[serde(default)]
+    pub hex: Option<String>,
+    /// Path relative to the scenario file.
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+/// CR4 bits a core may start with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cr4Bit {
+    /// Global pages.
+    Pge,
+    /// PCIDs.
+    Pcide,
+    /// SMEP.
+    Smep,
+    /// SMAP.
+    Smap,
+}
+
+/// A core's initial state. Unset fields keep the 64-bit CPL 0 defaults.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoreInit {
+    /// Initial RIP (label or address).
+    pub rip: Value,
+    /// Initial RSP.
+    #[serde(default)]
+    pub rsp: Option<Value>,
+    /// CR3: an address-space name (its root and, with PCIDE, its PCID) or a value.
+    #[serde(default)]
+    pub cr3: Option<Value>,
+    /// CR4 bits beyond PAE.
+    #[serde(default)]
+    pub cr4: Vec<Cr4Bit>,
+    /// CR0.WP (default true, as every kernel runs).
+    #[serde(default = "d_true")]
+    pub wp: bool,
+    /// EFER.NXE (default true).
+    #[serde(default = "d_true")]
+    pub nxe: bool,
+    /// RFLAGS (default 0x2: IF clear).
+    #[serde(default)]
+    pub rflags: Option<u64>,
+    /// Privilege level 0 or 3 (default 0).
+    #[serde(default)]
+    pub cpl: u8,
+    /// FS base.
+    #[serde(default)]
+    pub fs_base: Option<Value>,
+    /// GS base (per-CPU data).
+    #[serde(default)]
+    pub gs_base: Option<Value>,
+    /// IA32_KERNEL_GS_BASE.
+    #[serde(default)]
+    pub kernel_gs_base: Option<Value>,
+    /// IDT base (limit 4095: 256 gates).
+    #[serde(default)]
+    pub idt: Option<Value>,
+    /// TSS base (for RSP0 / IST on interrupts from CPL 3).
+    #[serde(default)]
+    pub tss: Option<Value>,
+    /// Any general-purpose register by name.
+    #[serde(default)]
+    pub regs: BTreeMap<String, Value>,
+}
+
+/// When a `Run` or `RoundRobin` stops.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Until {
+    /// The core's RIP reaches this label (checked after each step; at least one
+    /// step is taken).
+    Label(String),
+    /// The core's RIP reaches this address.
+    Address(Value),
+    /// After this many steps.
+    Steps(u64),
+    /// The core halts (or, for RoundRobin, every listed core is halted or stopped).
+    Halt,
+    /// An event of this kind happens ("stale-use", "ipi-sent", "invalidation", ...).
+    Event(String),
+}
+
+/// One schedule step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sched {
+    /// Run one core until the condition.
+    Run {
+        /// Core.
+        core: usize,
+        /// Stop condition.
+        until: Until,
+    },
+    /// Step one core `n` times.
+    Step {
+        /// Core.
+        core: usize,
+        /// Steps.
+        n: u64,
+    },
+    /// Step the cores in turn, `quantum` steps each, until the condition holds
+    /// (checked after every step, on any listed core).
+    RoundRobin {
+        /// Cores in order.
+        cores: Vec<usize>,
+        /// Steps per turn (≥ 1).
+        quantum: u64,
+        /// Stop condition.
+        until: Until,
+    },
+    /// Evict the TLB entries `core` would use for `va` (a capacity eviction).
+    Evict {
+        /// Core.
+        core: usize,
+        /// Linear address.
+        va: Value,
+    },
+    /// Speculatively fill `core`'s TLB for `va`, as hardware may at any time.
+    Fill {
+        /// Core.
+        core: usize,
+        /// Linear address.
+        va: Value,
+    },
+}
+
+/// Which stale uses count as violations.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Coherence {
+    /// Every stale use.
+    #[default]
+    All,
+    /// Stale uses after some core reached the label (a shootdown is complete there).
+    AfterLabel(String),
+    /// Accesses through stale translations to these frames after some core
+    /// reached the label (the frames were freed there).
+    FreedFrames {
+        /// Label.
+        label: String,
+        /// Physical frame addresses.
+        frames: Vec<Value>,
+    },
+}
+
+/// Access kinds in expectations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KindSpec {
+    /// Data read.
+    Read,
+    /// Data write.
+    Write,
+    /// Instruction fetch.
+    Execute,
+    /// A page walk through a stale paging-structure-cache entry.
+    Walk,
+}
+
+/// An expectation, checked after the schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expect {
+    /// A register of a core has a value.
+    Reg {
+        /// Core.
+        core: usize,
+        /// Register name.
+        reg: String,
+        /// Value.
+        value: Value,
+    },
+    /// Memory holds a value (`size` bytes, default 8): at a linear address in an
+    /// address space, or physical.
+    Mem {
+        /// Address.
+        at: Value,
+        /// Address space for a linear address; absent for physical.
+        #[serde(default)]
+        space: Option<String>,
+        /// Size (1, 2, 4, 8).
+        #[serde(default)]
+        size: Option<u8>,
+        /// Value.
+        value: Value,
+    },
+    /// At least one stale use matching the given fields.
+    StaleUse {
+        /// Core.
+        #[serde(default)]
+        core: Option<usize>,
+        /// Linear address (any address in the page matches).
+        #[serde(default)]
+        va: Option<Value>,
+        /// Access kind.
+        #[serde(default)]
+        kind: Option<KindSpec>,
+    },
+    /// No stale use matching the given fields.
+    NoStaleUse {
+        /// Core.
+        #[serde(default)]
+        core: Option<usize>,
+        /// Linear address.
+        #[serde(default)]
+        va: Option<Value>,
+        /// Access kind.
+        #[serde(default)]
+        kind: Option<KindSpec>,
+    },
+    /// Exactly this many violations.
+    Violations(usize),
+    /// The core took (or stopped on) an exception with this vector.
+    Exception {
+        /// Core.
+        core: usize,
+        /// Vector.
+        vector: u8,
+    },
+    /// The core ended halted.
+    Halted(usize),
+    /// Number of events of a kind ("ipi-sent", "invalidation", ...), optionally on one core.
+    Events {
+        /// Kind name.
+        kind: String,
+        /// Core.
+        #[serde(default)]
+        core: Option<usize>,
+        /// Count.
+        count: u64,
+    },
+}
