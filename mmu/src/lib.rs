@@ -29,7 +29,10 @@ pub use events::{
     AccessCtx, CacheKind, EntryView, InvalidationRecord, MmuEvent, MmuSink, NullSink, Origin,
     Removed, StaleUse, VecSink, WriteInfo,
 };
-pub use invalidate::{cr3_after_mov, invpcid, Invalidation, InvpcidError, InvpcidKind};
+pub use invalidate::{
+    check_mov_cr0, check_mov_cr4, cr3_after_mov, invpcid, CrError, Invalidation, InvpcidError,
+    InvpcidKind,
+};
 pub use mmu::{CoreMmu, LevelView, MmuDump, PageFault, TranslateError, WalkView};
 pub use paging::access::{
     access_allowed, cr0, cr4, efer, pf_err, pf_error_code, Access, AccessKind, PagingRegs, Rights,
