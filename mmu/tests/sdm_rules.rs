@@ -74,7 +74,12 @@ fn two_pcids(cfg: &MmuConfig) -> World {
 #[test]
 fn row_invlpg_removes_current_pcid_page_and_globals_and_current_pcid_psc() {
     let mut w = two_pcids(&MmuConfig::default());
-    let r = w.inv(0, Invalidation::Invlpg { va: VirtAddr(A + 0x10) });
+    let r = w.inv(
+        0,
+        Invalidation::Invlpg {
+            va: VirtAddr(A + 0x10),
+        },
+    );
     assert_eq!(r.tlb, 1);
     let t = tlb_set(&w);
     assert!(!t.contains(&(2, A, false)), "PCID 2 entry for A removed");
@@ -116,7 +121,10 @@ fn row_invpcid_type1_removes_nonglobal_of_pcid_and_its_psc() {
     let op = invpcid(1, 1, 0, w.regs[0].cr4).unwrap();
     w.inv(0, op);
     let t = tlb_set(&w);
-    assert!(t.iter().all(|e| e.0 == 2 || e.2), "only PCID 2 and globals left: {t:?}");
+    assert!(
+        t.iter().all(|e| e.0 == 2 || e.2),
+        "only PCID 2 and globals left: {t:?}"
+    );
     assert!(t.iter().any(|e| e.2));
     assert!(psc_set(&w).iter().all(|e| e.0 == 2));
 }
@@ -185,38 +193,75 @@ fn row_mov_cr3_pcide_bit63_set_flushes_nothing_and_is_not_written() {
 fn row_mov_cr4_pge_or_pcide_off_flushes_everything() {
     let mut w = two_pcids(&MmuConfig::default());
     let cr4v = w.regs[0].cr4;
-    w.inv(0, Invalidation::MovCr4 { old: cr4v, new: cr4v & !cr4::PGE });
+    w.inv(
+        0,
+        Invalidation::MovCr4 {
+            old: cr4v,
+            new: cr4v & !cr4::PGE,
+        },
+    );
     assert_eq!((w.tlb_len(0), w.psc_len(0)), (0, 0));
 
     let mut w = two_pcids(&MmuConfig::default());
-    w.inv(0, Invalidation::MovCr4 { old: cr4v, new: cr4v & !cr4::PCIDE });
+    w.inv(
+        0,
+        Invalidation::MovCr4 {
+            old: cr4v,
+            new: cr4v & !cr4::PCIDE,
+        },
+    );
     assert_eq!((w.tlb_len(0), w.psc_len(0)), (0, 0));
 
     // PCIDE 0 -> 1 requires nothing.
     let mut w = two_pcids(&MmuConfig::default());
     let n = w.tlb_len(0);
-    w.inv(0, Invalidation::MovCr4 { old: cr4v & !cr4::PCIDE, new: cr4v });
+    w.inv(
+        0,
+        Invalidation::MovCr4 {
+            old: cr4v & !cr4::PCIDE,
+            new: cr4v,
+        },
+    );
     assert_eq!(w.tlb_len(0), n);
 }
 
 #[test]
 fn row_mov_cr4_pae_or_smep_on_flushes_current_pcid() {
-    for new_bits in [cr4::SMEP] {
+    {
+        let new_bits = cr4::SMEP;
         let mut w = two_pcids(&MmuConfig::default());
         let old = w.regs[0].cr4;
-        w.inv(0, Invalidation::MovCr4 { old, new: old | new_bits });
+        w.inv(
+            0,
+            Invalidation::MovCr4 {
+                old,
+                new: old | new_bits,
+            },
+        );
         let t = tlb_set(&w);
         assert!(t.iter().all(|e| e.0 == 1), "PCID 2 entries gone: {t:?}");
         assert!(psc_set(&w).iter().all(|e| e.0 == 1));
         // SMEP 1 -> 0 requires nothing.
         let n = w.tlb_len(0);
-        w.inv(0, Invalidation::MovCr4 { old: old | new_bits, new: old });
+        w.inv(
+            0,
+            Invalidation::MovCr4 {
+                old: old | new_bits,
+                new: old,
+            },
+        );
         assert_eq!(w.tlb_len(0), n);
     }
     // PAE toggled (either way) — the plan is the same.
     let mut w = two_pcids(&MmuConfig::default());
     let old = w.regs[0].cr4;
-    w.inv(0, Invalidation::MovCr4 { old, new: old & !cr4::PAE });
+    w.inv(
+        0,
+        Invalidation::MovCr4 {
+            old,
+            new: old & !cr4::PAE,
+        },
+    );
     assert!(tlb_set(&w).iter().all(|e| e.0 == 1));
 }
 
@@ -225,9 +270,21 @@ fn row_mov_cr0_clearing_pg_flushes_everything() {
     let mut w = two_pcids(&MmuConfig::default());
     let old = w.regs[0].cr0;
     let n = w.tlb_len(0);
-    w.inv(0, Invalidation::MovCr0 { old, new: old & !cr0::WP });
+    w.inv(
+        0,
+        Invalidation::MovCr0 {
+            old,
+            new: old & !cr0::WP,
+        },
+    );
     assert_eq!(w.tlb_len(0), n, "WP changes require no invalidation");
-    w.inv(0, Invalidation::MovCr0 { old, new: old & !cr0::PG });
+    w.inv(
+        0,
+        Invalidation::MovCr0 {
+            old,
+            new: old & !cr0::PG,
+        },
+    );
     assert_eq!((w.tlb_len(0), w.psc_len(0)), (0, 0));
 }
 
@@ -235,7 +292,9 @@ fn row_mov_cr0_clearing_pg_flushes_everything() {
 fn row_page_fault_removes_page_and_psc_entries_used() {
     let mut w = two_pcids(&MmuConfig::default());
     // A user access to a supervisor page faults from the TLB entry (rights).
-    let e = w.access(0, A, Access::new(AccessKind::Read, 3)).unwrap_err();
+    let e = w
+        .access(0, A, Access::new(AccessKind::Read, 3))
+        .unwrap_err();
     assert_eq!(
         e,
         TranslateError::PageFault(PageFault {
@@ -248,7 +307,10 @@ fn row_page_fault_removes_page_and_psc_entries_used() {
     assert!(t.contains(&(1, A, false)), "other PCIDs untouched");
     let p = psc_set(&w);
     assert!(!p.iter().any(|e| e.0 == 2 && e.2 <= A && e.1 == 2));
-    assert!(p.contains(&(2, 4, 0x80_0000_0000)), "PSC entries not used for A stay");
+    assert!(
+        p.contains(&(2, 4, 0x80_0000_0000)),
+        "PSC entries not used for A stay"
+    );
 }
 
 // ---- facts ----
@@ -287,7 +349,11 @@ fn global_entries_need_cr4_pge() {
     assert_eq!(tlb_set(&w), vec![(0, G, false)]);
     let src = w.b.cr3(0);
     mov_cr3(&mut w, 0, src);
-    assert_eq!(w.tlb_len(0), 0, "not global without PGE: flushed by MOV CR3");
+    assert_eq!(
+        w.tlb_len(0),
+        0,
+        "not global without PGE: flushed by MOV CR3"
+    );
 
     let mut w = World::new(&MmuConfig::default(), 1, cr4::PGE, efer::NXE);
     w.map(G, 0x90_0000, PageSize::Size4K, RW | pte::G);
@@ -295,7 +361,10 @@ fn global_entries_need_cr4_pge() {
     w.read(0, G).unwrap();
     w.read(0, A).unwrap();
     assert!(tlb_set(&w).contains(&(0, G, true)));
-    assert!(tlb_set(&w).contains(&(0, A, false)), "G=0 in the leaf: not global");
+    assert!(
+        tlb_set(&w).contains(&(0, A, false)),
+        "G=0 in the leaf: not global"
+    );
 }
 
 #[test]
@@ -367,7 +436,10 @@ fn pcide_validity_errors() {
     );
     assert!(check_mov_cr4(0, cr4::PCIDE, 0x1000).is_ok());
     assert!(check_mov_cr4(cr4::PCIDE, cr4::PCIDE | cr4::PGE, 0x1003).is_ok());
-    assert_eq!(check_mov_cr0(pg, 0, cr4::PCIDE), Err(CrError::ClearPgWithPcide));
+    assert_eq!(
+        check_mov_cr0(pg, 0, cr4::PCIDE),
+        Err(CrError::ClearPgWithPcide)
+    );
     assert!(check_mov_cr0(pg, 0, 0).is_ok());
 }
 
@@ -375,7 +447,12 @@ fn pcide_validity_errors() {
 fn invlpg_non_canonical_is_a_noop() {
     let mut w = two_pcids(&MmuConfig::default());
     let before = (tlb_set(&w), psc_set(&w));
-    let r = w.inv(0, Invalidation::Invlpg { va: VirtAddr(0x0000_8000_0040_0000) });
+    let r = w.inv(
+        0,
+        Invalidation::Invlpg {
+            va: VirtAddr(0x0000_8000_0040_0000),
+        },
+    );
     assert_eq!(r, Removed::default());
     assert_eq!((tlb_set(&w), psc_set(&w)), before);
 }
@@ -384,14 +461,28 @@ fn invlpg_non_canonical_is_a_noop() {
 fn invlpg_and_page_fault_remove_a_whole_2m_page() {
     let mut w = World::simple(1);
     let pde = w.map(0x20_0000, 0x60_0000, PageSize::Size2M, RW);
-    assert_eq!(w.read(0, 0x20_0000 + 0x12_3456).unwrap(), PhysAddr(0x72_3456));
+    assert_eq!(
+        w.read(0, 0x20_0000 + 0x12_3456).unwrap(),
+        PhysAddr(0x72_3456)
+    );
     assert_eq!(w.tlb_len(0), 1);
     // INVLPG of any address inside the 2 MiB page removes it.
-    assert_eq!(w.inv(0, Invalidation::Invlpg { va: VirtAddr(0x3f_f000) }).tlb, 1);
+    assert_eq!(
+        w.inv(
+            0,
+            Invalidation::Invlpg {
+                va: VirtAddr(0x3f_f000)
+            }
+        )
+        .tlb,
+        1
+    );
     assert_eq!(w.tlb_len(0), 0);
     // Same for a #PF: fill, then a user access faults on the cached rights.
     w.read(0, 0x20_1000).unwrap();
-    assert!(w.access(0, 0x3f_0000, Access::new(AccessKind::Read, 3)).is_err());
+    assert!(w
+        .access(0, 0x3f_0000, Access::new(AccessKind::Read, 3))
+        .is_err());
     assert_eq!(w.tlb_len(0), 0);
     let _ = pde;
 }
@@ -444,9 +535,7 @@ fn stale_paging_structure_cache_gives_a_stale_walk() {
     w.cores[0].evict(&mut w.tracker, &regs, VirtAddr(A), ctx, &mut w.sink);
     // Retarget the PDE to a new page table mapping A elsewhere, no invalidation.
     let new_pt = w.b.alloc_table(&mut w.mem).unwrap();
-    w.mem
-        .write_u64(new_pt.add(0), 0xb0_0000 | RW)
-        .unwrap();
+    w.mem.write_u64(new_pt.add(0), 0xb0_0000 | RW).unwrap();
     let pde = w.entry(A, 2);
     w.set_entry(0, pde, new_pt.raw() | URW);
     // The PTE in memory for A is fresh, but the walk starts at the cached PDE.
@@ -471,7 +560,10 @@ fn pcid_entries_survive_cr3_load_with_bit63_and_are_used_on_return() {
     w.clear_events();
     w.read(0, A).unwrap();
     assert!(
-        !w.sink.0.iter().any(|e| matches!(e, MmuEvent::TlbFill { .. })),
+        !w.sink
+            .0
+            .iter()
+            .any(|e| matches!(e, MmuEvent::TlbFill { .. })),
         "hit on the PCID 1 entry kept across both switches"
     );
 }
