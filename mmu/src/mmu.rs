@@ -427,6 +427,7 @@ impl CoreMmu {
                 cached,
                 origin,
                 params,
+                regs.smep() || regs.smap(),
                 inherit,
                 sink,
             );
@@ -491,6 +492,7 @@ impl CoreMmu {
                 cached,
                 origin,
                 params,
+                regs.smep() || regs.smap(),
                 inherit,
                 sink,
             );
