@@ -11,7 +11,9 @@
 //! - *stale* when the fresh walk faults, maps another frame or page size (or another
 //!   next table, for a paging-structure-cache entry), or grants fewer rights (write,
 //!   user, execute) than the cached entry;
-//! - changes that only add rights or touch A/D/ignored bits leave it fresh;
+//! - changes that only add rights or touch A/D/ignored bits leave it fresh — with
+//!   one refinement: when CR4.SMEP or CR4.SMAP was set at fill time, U/S 0→1 counts
+//!   as a loss, because it takes supervisor fetches/data accesses away (SDM 4.6.1);
 //! - an undone change makes it fresh again; while stale, the write that first made it
 //!   stale is kept.
 //!
