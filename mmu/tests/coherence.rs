@@ -372,3 +372,30 @@ fn determinism_same_inputs_same_events() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn reverse_index_forgets_removed_entries() {
+    let (mut w, pte_a) = two_cores();
+    for _ in 0..2000 {
+        w.read(0, A).unwrap();
+        w.inv(0, Invalidation::Invlpg { va: VirtAddr(A) });
+    }
+    w.read(1, A).unwrap();
+    w.clear_events();
+    w.set_entry(0, pte_a, 0x88_0000 | RW);
+    let affected: Vec<u32> = w
+        .sink
+        .0
+        .iter()
+        .filter_map(|e| match e {
+            MmuEvent::PagingWrite { affected, .. } => Some(*affected),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        affected,
+        vec![1],
+        "only core 1's live TLB entry is re-evaluated"
+    );
+    assert_eq!(w.tracker.live_entries(), 1 + 3);
+}
