@@ -11,7 +11,9 @@
 //! - *stale* when the fresh walk faults, maps another frame or page size (or another
 //!   next table, for a paging-structure-cache entry), or grants fewer rights (write,
 //!   user, execute) than the cached entry;
-//! - changes that only add rights or touch A/D/ignored bits leave it fresh;
+//! - changes that only add rights or touch A/D/ignored bits leave it fresh — with
+//!   one refinement: when CR4.SMEP or CR4.SMAP was set at fill time, U/S 0→1 counts
+//!   as a loss, because it takes supervisor fetches/data accesses away (SDM 4.6.1);
 //! - an undone change makes it fresh again; while stale, the write that first made it
 //!   stale is kept.
 //!
@@ -36,7 +38,7 @@ use std::collections::{BTreeSet, VecDeque};
 pub(crate) struct RecId(pub u32);
 
 /// How many fresh-path addresses a record may add to the index beyond its origin.
-const MAX_INDEXED: usize = 8;
+const MAX_INDEXED: usize = 12;
 /// Invalidation records kept per core.
 const LOG_CAP: usize = 64;
 
@@ -52,6 +54,9 @@ struct Record {
     origin: Origin,
     params: WalkParams,
     stale: Option<WriteInfo>,
+    /// CR4.SMEP or CR4.SMAP was set at fill: then U/S 0→1 takes supervisor
+    /// rights away, so it counts as losing a right.
+    us_sensitive: bool,
     indexed: [PhysAddr; MAX_INDEXED],
     n_indexed: u8,
     eval_serial: u64,
@@ -92,8 +97,19 @@ struct IndexSlot {
     refs: Vec<(u32, u32)>,
 }
 
-/// What a cached entry holds compared with what a fresh walk gives.
-fn is_stale(cached: &WalkResult, fresh: &WalkResult) -> bool {
+/// What a cached entry holds compared with what a fresh walk gives. With
+/// `us_sensitive` (SMEP/SMAP on), a page turning from supervisor to user also
+/// counts: it takes away supervisor fetches (SMEP) and data accesses (SMAP).
+fn is_stale(cached: &WalkResult, fresh: &WalkResult, us_sensitive: bool) -> bool {
+    let rights = |r: &WalkResult| match r {
+        WalkResult::Leaf { rights, .. } | WalkResult::Table { rights, .. } => Some(*rights),
+        _ => None,
+    };
+    if let (true, Some(c), Some(f)) = (us_sensitive, rights(cached), rights(fresh)) {
+        if !c.user() && f.user() {
+            return true;
+        }
+    }
     match (cached, fresh) {
         (
             WalkResult::Leaf {
@@ -227,6 +243,7 @@ impl Tracker {
         cached: WalkResult,
         origin: Origin,
         params: WalkParams,
+        us_sensitive: bool,
         inherit: Option<WriteInfo>,
         sink: &mut dyn MmuSink,
     ) -> RecId {
@@ -241,6 +258,7 @@ impl Tracker {
             origin,
             params,
             stale: None,
+            us_sensitive,
             indexed: [PhysAddr(0); MAX_INDEXED],
             n_indexed: 0,
             eval_serial: 0,
@@ -261,15 +279,18 @@ impl Tracker {
             self.index_add(mem, id, e.pa);
         }
         if let Some(w) = inherit {
+            // Built through a stale paging-structure-cache entry: compare with a
+            // fresh walk now, and index the fresh path (it differs from the origin).
             let mut path = Path::new();
             let r = &self.records[id as usize];
             let fresh = fresh_walk(mem, r, &mut path);
-            if is_stale(&r.cached, &fresh) {
+            for e in path.entries() {
+                self.index_add(mem, id, e.pa);
+            }
+            let r = &self.records[id as usize];
+            if is_stale(&r.cached, &fresh, r.us_sensitive) {
                 self.records[id as usize].stale = Some(w);
                 self.generation += 1;
-                for e in path.entries() {
-                    self.index_add(mem, id, e.pa);
-                }
                 if sink.enabled() {
                     let entry = self.records[id as usize].view();
                     sink.event(MmuEvent::BecameStale { entry, write: w });
@@ -420,7 +441,7 @@ impl Tracker {
             r.eval_serial = serial;
             let mut path = Path::new();
             let fresh = fresh_walk(mem, r, &mut path);
-            let stale_now = is_stale(&r.cached, &fresh);
+            let stale_now = is_stale(&r.cached, &fresh, r.us_sensitive);
             match (r.stale.is_some(), stale_now) {
                 (false, true) => {
                     r.stale = Some(write);

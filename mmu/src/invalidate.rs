@@ -57,7 +57,7 @@ pub enum Invalidation {
     },
     /// MOV to CR3 with source operand `src` (bit 63 included).
     /// - CR4.PCIDE=0: non-global entries of PCID 000H; PSC entries of PCID 000H.
-    /// - CR4.PCIDE=1, bit 63=0: non-global entries of PCID src[11:0]; its PSC entries.
+    /// - CR4.PCIDE=1, bit 63=0: non-global entries of PCID bits 11:0 of src; its PSC entries.
     /// - CR4.PCIDE=1, bit 63=1: nothing is required.
     MovCr3 {
         /// Source operand.
@@ -148,6 +148,39 @@ pub fn cr3_after_mov(src: u64, cr4: u64) -> u64 {
     } else {
         src
     }
+}
+
+/// A MOV to CR0 or CR4 the CPU must turn into #GP(0) because of PCIDs
+/// (SDM Vol. 3A 4.10.1, Vol. 2 MOV CR). Checks unrelated to paging are the CPU's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum CrError {
+    /// Setting CR4.PCIDE while CR3 bits 11:0 is not 000H.
+    #[error("setting CR4.PCIDE needs CR3 bits 11:0 = 0, but CR3 is {cr3:#x}")]
+    PcideWithNonZeroPcid {
+        /// CR3 at the time.
+        cr3: u64,
+    },
+    /// Clearing CR0.PG while CR4.PCIDE=1.
+    #[error("clearing CR0.PG while CR4.PCIDE=1")]
+    ClearPgWithPcide,
+}
+
+/// Checks MOV to CR4 from `old` to `new` with the current `cr3`: setting PCIDE
+/// requires CR3 bits 11:0 = 000H (else #GP).
+pub fn check_mov_cr4(old: u64, new: u64, cr3: u64) -> Result<(), CrError> {
+    if old & cr4::PCIDE == 0 && new & cr4::PCIDE != 0 && cr3 & 0xfff != 0 {
+        return Err(CrError::PcideWithNonZeroPcid { cr3 });
+    }
+    Ok(())
+}
+
+/// Checks MOV to CR0 from `old` to `new` with the current `cr4_value`: clearing PG
+/// while CR4.PCIDE=1 is #GP.
+pub fn check_mov_cr0(old: u64, new: u64, cr4_value: u64) -> Result<(), CrError> {
+    if old & cr0::PG != 0 && new & cr0::PG == 0 && cr4_value & cr4::PCIDE != 0 {
+        return Err(CrError::ClearPgWithPcide);
+    }
+    Ok(())
 }
 
 /// Which TLB entries an operation removes.

@@ -236,6 +236,9 @@ impl CoreMmu {
             if access.kind == AccessKind::Write && !e.dirty {
                 // SDM 4.8: the D flag is set in memory, so a clean entry cannot
                 // complete a write; walk again (locked update of D) and refill.
+                // The clean entry's translation is not used (the re-walk decides the
+                // outcome), so even a stale one is not a stale use here; a re-walk
+                // through a stale paging-structure-cache entry is reported below.
                 if sink.enabled() {
                     sink.event(MmuEvent::DirtyRewalk { ctx, va });
                 }
@@ -427,6 +430,7 @@ impl CoreMmu {
                 cached,
                 origin,
                 params,
+                regs.smep() || regs.smap(),
                 inherit,
                 sink,
             );
@@ -491,6 +495,7 @@ impl CoreMmu {
                 cached,
                 origin,
                 params,
+                regs.smep() || regs.smap(),
                 inherit,
                 sink,
             );

@@ -107,7 +107,7 @@ impl PagingRegs {
     pub fn nxe(&self) -> bool {
         self.efer & efer::NXE != 0
     }
-    /// The current PCID: CR3[11:0] with CR4.PCIDE=1, else 000H (SDM 4.10.1).
+    /// The current PCID: CR3 bits 11:0 with CR4.PCIDE=1, else 000H (SDM 4.10.1).
     #[inline]
     pub fn pcid(&self) -> u16 {
         if self.pcide() {

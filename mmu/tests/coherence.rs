@@ -1,0 +1,401 @@
+//! The coherence tracker: staleness marks, stale uses and their explanations,
+//! plus the read-only dump, the evict / speculative-fill hooks and the fast path's
+//! promises (never hides a stale use, keeps LRU exact).
+
+mod common;
+use common::*;
+use mmu::*;
+
+const A: u64 = 0x40_0000;
+const B: u64 = 0x40_1000;
+
+fn two_cores() -> (World, PhysAddr) {
+    let mut w = World::simple(2);
+    let pte_a = w.map(A, 0x80_0000, PageSize::Size4K, RW);
+    w.map(B, 0x80_1000, PageSize::Size4K, RW);
+    (w, pte_a)
+}
+
+#[test]
+fn pte_change_without_invlpg_is_a_stale_use_naming_the_write() {
+    let (mut w, pte_a) = two_cores();
+    w.read(1, A).unwrap();
+    let fill_step = w.step;
+    let old = w.get(pte_a);
+    // Core 0 retargets A and invalidates only its own TLB (a missing shootdown).
+    w.set_entry(0, pte_a, 0x88_0000 | RW);
+    let write_step = w.step;
+    w.inv(0, Invalidation::Invlpg { va: VirtAddr(A) });
+    // Core 1 still translates through its stale entry.
+    assert_eq!(w.read(1, A + 8).unwrap(), PhysAddr(0x80_0008));
+    let su = w.stale_uses();
+    assert_eq!(su.len(), 1);
+    let s = &su[0];
+    assert_eq!(s.ctx.core, 1);
+    assert_eq!(s.cache, CacheKind::Tlb { instruction: false });
+    assert_eq!(s.made_stale_by.pa, pte_a);
+    assert_eq!(s.made_stale_by.core, 0);
+    assert_eq!(s.made_stale_by.step, write_step);
+    assert_eq!(s.made_stale_by.old, old);
+    assert_eq!(s.made_stale_by.new, 0x88_0000 | RW);
+    assert!(matches!(
+        s.cached,
+        WalkResult::Leaf {
+            frame: PhysAddr(0x80_0000),
+            ..
+        }
+    ));
+    assert!(matches!(
+        s.fresh,
+        WalkResult::Leaf {
+            frame: PhysAddr(0x88_0000),
+            ..
+        }
+    ));
+    assert_eq!(s.filled.core, 1);
+    assert_eq!(s.filled.step, fill_step);
+    assert_eq!(s.filled.entries.len(), 4);
+    assert_eq!(s.filled.entries.entries()[3].pa, pte_a);
+    assert_eq!(s.invalidations_since_fill.len(), 1);
+    assert_eq!(s.invalidations_since_fill[0].core, 0);
+    let text = s.to_string();
+    assert!(text.contains("made stale by core 0"), "{text}");
+    assert_eq!(w.tracker.stale_uses(), 1);
+}
+
+#[test]
+fn pte_change_with_invlpg_is_not_a_stale_use() {
+    let (mut w, pte_a) = two_cores();
+    w.read(1, A).unwrap();
+    w.set_entry(0, pte_a, 0x88_0000 | RW);
+    w.inv(0, Invalidation::Invlpg { va: VirtAddr(A) });
+    w.inv(1, Invalidation::Invlpg { va: VirtAddr(A) }); // the shootdown IPI
+    assert_eq!(w.read(1, A).unwrap(), PhysAddr(0x88_0000));
+    assert!(w.stale_uses().is_empty());
+}
+
+#[test]
+fn adding_rights_or_touching_ad_bits_is_not_stale() {
+    let mut w = World::simple(1);
+    let pte_a = w.map(A, 0x80_0000, PageSize::Size4K, pte::P | pte::NX);
+    w.read(0, A).unwrap();
+    let v = w.get(pte_a);
+    w.set_entry(0, pte_a, v | pte::RW); // add write
+    w.set_entry(0, pte_a, v | pte::RW | pte::US); // add user
+    w.set_entry(0, pte_a, (v | pte::RW | pte::US) & !pte::NX); // add execute
+    w.set_entry(
+        0,
+        pte_a,
+        (v | pte::RW | pte::US | pte::D) & !pte::NX & !pte::A,
+    );
+    w.set_entry(
+        0,
+        pte_a,
+        (v | pte::RW | pte::US | 1 << 9 | 1 << 52) & !pte::NX,
+    ); // ignored bits
+    w.read(0, A).unwrap();
+    assert!(w.stale_uses().is_empty());
+    assert_eq!(w.tracker.stale_entries(), 0);
+    // Removing a right the TLB entry never had leaves it fresh...
+    w.set_entry(0, pte_a, v & !pte::RW | pte::NX);
+    assert_eq!(w.tracker.stale_entries(), 0, "cached entry had no W either");
+    let tlb_stale = |w: &World| w.cores[0].dump(&w.tracker).tlb.iter().any(|e| e.stale);
+    let pde = w.entry(A, 2);
+    let pdev = w.get(pde);
+    w.set_entry(0, pde, pdev & !pte::US);
+    assert!(!tlb_stale(&w), "user was never granted by the TLB entry");
+    // ...but the PDE-cache entry did grant user (U/S=1 down to the PDE): stale.
+    let d = w.cores[0].dump(&w.tracker);
+    let stale_psc: Vec<_> = d.psc.iter().filter(|e| e.stale).map(|e| e.cache).collect();
+    assert_eq!(stale_psc, vec![CacheKind::Psc { level: 2 }]);
+    // Removing a right the TLB entry had (read-only -> not present) is stale.
+    w.set_entry(0, pte_a, 0);
+    assert!(tlb_stale(&w));
+}
+
+#[test]
+fn undone_change_makes_entry_fresh_again() {
+    let (mut w, pte_a) = two_cores();
+    w.read(0, A).unwrap();
+    let v = w.get(pte_a);
+    w.set_entry(1, pte_a, 0);
+    assert_eq!(w.tracker.stale_entries(), 1);
+    w.set_entry(1, pte_a, v);
+    assert_eq!(w.tracker.stale_entries(), 0);
+    assert!(w
+        .sink
+        .0
+        .iter()
+        .any(|e| matches!(e, MmuEvent::BecameFresh { .. })));
+    w.read(0, A).unwrap();
+    assert!(w.stale_uses().is_empty());
+}
+
+#[test]
+fn first_write_that_made_it_stale_is_kept() {
+    let (mut w, pte_a) = two_cores();
+    w.read(0, A).unwrap();
+    w.set_entry(1, pte_a, 0);
+    let first = w.step;
+    w.set_entry(1, pte_a, 0x99_0000 | RW);
+    w.read(0, A).unwrap();
+    assert_eq!(w.stale_uses()[0].made_stale_by.step, first);
+}
+
+#[test]
+fn freed_page_table_with_cached_pde_gives_stale_walk_via_psc() {
+    let (mut w, _) = two_cores();
+    // Core 1 walks A: its PDE cache now points at A's page table.
+    w.read(1, A).unwrap();
+    let pde = w.entry(A, 2);
+    let pt = PhysAddr(w.get(pde) & 0x000f_ffff_ffff_f000);
+    // Core 0 unmaps the whole page table and frees the page: it clears the PDE,
+    // invalidates locally, and the page is reused as data.
+    w.set_entry(0, pde, 0);
+    w.inv(0, Invalidation::Invlpg { va: VirtAddr(A) });
+    for i in 0..512 {
+        w.set_entry(0, pt.add(i * 8), 0xdead_0000 | RW);
+    }
+    // Core 1 touches B (never in its TLB): the walk starts from the stale PDE
+    // cache entry and reads the reused page as a page table.
+    let pa = w.read(1, B).unwrap();
+    assert_eq!(pa, PhysAddr(0xdead_0000));
+    let su = w.stale_uses();
+    assert_eq!(su.len(), 1);
+    assert_eq!(su[0].cache, CacheKind::Psc { level: 2 });
+    assert_eq!(su[0].made_stale_by.pa, pde);
+    assert!(matches!(su[0].fresh, WalkResult::NotPresent { level: 2 }));
+    // The TLB entry built from that walk is stale from birth: its hit reports too.
+    w.read(1, B).unwrap();
+    assert_eq!(w.stale_uses().len(), 2);
+}
+
+#[test]
+fn fast_path_never_hides_a_stale_use() {
+    let (mut w, pte_a) = two_cores();
+    for _ in 0..10 {
+        w.read(1, A).unwrap();
+    }
+    w.set_entry(0, pte_a, 0);
+    w.read(1, A).unwrap();
+    w.read(1, A).unwrap();
+    assert_eq!(w.stale_uses().len(), 2);
+}
+
+#[test]
+fn instruction_fetch_through_stale_itlb_entry() {
+    let mut w = World::simple(1);
+    let pte_a = w.map(A, 0x80_0000, PageSize::Size4K, pte::P);
+    w.access(0, A, Access::new(AccessKind::Execute, 0)).unwrap();
+    w.set_entry(0, pte_a, pte::P | pte::NX | 0x80_0000);
+    w.access(0, A, Access::new(AccessKind::Execute, 0)).unwrap();
+    let su = w.stale_uses();
+    assert_eq!(su.len(), 1);
+    assert_eq!(su[0].cache, CacheKind::Tlb { instruction: true });
+}
+
+#[test]
+fn fast_path_hits_keep_lru_exact() {
+    // 4 entries, 4 ways, 1 set; no separate ITLB.
+    let cfg = MmuConfig {
+        tlb: TlbConfig {
+            data: vec![TlbArrayConfig::unified(4, 4, Replacement::Lru)],
+            instruction: None,
+        },
+        ..MmuConfig::default()
+    };
+    let mut w = World::new(&cfg, 1, 0, efer::NXE);
+    let vas: Vec<u64> = (0..5).map(|i| A + i * 0x1000).collect();
+    for (i, va) in vas.iter().enumerate() {
+        w.map(*va, 0x80_0000 + i as u64 * 0x1000, PageSize::Size4K, RW);
+    }
+    for va in &vas[..4] {
+        w.read(0, *va).unwrap();
+    }
+    // Hit the oldest via the fast path (it was just inserted there by its fill?
+    // fills bump the generation, so the first hit is slow, the second fast).
+    w.read(0, vas[0]).unwrap();
+    w.read(0, vas[0]).unwrap();
+    w.read(0, vas[4]).unwrap();
+    assert!(w.has_tlb(0, vas[0]), "recently used entry kept");
+    assert!(!w.has_tlb(0, vas[1]), "least recently used entry evicted");
+}
+
+#[test]
+fn dump_and_walk_view_change_nothing() {
+    let cfg = MmuConfig {
+        tlb: TlbConfig {
+            data: vec![TlbArrayConfig::unified(2, 2, Replacement::Lru)],
+            instruction: None,
+        },
+        ..MmuConfig::default()
+    };
+    let mut w = World::new(&cfg, 1, 0, efer::NXE);
+    w.map(A, 0x80_0000, PageSize::Size4K, RW);
+    w.map(B, 0x80_1000, PageSize::Size4K, RW);
+    w.map(A + 0x2000, 0x80_2000, PageSize::Size4K, RW);
+    w.read(0, A).unwrap();
+    w.read(0, B).unwrap();
+    let mem_before = w.mem.clone();
+    w.clear_events();
+    let regs = w.regs[0];
+    let d1 = w.cores[0].dump(&w.tracker);
+    let v = w.cores[0].walk_view(&w.mem, &w.tracker, &regs, VirtAddr(A));
+    let d2 = w.cores[0].dump(&w.tracker);
+    assert_eq!(d1, d2);
+    assert!(w.sink.0.is_empty());
+    assert_eq!(v.levels.len(), 4);
+    assert_eq!(v.tlb.len(), 1);
+    assert!(v.levels.iter().all(|l| !l.cached_differs));
+    assert_eq!(v.levels[3].flags, "P RW A");
+    for pa in [w.entry(A, 1), w.entry(A, 2), w.entry(A, 3), w.entry(A, 4)] {
+        assert_eq!(
+            w.mem.read_u64(pa).unwrap(),
+            mem_before.read_u64(pa).unwrap()
+        );
+    }
+    // LRU untouched by the view of A: A is still the victim.
+    w.read(0, A + 0x2000).unwrap();
+    assert!(!w.has_tlb(0, A));
+    // A retargeted PDE shows as differing from the cached entry.
+    let pde = w.entry(A, 2);
+    let v0 = w.get(pde);
+    w.set_entry(0, pde, (v0 + 0x1000) | pte::P);
+    let v = w.cores[0].walk_view(&w.mem, &w.tracker, &regs, VirtAddr(A));
+    assert!(v.levels.iter().any(|l| l.level == 2 && l.cached_differs));
+    // Dumps are sorted.
+    let d = w.cores[0].dump(&w.tracker);
+    let mut sorted = d.tlb.clone();
+    sorted.sort_by_key(|e| (e.pcid, e.va));
+    assert_eq!(d.tlb, sorted);
+}
+
+#[test]
+fn evict_hook_removes_the_entry() {
+    let (mut w, _) = two_cores();
+    w.read(0, A).unwrap();
+    let ctx = w.ctx(0);
+    let regs = w.regs[0];
+    assert_eq!(
+        w.cores[0].evict(&mut w.tracker, &regs, VirtAddr(A + 5), ctx, &mut w.sink),
+        1
+    );
+    assert_eq!(w.tlb_len(0), 0);
+    assert_eq!(w.psc_len(0), 3, "the PSC keeps its entries");
+    assert!(w
+        .sink
+        .0
+        .iter()
+        .any(|e| matches!(e, MmuEvent::Eviction { .. })));
+}
+
+#[test]
+fn speculative_fill_fills_valid_translations_only() {
+    let (mut w, pte_a) = two_cores();
+    let ctx = w.ctx(1);
+    let regs = w.regs[1];
+    let core = &mut w.cores[1];
+    let ok = core
+        .speculative_fill(
+            &mut w.mem,
+            &mut w.tracker,
+            &regs,
+            VirtAddr(A),
+            false,
+            ctx,
+            &mut w.sink,
+        )
+        .unwrap();
+    assert!(ok);
+    assert_eq!(w.tlb_len(1), 1);
+    assert_ne!(w.get(pte_a) & pte::A, 0, "speculative walks set A");
+    assert_eq!(w.get(pte_a) & pte::D, 0);
+    // A not-present translation: nothing filled, nothing invalidated, no fault.
+    w.set_entry(0, w.entry(B, 1), 0);
+    let n_psc = w.psc_len(1);
+    let core = &mut w.cores[1];
+    let ok = core
+        .speculative_fill(
+            &mut w.mem,
+            &mut w.tracker,
+            &regs,
+            VirtAddr(B),
+            false,
+            ctx,
+            &mut w.sink,
+        )
+        .unwrap();
+    assert!(!ok);
+    assert_eq!(w.tlb_len(1), 1);
+    assert_eq!(w.psc_len(1), n_psc);
+    // A speculatively filled entry then goes stale like any other.
+    w.set_entry(0, pte_a, 0);
+    w.read(1, A).unwrap();
+    assert_eq!(w.stale_uses().len(), 1);
+}
+
+#[test]
+fn paging_flag_follows_cached_entries() {
+    let (mut w, pte_a) = two_cores();
+    w.read(0, A).unwrap();
+    assert_ne!(w.mem.flags(pte_a.pfn()) & page_flags::PAGING, 0);
+    w.inv(0, Invalidation::MovCr3 { src: w.regs[0].cr3 });
+    w.tracker.sweep_paging_flags(&mut w.mem);
+    assert_eq!(w.mem.flags(pte_a.pfn()) & page_flags::PAGING, 0);
+    assert_eq!(w.tracker.live_entries(), 0);
+}
+
+#[test]
+fn on_write_handles_partial_and_spanning_writes() {
+    let (mut w, pte_a) = two_cores();
+    w.read(0, A).unwrap();
+    // A 1-byte guest write to the PTE's low byte clearing P.
+    let v = w.get(pte_a);
+    let f = w.mem.write(pte_a, &[(v as u8) & !1]).unwrap();
+    assert_ne!(f & page_flags::PAGING, 0);
+    let ctx = w.ctx(1);
+    w.tracker.on_write(&w.mem, pte_a, 1, ctx, &mut w.sink);
+    assert_eq!(w.tracker.stale_entries(), 1);
+}
+
+#[test]
+fn determinism_same_inputs_same_events() {
+    let run = || {
+        let (mut w, pte_a) = two_cores();
+        for i in 0..20u64 {
+            w.read((i % 2) as u32, A + (i % 3) * 0x1000).ok();
+            if i % 5 == 0 {
+                w.set_entry(0, pte_a, (0x80_0000 + i * 0x1000) | RW);
+            }
+        }
+        format!("{:?}", w.sink.0)
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn reverse_index_forgets_removed_entries() {
+    let (mut w, pte_a) = two_cores();
+    for _ in 0..2000 {
+        w.read(0, A).unwrap();
+        w.inv(0, Invalidation::Invlpg { va: VirtAddr(A) });
+    }
+    w.read(1, A).unwrap();
+    w.clear_events();
+    w.set_entry(0, pte_a, 0x88_0000 | RW);
+    let affected: Vec<u32> = w
+        .sink
+        .0
+        .iter()
+        .filter_map(|e| match e {
+            MmuEvent::PagingWrite { affected, .. } => Some(*affected),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        affected,
+        vec![1],
+        "only core 1's live TLB entry is re-evaluated"
+    );
+    assert_eq!(w.tracker.live_entries(), 1 + 3);
+}
