@@ -637,3 +637,32 @@ fn cli_sti_need_cpl_le_iopl() {
         m.steps(1);
     }
 }
+
+// --- Encodings that must not be silently mis-executed -------------------------------
+
+#[test]
+fn invalid_lock_and_mov_cs_are_ud() {
+    // lock mov ebx, eax; mov cs, ax; lock xchg rax, rbx (LOCK needs a memory operand).
+    for code in [
+        &[0xf0, 0x89, 0xc3][..],
+        &[0x8e, 0xc8],
+        &[0xf0, 0x48, 0x87, 0xc3],
+    ] {
+        let mut m = M::bytes(code);
+        m.expect_fault(Exception::InvalidOpcode);
+        assert_eq!(m.cpu.state.rip, CODE);
+    }
+}
+
+#[test]
+fn unmodelled_forms_are_errors_not_guesses() {
+    // mov rax, dr7; far jmp [rax]; far call [rax]. (66 c3 decodes as a 64-bit RET,
+    // as on Intel parts, which ignore the prefix for near branches.)
+    for code in [&[0x0f, 0x21, 0xf8][..], &[0xff, 0x28], &[0x48, 0xff, 0x18]] {
+        let mut m = M::bytes(code);
+        let before = m.cpu.state.clone();
+        let err = m.cpu.step(&mut m.cache, &mut m.bus).unwrap_err();
+        assert!(matches!(err, emu::EmuError::Unsupported { .. }), "{err}");
+        assert_eq!(m.cpu.state, before);
+    }
+}

@@ -202,10 +202,18 @@ fn mov_cr0_faults() {
     let base = CpuState::default().cr0;
     let f = CpuFeatures::default;
     write_cr_faults(cr0, base | 1 << 32, |_| {}, f());
-    write_cr_faults(cr0, base | 1 << 6, |_| {}, f());
     write_cr_faults(cr0, base & !CR0_PG, |_| {}, f());
     write_cr_faults(cr0, (base | CR0_NW) & !CR0_CD, |_| {}, f());
     write_cr_faults(cr0, base & !CR0_PE, |_| {}, f());
+}
+
+#[test]
+fn mov_cr0_ignores_low_reserved_bits() {
+    let mut m = M::asm(|a| a.mov(cr0, rax));
+    let base = m.cpu.state.cr0;
+    m.cpu.state.gpr[RAX] = (base | 1 << 6 | CR0_WP) & !CR0_ET;
+    m.steps(1);
+    assert_eq!(m.cpu.state.cr0, base | CR0_WP);
 }
 
 #[test]
