@@ -839,3 +839,51 @@ fn hlt_at_cpl0_halts() {
     assert!(m.cpu.state.halted);
     assert_eq!(m.r(RBX), 0);
 }
+
+// --- A return-to-user path end to end ------------------------------------------
+
+#[test]
+fn kernel_exit_to_user_then_user_traps_and_faults() {
+    // Kernel: switch address space keeping the TLB (PCID + no-flush), swapgs,
+    // iretq to user code at 0x40_0000. User: INT 0x80 (a trap), then HLT (#GP).
+    let mut m = M::asm(|a| {
+        a.mov(cr3, rax)?;
+        a.swapgs()?;
+        a.iretq()
+    });
+    m.bus
+        .flat
+        .mem
+        .write(PhysAddr(0x40_0000), &[0xcd, 0x80, 0xf4])
+        .unwrap();
+    m.cpu.state.cr4 |= CR4_PCIDE;
+    m.cpu.state.gpr[RAX] = CR3_NOFLUSH | 0x0020_0000 | 3;
+    m.cpu.state.kernel_gs_base = 0x7000;
+    iret_frame(&mut m, 0x40_0000, 0x2b, 0x2 | IF, 0x7ff0, 0x23);
+    m.steps(3);
+    assert_eq!(m.cpu.state.cr3, 0x0020_0003);
+    assert_eq!(m.cpu.state.gs_base, 0x7000);
+    assert_eq!(m.cpu.state.cpl(), 3);
+    assert_eq!(m.cpu.state.rip, 0x40_0000);
+    assert_eq!(
+        m.step(),
+        StepOutcome::Exception(Exception::SoftwareInterrupt(0x80))
+    );
+    assert_eq!(m.cpu.state.rip, 0x40_0002, "INT n is a trap: RIP after it");
+    m.bus.inv.clear();
+    m.expect_fault(Exception::GeneralProtection(0));
+    assert_eq!(m.cpu.state.rip, 0x40_0002, "#GP is a fault: RIP at HLT");
+}
+
+#[test]
+fn sti_shadow_covers_exactly_one_instruction() {
+    let mut m = M::asm(|a| {
+        a.sti()?;
+        a.nop()?;
+        a.nop()
+    });
+    m.steps(1);
+    assert!(m.cpu.state.interrupt_shadow);
+    m.steps(1);
+    assert!(!m.cpu.state.interrupt_shadow);
+}
