@@ -95,6 +95,23 @@ impl Resolve for PassEnv<'_> {
         }
         Ok(self.value(e)?.value)
     }
+
+    fn is_address(&self, e: &Expr) -> bool {
+        fn walk(env: &PassEnv<'_>, e: &Expr, depth: u32) -> bool {
+            let mut found = false;
+            e.for_each_sym(&mut |name, _| {
+                found |= if env.prog.labels.contains_key(name) {
+                    true
+                } else if let Some((inner, _)) = env.prog.sets.get(name) {
+                    depth < MAX_SET_DEPTH && walk(env, inner, depth + 1)
+                } else {
+                    env.symbols.lookup(name).is_some()
+                };
+            });
+            found
+        }
+        walk(self, e, 0)
+    }
 }
 
 /// Padding needed at `addr`.

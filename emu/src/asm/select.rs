@@ -188,6 +188,15 @@ pub(crate) fn select(
     mut ops: Vec<Operand>,
     prefixes: Prefixes,
 ) -> Result<Selected, AsmError> {
+    // GNU as encodes `int $3` as the one-byte breakpoint `int3` (CC).
+    let int3 = mnemonic == Mnemonic::Int
+        && matches!(ops.as_slice(), [Operand::Imm(e, _)] if !e.has_symbols() && e.literal_value() == Some(3));
+    let mnemonic = if int3 {
+        ops.clear();
+        Mnemonic::Int3
+    } else {
+        mnemonic
+    };
     normalise(mnemonic, &mut ops);
     if let (Some(src), Some(Operand::Mem(m))) = (src_size, ops.get_mut(1)) {
         m.size.get_or_insert(src);
@@ -313,7 +322,9 @@ fn pick_size(
     if sizes.len() <= 1 {
         return Ok(cands);
     }
-    let default64 = cands.iter().all(|c| c.form.default64) && sizes.contains(&Some(64));
+    let default64 = cands
+        .iter()
+        .any(|c| c.form.default64 && c.form.size == Some(64));
     let unsized_mem = ops
         .iter()
         .any(|o| matches!(o, Operand::Mem(m) if m.size.is_none()));
