@@ -157,7 +157,7 @@ fn corpus(file: &str, syntax: Syntax) -> (usize, usize) {
         },
     )
     .unwrap_or_else(|e| {
-        let line = (e.line as usize + 1) / 2;
+        let line = (e.line as usize).div_ceil(2);
         panic!(
             "{file}:{line}: emu::asm failed: {e} in `{}`",
             lines.get(line - 1).unwrap_or(&"")
