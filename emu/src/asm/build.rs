@@ -325,6 +325,16 @@ pub(crate) fn build(
     }
 }
 
+/// The absolute target of a direct branch, if the instruction has one.
+pub(crate) fn branch_target(sel: &Selected, r: &dyn Resolve) -> Result<Option<u64>, AsmError> {
+    for op in &sel.ops {
+        if let Operand::Target(e, _) = op {
+            return Ok(Some(r.value(e)?.value));
+        }
+    }
+    Ok(None)
+}
+
 /// A prefix byte that GNU as emits on its own when `lock`/`rep` stands alone.
 pub(crate) fn prefix_byte(name: &str) -> Option<u8> {
     match name {
