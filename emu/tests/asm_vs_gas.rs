@@ -182,7 +182,15 @@ fn corpus(file: &str, syntax: Syntax) -> (usize, usize) {
             ));
         } else {
             match equivalent(mine, theirs, start as u64) {
-                Ok(()) => equiv += 1,
+                Ok(()) => {
+                    equiv += 1;
+                    println!(
+                        "{file}:{}: equivalent: `{line}`: ours [{}] vs as [{}]",
+                        i + 1,
+                        hex(mine),
+                        hex(theirs)
+                    );
+                }
                 Err(why) => failures.push(format!(
                     "{file}:{}: `{line}`: ours [{}] vs as [{}]: {why}",
                     i + 1,

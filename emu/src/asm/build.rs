@@ -344,3 +344,58 @@ pub(crate) fn prefix_byte(name: &str) -> Option<u8> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fit(k: K, value: i64, bits: u32) -> Option<OpKind> {
+        let v = Value {
+            value: value as u64,
+            relocatable: false,
+        };
+        immediate(k, v, Pos::default(), bits)
+            .ok()
+            .map(|(kind, _)| kind)
+    }
+
+    #[test]
+    fn immediate_ranges_follow_gas() {
+        assert_eq!(fit(K::imm8sex64, 127, 64), Some(OpKind::Immediate8to64));
+        assert_eq!(fit(K::imm8sex64, 128, 64), None);
+        assert_eq!(fit(K::imm8sex64, -128, 64), Some(OpKind::Immediate8to64));
+        // 0xffffffff is -1 as a 32-bit operand, so the sign-extended byte form fits.
+        assert_eq!(
+            fit(K::imm8sex32, 0xffff_ffff, 32),
+            Some(OpKind::Immediate8to32)
+        );
+        assert_eq!(fit(K::imm8sex32, 0x1_ffff_ffff, 32), None);
+        assert_eq!(fit(K::imm8sex16, 0xffff, 16), Some(OpKind::Immediate8to16));
+        assert_eq!(fit(K::imm8, 255, 8), Some(OpKind::Immediate8));
+        assert_eq!(fit(K::imm8, -128, 8), Some(OpKind::Immediate8));
+        assert_eq!(fit(K::imm8, 256, 8), None);
+        assert_eq!(fit(K::imm16, 0xffff, 16), Some(OpKind::Immediate16));
+        assert_eq!(fit(K::imm32, -1, 32), Some(OpKind::Immediate32));
+        assert_eq!(fit(K::imm32, 0x1_0000_0000, 32), None);
+        assert_eq!(
+            fit(K::imm32sex64, 0x7fff_ffff, 64),
+            Some(OpKind::Immediate32to64)
+        );
+        assert_eq!(fit(K::imm32sex64, 0x8000_0000, 64), None);
+        assert_eq!(
+            fit(K::imm32sex64, i64::from(i32::MIN), 64),
+            Some(OpKind::Immediate32to64)
+        );
+        assert_eq!(fit(K::imm64, i64::MIN, 64), Some(OpKind::Immediate64));
+    }
+
+    #[test]
+    fn label_values_never_shrink_to_a_byte() {
+        let v = Value {
+            value: 4,
+            relocatable: true,
+        };
+        assert!(immediate(K::imm8sex64, v, Pos::default(), 64).is_err());
+        assert!(immediate(K::imm32sex64, v, Pos::default(), 64).is_ok());
+    }
+}

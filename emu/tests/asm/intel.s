@@ -373,5 +373,13 @@ add dword ptr [rax], 1
 .byte 1, 2, 0xff
 .quad big
 .long 1 + 2 * 3
+jmp short back_label
+mov byte ptr [rax], 'a'
+call near ptr back_label
+push qword ptr gs:[0x28]
+mov r8b, byte ptr [rsi+rdi*1-1]
+movzx eax, byte ptr fs:[rax]
+xor r15d, r15d
+ret 0x10
 fwd_label:
 nop
