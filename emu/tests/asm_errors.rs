@@ -43,7 +43,11 @@ fn error_cases() {
         };
         let src = src.replace("\\n", "\n");
         let rendered = render(&src, syntax);
-        insta::with_settings!({ description => format!("errors.txt:{}: {src}", i + 1), omit_expression => true }, {
+        insta::with_settings!({
+            snapshot_path => "asm/snapshots",
+            description => format!("errors.txt:{}: {src}", i + 1),
+            omit_expression => true,
+        }, {
             insta::assert_snapshot!(name, rendered);
         });
         n += 1;
