@@ -137,3 +137,10 @@ fn intel_option_and_numeric_labels() {
     assert_eq!(ins[3].ip_rel_memory_address(), ins[3].ip());
     assert!(a.labels.is_empty(), "numeric labels are not exported");
 }
+
+#[test]
+fn att_labels_may_be_named_like_registers() {
+    let a = asm("rax: nop\n jmp rax\n");
+    assert_eq!(a.labels["rax"], BASE);
+    assert_eq!(decode(&a)[1].near_branch_target(), BASE);
+}
