@@ -11,7 +11,10 @@ pub mod schema;
 pub use build::{build, machine_config, parse_hex, resolve, suggest, Built, SourceMap, SpaceInfo};
 pub use diag::{Diagnostic, Problem, Source};
 pub use locate::{Locations, Pos, Span};
-pub use run::{run, CoreSummary, Ending, ExpectResult, RunReport, StaleRecord, DEFAULT_MAX_STEPS};
+pub use run::{
+    run, CoreSummary, Cursor, Decision, Ending, ExpectResult, Progress, RunReport, Runner,
+    StaleRecord, DEFAULT_MAX_STEPS,
+};
 pub use schema::Scenario;
 
 use std::path::Path;

@@ -3,7 +3,7 @@
 
 use super::build::{resolve, Built};
 use super::schema::*;
-use crate::events::{CollectSink, Event, EventKind, EventSink, StopReason};
+use crate::events::{Event, EventKind, EventSink, StopReason};
 use crate::machine::{Machine, StepResult};
 use mmu::{MmuEvent, PhysAddr, StaleUse, VirtAddr, WalkResult};
 use serde::Serialize;
@@ -81,9 +81,9 @@ pub struct RunReport {
     pub violations: usize,
     /// Expectations.
     pub expectations: Vec<ExpectResult>,
-    /// The schedule as executed: (core, consecutive steps) runs.
+    /// The schedule as executed.
     #[serde(skip)]
-    pub decisions: Vec<(u32, u64)>,
+    pub decisions: Vec<Decision>,
     /// All events, when recording was asked for.
     #[serde(skip)]
     pub events: Vec<Event>,
@@ -103,26 +103,58 @@ impl RunReport {
     }
 }
 
-/// The oracle: a sink that classifies stale uses and counts events.
-struct Oracle<'a> {
-    record: Option<&'a mut CollectSink>,
-    coherence: &'a Coherence,
+/// One schedule decision, as recorded in traces and replayed: the core stepped
+/// (run-length encoded) or a cache operation the schedule asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum Decision {
+    /// `n` consecutive steps of `core`.
+    Step {
+        /// Core.
+        core: u32,
+        /// Steps.
+        n: u64,
+    },
+    /// Evict `core`'s TLB entries for `va`.
+    Evict {
+        /// Core.
+        core: u32,
+        /// Linear address.
+        va: u64,
+    },
+    /// Speculatively fill `core`'s TLB for `va`.
+    Fill {
+        /// Core.
+        core: u32,
+        /// Linear address.
+        va: u64,
+    },
+}
+
+/// The oracle: a sink that classifies stale uses and counts events. It owns its
+/// data so a [`Runner`] can be cloned (snapshots for reverse stepping).
+#[derive(Clone, Debug)]
+struct Oracle {
+    record: Option<Vec<Event>>,
+    coherence: Coherence,
     label_reached: bool,
     freed: Vec<u64>,
     stale: Vec<StaleRecord>,
-    counts: BTreeMap<(String, u32), u64>,
+    counts: BTreeMap<(&'static str, u32), u64>,
     exceptions: Vec<(u32, u8)>,
-    seen_kind: Option<&'static str>,
+    /// Kinds seen during the current step, as a bit mask over `EVENT_KINDS`.
+    seen: u32,
 }
 
-impl EventSink for Oracle<'_> {
+impl EventSink for Oracle {
     fn event(&mut self, ev: Event) {
         let name = ev.kind.name();
-        *self.counts.entry((name.to_string(), ev.core)).or_insert(0) += 1;
-        self.seen_kind = Some(name);
+        *self.counts.entry((name, ev.core)).or_insert(0) += 1;
+        if let Some(i) = super::EVENT_KINDS.iter().position(|k| *k == name) {
+            self.seen |= 1 << i;
+        }
         match &ev.kind {
             EventKind::Mmu(MmuEvent::StaleUse(su)) => {
-                let violation = match self.coherence {
+                let violation = match &self.coherence {
                     Coherence::All => true,
                     Coherence::AfterLabel(_) => self.label_reached,
                     Coherence::FreedFrames { .. } => {
@@ -142,8 +174,8 @@ impl EventSink for Oracle<'_> {
             }
             _ => {}
         }
-        if let Some(r) = self.record.as_deref_mut() {
-            r.event(ev);
+        if let Some(r) = self.record.as_mut() {
+            r.push(ev);
         }
     }
 }
@@ -176,313 +208,514 @@ fn kind_matches(k: Option<KindSpec>, su: &StaleUse) -> bool {
     }
 }
 
-/// Runs `built` along the scenario's schedule.
-pub fn run(s: &Scenario, built: Built, record: bool) -> RunReport {
-    let Built {
-        mut machine,
-        symbols,
-        labels,
-        ..
-    } = built;
-    let mut collect = CollectSink::default();
-    let (label_addr, freed) = match &s.coherence {
-        Coherence::All => (None, Vec::new()),
-        Coherence::AfterLabel(l) => (symbols.get(l).copied(), Vec::new()),
-        Coherence::FreedFrames { label, frames } => (
-            symbols.get(label).copied(),
-            frames
-                .iter()
-                .filter_map(|f| resolve(f, &symbols).ok())
-                .collect(),
-        ),
-    };
-    let mut oracle = Oracle {
-        record: if record { Some(&mut collect) } else { None },
-        coherence: &s.coherence,
-        label_reached: false,
-        freed,
-        stale: Vec::new(),
-        counts: BTreeMap::new(),
-        exceptions: Vec::new(),
-        seen_kind: None,
-    };
-    let budget = s.max_steps.unwrap_or(DEFAULT_MAX_STEPS);
-    let mut decisions: Vec<(u32, u64)> = Vec::new();
-    let mut ending = Ending::Completed;
+/// Where the schedule is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// Index of the current schedule step.
+    pub index: usize,
+    /// Machine steps taken in it so far.
+    pub taken: u64,
+    /// RoundRobin: position in the core list and steps in the current quantum.
+    rr_pos: usize,
+    rr_count: u64,
+    rr_idle: usize,
+}
 
-    // One step of `core`, with bookkeeping. Returns the result.
-    let mut step = |m: &mut Machine, core: usize, oracle: &mut Oracle| -> StepResult {
-        oracle.seen_kind = None;
-        let r = m.step(core, oracle).unwrap_or(StepResult::NoProgress);
-        if r != StepResult::NoProgress {
-            match decisions.last_mut() {
-                Some((c, n)) if *c == core as u32 => *n += 1,
-                _ => decisions.push((core as u32, 1)),
+/// What one [`Runner::step`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// A core was stepped.
+    Stepped {
+        /// Core.
+        core: usize,
+        /// What the step did.
+        result: StepResult,
+    },
+    /// An `Evict` or `Fill` schedule step was applied.
+    CacheOp,
+    /// The schedule is over.
+    Done,
+}
+
+/// Runs a built scenario incrementally: the schedule, the oracle and the decision
+/// log. `Clone` is a snapshot (copy-on-write memory), which is how the debugger
+/// steps backwards.
+#[derive(Clone, Debug)]
+pub struct Runner {
+    scenario: Scenario,
+    machine: Machine,
+    symbols: BTreeMap<String, u64>,
+    labels: BTreeMap<u64, String>,
+    oracle: Oracle,
+    label_addr: Option<u64>,
+    cursor: Cursor,
+    budget: u64,
+    ending: Option<Ending>,
+    decisions: Vec<Decision>,
+}
+
+impl Runner {
+    /// A runner at the start of the schedule. With `record`, every event is kept.
+    pub fn new(s: &Scenario, built: Built, record: bool) -> Self {
+        let Built {
+            machine,
+            symbols,
+            labels,
+            ..
+        } = built;
+        let (label_addr, freed) = match &s.coherence {
+            Coherence::All => (None, Vec::new()),
+            Coherence::AfterLabel(l) => (symbols.get(l).copied(), Vec::new()),
+            Coherence::FreedFrames { label, frames } => (
+                symbols.get(label).copied(),
+                frames
+                    .iter()
+                    .filter_map(|f| resolve(f, &symbols).ok())
+                    .collect(),
+            ),
+        };
+        Runner {
+            scenario: s.clone(),
+            machine,
+            symbols,
+            labels,
+            oracle: Oracle {
+                record: if record { Some(Vec::new()) } else { None },
+                coherence: s.coherence.clone(),
+                label_reached: false,
+                freed,
+                stale: Vec::new(),
+                counts: BTreeMap::new(),
+                exceptions: Vec::new(),
+                seen: 0,
+            },
+            label_addr,
+            cursor: Cursor::default(),
+            budget: s.max_steps.unwrap_or(DEFAULT_MAX_STEPS),
+            ending: None,
+            decisions: Vec::new(),
+        }
+    }
+
+    /// The machine.
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    /// The machine, mutably (debuggers poking memory; the tracker still sees writes
+    /// made through [`Machine::write_phys`]).
+    pub fn machine_mut(&mut self) -> &mut Machine {
+        &mut self.machine
+    }
+
+    /// The scenario.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    /// Every symbol.
+    pub fn symbols(&self) -> &BTreeMap<String, u64> {
+        &self.symbols
+    }
+
+    /// Code labels by address.
+    pub fn labels(&self) -> &BTreeMap<u64, String> {
+        &self.labels
+    }
+
+    /// Where the schedule is.
+    pub fn cursor(&self) -> &Cursor {
+        &self.cursor
+    }
+
+    /// How the schedule ended, once it has.
+    pub fn ending(&self) -> Option<&Ending> {
+        self.ending.as_ref()
+    }
+
+    /// Stale uses so far.
+    pub fn stale_uses(&self) -> &[StaleRecord] {
+        &self.oracle.stale
+    }
+
+    /// Violations so far.
+    pub fn violations(&self) -> usize {
+        self.oracle.stale.iter().filter(|r| r.violation).count()
+    }
+
+    /// Recorded events (empty unless recording).
+    pub fn events(&self) -> &[Event] {
+        self.oracle.record.as_deref().unwrap_or(&[])
+    }
+
+    /// The decisions taken so far.
+    pub fn decisions(&self) -> &[Decision] {
+        &self.decisions
+    }
+
+    /// Event kinds seen during the last step, as a mask over [`super::EVENT_KINDS`].
+    pub fn last_step_kinds(&self) -> u32 {
+        self.oracle.seen
+    }
+
+    /// Steps one core outside the schedule's control (debuggers, replay), logging
+    /// the decision.
+    pub fn step_core(&mut self, core: usize) -> StepResult {
+        self.oracle.seen = 0;
+        let before = self.machine.steps;
+        let r = match self.machine.step(core, &mut self.oracle) {
+            Ok(r) => r,
+            // Only an out-of-range core number gets here; the schedule was
+            // validated, so this is a caller's mistake reported as a stop.
+            Err(e) => StepResult::Stopped(StopReason::Error(crate::exception::EmuError::Paging {
+                rip: 0,
+                message: e.to_string(),
+            })),
+        };
+        // A decision is logged only when the step consumed a global step.
+        if self.machine.steps != before {
+            match self.decisions.last_mut() {
+                Some(Decision::Step { core: c, n }) if *c == core as u32 => *n += 1,
+                _ => self.decisions.push(Decision::Step {
+                    core: core as u32,
+                    n: 1,
+                }),
             }
         }
-        if let Some(a) = label_addr {
-            if !oracle.label_reached && m.cores[core].cpu.state.rip == a {
-                oracle.label_reached = true;
+        if let Some(a) = self.label_addr {
+            if !self.oracle.label_reached && self.machine.cores[core].cpu.state.rip == a {
+                self.oracle.label_reached = true;
             }
         }
         r
-    };
+    }
 
-    'sched: for (index, st) in s.schedule.iter().enumerate() {
-        let stuck = |reason: String| Ending::Stuck { index, reason };
-        match st {
-            Sched::Run { core, until } => {
-                let core = *core;
-                let mut taken = 0u64;
-                loop {
-                    if machine.steps >= budget {
-                        ending = stuck(format!(
-                            "Run(core: {core}, until: {until:?}) did not finish within the step budget of {budget} (max_steps)"
-                        ));
-                        break 'sched;
-                    }
-                    if let Until::Halt = until {
-                        if machine.is_idle(core) {
-                            break;
-                        }
+    /// Applies an `Evict` or `Fill` to one core's caches, logging the decision.
+    pub fn cache_op(&mut self, d: &Decision) {
+        let (core, va, fill) = match d {
+            Decision::Evict { core, va } => (*core as usize, *va, false),
+            Decision::Fill { core, va } => (*core as usize, *va, true),
+            Decision::Step { .. } => return,
+        };
+        if core >= self.machine.num_cores() {
+            return;
+        }
+        let regs = self.machine.paging_regs(core);
+        let steps = self.machine.steps;
+        let ctx = mmu::AccessCtx {
+            core: core as u32,
+            step: steps,
+            rip: self.machine.cores[core].cpu.state.rip,
+        };
+        let Machine {
+            cores,
+            tracker,
+            mem,
+            ..
+        } = &mut self.machine;
+        let mut a = Adapter {
+            sink: &mut self.oracle,
+            core: core as u32,
+            step: steps,
+        };
+        if fill {
+            let _ = cores[core].mmu.speculative_fill(
+                mem,
+                tracker,
+                &regs,
+                VirtAddr(va),
+                false,
+                ctx,
+                &mut a,
+            );
+        } else {
+            cores[core]
+                .mmu
+                .evict(tracker, &regs, VirtAddr(va), ctx, &mut a);
+        }
+        self.decisions.push(d.clone());
+    }
+
+    /// Replays one recorded decision.
+    pub fn apply(&mut self, d: &Decision) {
+        match d {
+            Decision::Step { core, n } => {
+                for _ in 0..*n {
+                    self.step_core(*core as usize);
+                }
+            }
+            other => self.cache_op(other),
+        }
+    }
+
+    fn advance(&mut self) {
+        self.cursor = Cursor {
+            index: self.cursor.index + 1,
+            ..Cursor::default()
+        };
+    }
+
+    fn stuck(&mut self, reason: String) -> Progress {
+        self.ending = Some(Ending::Stuck {
+            index: self.cursor.index,
+            reason,
+        });
+        Progress::Done
+    }
+
+    /// Advances the schedule by one machine step (or one cache operation).
+    pub fn step(&mut self) -> Progress {
+        loop {
+            if self.ending.is_some() {
+                return Progress::Done;
+            }
+            let Some(st) = self.scenario.schedule.get(self.cursor.index).cloned() else {
+                self.ending = Some(Ending::Completed);
+                return Progress::Done;
+            };
+            match st {
+                Sched::Run { core, until } => {
+                    if matches!(until, Until::Halt) && self.machine.is_idle(core) {
+                        self.advance();
+                        continue;
                     }
                     if let Until::Steps(n) = until {
-                        if taken >= *n {
-                            break;
+                        if self.cursor.taken >= n {
+                            self.advance();
+                            continue;
                         }
                     }
-                    let r = step(&mut machine, core, &mut oracle);
-                    taken += 1;
+                    if self.machine.steps >= self.budget {
+                        return self.stuck(format!(
+                            "Run(core: {core}, until: {until:?}) did not finish within the step budget of {} (max_steps)",
+                            self.budget
+                        ));
+                    }
+                    let r = self.step_core(core);
+                    self.cursor.taken += 1;
                     match &r {
-                        StepResult::Stopped(why) => {
-                            if !matches!(until, Until::Halt) {
-                                ending =
-                                    stuck(format!("core {core} stopped before {until:?}: {why}"));
-                                break 'sched;
-                            }
-                            break;
+                        StepResult::Stopped(StopReason::Error(e)) => {
+                            return self.stuck(format!("core {core} stopped: {e}"));
                         }
-                        StepResult::NoProgress => {
-                            if matches!(until, Until::Halt) {
-                                break;
-                            }
-                            ending = stuck(format!(
+                        StepResult::Stopped(why) if !matches!(until, Until::Halt) => {
+                            let why = why.to_string();
+                            return self
+                                .stuck(format!("core {core} stopped before {until:?}: {why}"));
+                        }
+                        StepResult::NoProgress if !matches!(until, Until::Halt) => {
+                            return self.stuck(format!(
                                 "core {core} is halted with nothing to wake it, so {until:?} can never come"
                             ));
-                            break 'sched;
+                        }
+                        StepResult::Stopped(_) | StepResult::NoProgress => {
+                            self.advance();
+                            continue;
                         }
                         _ => {}
                     }
-                    if reached(until, &machine, core, &symbols, &oracle) {
-                        break;
+                    if self.reached(&until, core) {
+                        self.advance();
                     }
+                    return Progress::Stepped { core, result: r };
                 }
-            }
-            Sched::Step { core, n } => {
-                for _ in 0..*n {
-                    if machine.steps >= budget {
-                        ending = stuck(format!("the step budget of {budget} ran out"));
-                        break 'sched;
+                Sched::Step { core, n } => {
+                    if self.cursor.taken >= n {
+                        self.advance();
+                        continue;
                     }
-                    let r = step(&mut machine, *core, &mut oracle);
-                    if matches!(r, StepResult::Stopped(_) | StepResult::NoProgress) {
-                        break;
+                    if self.machine.steps >= self.budget {
+                        return self.stuck(format!("the step budget of {} ran out", self.budget));
                     }
+                    let r = self.step_core(core);
+                    self.cursor.taken += 1;
+                    match &r {
+                        StepResult::Stopped(StopReason::Error(e)) => {
+                            return self.stuck(format!("core {core} stopped: {e}"));
+                        }
+                        StepResult::Stopped(_) | StepResult::NoProgress => {
+                            self.advance();
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    return Progress::Stepped { core, result: r };
                 }
-            }
-            Sched::RoundRobin {
-                cores,
-                quantum,
-                until,
-            } => {
-                let q = (*quantum).max(1);
-                let mut taken = 0u64;
-                'rr: loop {
-                    let mut progressed = false;
-                    for &core in cores {
-                        for _ in 0..q {
-                            if let Until::Halt = until {
-                                if cores.iter().all(|c| machine.is_idle(*c)) {
-                                    break 'rr;
-                                }
-                            }
-                            if let Until::Steps(n) = until {
-                                if taken >= *n {
-                                    break 'rr;
-                                }
-                            }
-                            if machine.steps >= budget {
-                                ending = stuck(format!(
-                                    "RoundRobin(until: {until:?}) did not finish within the step budget of {budget} (max_steps)"
-                                ));
-                                break 'sched;
-                            }
-                            let r = step(&mut machine, core, &mut oracle);
-                            if matches!(r, StepResult::NoProgress | StepResult::Stopped(_)) {
-                                break;
-                            }
-                            progressed = true;
-                            taken += 1;
-                            if reached(until, &machine, core, &symbols, &oracle) {
-                                break 'rr;
-                            }
+                Sched::RoundRobin {
+                    cores,
+                    quantum,
+                    until,
+                } => {
+                    let q = quantum.max(1);
+                    if matches!(until, Until::Halt)
+                        && cores.iter().all(|c| self.machine.is_idle(*c))
+                    {
+                        self.advance();
+                        continue;
+                    }
+                    if let Until::Steps(n) = until {
+                        if self.cursor.taken >= n {
+                            self.advance();
+                            continue;
                         }
                     }
-                    if !progressed {
-                        if matches!(until, Until::Halt) {
-                            break;
-                        }
-                        ending = stuck(format!(
+                    if self.cursor.rr_idle >= cores.len() {
+                        return self.stuck(format!(
                             "every core in {cores:?} is halted or stopped, so {until:?} can never come"
                         ));
-                        break 'sched;
                     }
+                    if self.machine.steps >= self.budget {
+                        return self.stuck(format!(
+                            "RoundRobin(until: {until:?}) did not finish within the step budget of {} (max_steps)",
+                            self.budget
+                        ));
+                    }
+                    let core = cores[self.cursor.rr_pos % cores.len()];
+                    let r = self.step_core(core);
+                    if let StepResult::Stopped(StopReason::Error(e)) = &r {
+                        return self.stuck(format!("core {core} stopped: {e}"));
+                    }
+                    if matches!(r, StepResult::NoProgress | StepResult::Stopped(_)) {
+                        self.cursor.rr_idle += 1;
+                        self.cursor.rr_pos = (self.cursor.rr_pos + 1) % cores.len();
+                        self.cursor.rr_count = 0;
+                        continue;
+                    }
+                    self.cursor.rr_idle = 0;
+                    self.cursor.taken += 1;
+                    self.cursor.rr_count += 1;
+                    if self.cursor.rr_count >= q {
+                        self.cursor.rr_pos = (self.cursor.rr_pos + 1) % cores.len();
+                        self.cursor.rr_count = 0;
+                    }
+                    if self.reached(&until, core) {
+                        self.advance();
+                    }
+                    return Progress::Stepped { core, result: r };
                 }
-            }
-            Sched::Evict { core, va } => {
-                if let Ok(va) = resolve(va, &symbols) {
-                    let regs = machine.paging_regs(*core);
-                    let steps = machine.steps;
-                    let ctx = mmu::AccessCtx {
-                        core: *core as u32,
-                        step: steps,
-                        rip: machine.cores[*core].cpu.state.rip,
-                    };
-                    let Machine { cores, tracker, .. } = &mut machine;
-                    let mut a = Adapter {
-                        sink: &mut oracle,
-                        core: *core as u32,
-                        step: steps,
-                    };
-                    cores[*core]
-                        .mmu
-                        .evict(tracker, &regs, VirtAddr(va), ctx, &mut a);
-                }
-            }
-            Sched::Fill { core, va } => {
-                if let Ok(va) = resolve(va, &symbols) {
-                    let regs = machine.paging_regs(*core);
-                    let steps = machine.steps;
-                    let ctx = mmu::AccessCtx {
-                        core: *core as u32,
-                        step: steps,
-                        rip: machine.cores[*core].cpu.state.rip,
-                    };
-                    let Machine {
-                        cores,
-                        tracker,
-                        mem,
-                        ..
-                    } = &mut machine;
-                    let mut a = Adapter {
-                        sink: &mut oracle,
-                        core: *core as u32,
-                        step: steps,
-                    };
-                    let _ = cores[*core].mmu.speculative_fill(
-                        mem,
-                        tracker,
-                        &regs,
-                        VirtAddr(va),
-                        false,
-                        ctx,
-                        &mut a,
-                    );
+                Sched::Evict { core, ref va } | Sched::Fill { core, ref va } => {
+                    let fill = matches!(st, Sched::Fill { .. });
+                    if let Ok(va) = resolve(va, &self.symbols) {
+                        let d = if fill {
+                            Decision::Fill {
+                                core: core as u32,
+                                va,
+                            }
+                        } else {
+                            Decision::Evict {
+                                core: core as u32,
+                                va,
+                            }
+                        };
+                        self.cache_op(&d);
+                    }
+                    self.advance();
+                    return Progress::CacheOp;
                 }
             }
         }
     }
 
-    // Expectations.
-    let counts = std::mem::take(&mut oracle.counts);
-    let stale = std::mem::take(&mut oracle.stale);
-    let exceptions = std::mem::take(&mut oracle.exceptions);
-    drop(oracle);
-    let violations = stale.iter().filter(|r| r.violation).count();
-    let mut results = Vec::new();
-    for (index, e) in s.expect.iter().enumerate() {
-        let (ok, actual) = check(
-            e,
-            &mut machine,
-            &symbols,
-            &stale,
-            violations,
-            &counts,
-            &exceptions,
-        );
-        results.push(ExpectResult {
-            index,
-            what: describe(e),
-            ok,
-            actual,
-        });
+    fn reached(&self, until: &Until, core: usize) -> bool {
+        let rip = self.machine.cores[core].cpu.state.rip;
+        match until {
+            Until::Label(l) => self.symbols.get(l).is_some_and(|a| rip == *a),
+            Until::Address(v) => resolve(v, &self.symbols).is_ok_and(|a| rip == a),
+            Until::Steps(_) => false,
+            Until::Halt => self.machine.is_idle(core),
+            Until::Event(k) => super::EVENT_KINDS
+                .iter()
+                .position(|x| x == k)
+                .is_some_and(|i| self.oracle.seen & (1 << i) != 0),
+        }
     }
-    let cores = machine
-        .cores
-        .iter()
-        .enumerate()
-        .map(|(i, c)| CoreSummary {
-            core: i,
-            retired: c.retired,
-            rip: c.cpu.state.rip,
-            label: labels.get(&c.cpu.state.rip).cloned(),
-            status: match &c.stopped {
-                Some(r) => r.to_string(),
-                None if c.cpu.state.halted => "halted".into(),
-                None => "running".into(),
-            },
-        })
-        .collect();
-    RunReport {
-        name: s.name.clone(),
-        steps: machine.steps,
-        ending,
-        cores,
-        stale_uses: stale,
-        violations,
-        expectations: results,
-        decisions,
-        events: collect.events,
-        machine: Some(machine),
+
+    /// Runs the rest of the schedule.
+    pub fn run_to_end(&mut self) {
+        while self.step() != Progress::Done {}
+    }
+
+    /// Checks the expectations against the current state and builds the report.
+    pub fn report(&self) -> RunReport {
+        let mut machine = self.machine.clone();
+        let violations = self.violations();
+        let counts: BTreeMap<(String, u32), u64> = self
+            .oracle
+            .counts
+            .iter()
+            .map(|((k, c), n)| ((k.to_string(), *c), *n))
+            .collect();
+        let mut results = Vec::new();
+        for (index, e) in self.scenario.expect.iter().enumerate() {
+            let (ok, actual) = check(
+                e,
+                &mut machine,
+                &self.symbols,
+                &self.oracle.stale,
+                violations,
+                &counts,
+                &self.oracle.exceptions,
+            );
+            results.push(ExpectResult {
+                index,
+                what: describe(e),
+                ok,
+                actual,
+            });
+        }
+        let cores = machine
+            .cores
+            .iter()
+            .enumerate()
+            .map(|(i, c)| CoreSummary {
+                core: i,
+                retired: c.retired,
+                rip: c.cpu.state.rip,
+                label: self.labels.get(&c.cpu.state.rip).cloned(),
+                status: match &c.stopped {
+                    Some(r) => r.to_string(),
+                    None if c.cpu.state.halted => "halted".into(),
+                    None => "running".into(),
+                },
+            })
+            .collect();
+        RunReport {
+            name: self.scenario.name.clone(),
+            steps: machine.steps,
+            ending: self.ending.clone().unwrap_or(Ending::Stuck {
+                index: self.cursor.index,
+                reason: "the run was stopped before the schedule ended".into(),
+            }),
+            cores,
+            stale_uses: self.oracle.stale.clone(),
+            violations,
+            expectations: results,
+            decisions: self.decisions.clone(),
+            events: self.events().to_vec(),
+            machine: Some(machine),
+        }
     }
 }
 
-struct Adapter<'a, 'b> {
-    sink: &'a mut Oracle<'b>,
+/// Runs `built` along the scenario's whole schedule.
+pub fn run(s: &Scenario, built: Built, record: bool) -> RunReport {
+    let mut r = Runner::new(s, built, record);
+    r.run_to_end();
+    r.report()
+}
+
+struct Adapter<'a> {
+    sink: &'a mut Oracle,
     core: u32,
     step: u64,
 }
 
-impl mmu::MmuSink for Adapter<'_, '_> {
+impl mmu::MmuSink for Adapter<'_> {
     fn event(&mut self, ev: MmuEvent) {
         self.sink.event(Event {
             step: self.step,
             core: self.core,
             kind: EventKind::Mmu(ev),
         });
-    }
-}
-
-fn reached(
-    until: &Until,
-    m: &Machine,
-    core: usize,
-    symbols: &BTreeMap<String, u64>,
-    oracle: &Oracle,
-) -> bool {
-    match until {
-        Until::Label(l) => symbols
-            .get(l)
-            .is_some_and(|a| m.cores[core].cpu.state.rip == *a),
-        Until::Address(v) => resolve(v, symbols).is_ok_and(|a| m.cores[core].cpu.state.rip == a),
-        Until::Steps(_) => false,
-        Until::Halt => m.is_idle(core),
-        Until::Event(k) => {
-            oracle.seen_kind == Some(k.as_str()) || {
-                // seen_kind holds only the last event of the step; count-based check.
-                false
-            }
-        }
     }
 }
 
