@@ -12,6 +12,7 @@ pub(crate) fn exec<B: Bus>(x: &mut Exec<'_, B>, m: Mnemonic) -> ExecResult {
         Mnemonic::Or => binary(x, |a, b| a | b, true),
         Mnemonic::Xor => binary(x, |a, b| a ^ b, true),
         Mnemonic::Test => binary(x, |a, b| a & b, false),
+        Mnemonic::Not => not(x),
         _ => Err(x.unsupported()),
     }
 }
@@ -33,4 +34,13 @@ fn binary<B: Bus>(x: &mut Exec<'_, B>, op: fn(u64, u64) -> u64, write: bool) -> 
     }
     x.set_flags(flags::STATUS, flags::logic(size, r));
     Ok(())
+}
+
+/// NOT r/m (SDM Vol. 2B NOT): one's complement through a pre-translated destination;
+/// no flags are affected.
+fn not<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
+    let size = x.op_size(0);
+    let dst = x.dest(0)?;
+    let a = x.load(dst, size)?;
+    x.store(dst, size, !a & flags::mask(size))
 }
