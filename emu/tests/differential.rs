@@ -11,8 +11,8 @@
 //! on the host; the emulator must raise `#DE` and leave everything unchanged.
 //!
 //! ```text
-//! cargo test -p emu --test differential                 # 30 states per form
-//! cargo test -p emu --release --test differential -- --ignored --nocapture   # 1,000
+//! cargo test -p emu --test differential                 # 100 states per form
+//! cargo test -p emu --release --test differential -- --ignored --nocapture   # 10,000
 //! DIFF_FILTER=Shld DIFF_STATES=5000 cargo test -p emu --test differential -- --nocapture
 //! DIFF_REPORT=/tmp/diff.md ...                           # also write a Markdown report
 //! ```
@@ -45,9 +45,9 @@ use std::fmt::Write as _;
 use undefined::{mask, op_size, Undefined, DF, OF, STATUS};
 
 /// States per form in the default (CI) run.
-const QUICK_STATES: u32 = 30;
+const QUICK_STATES: u32 = 100;
 /// States per form in the full run.
-const FULL_STATES: u32 = 1_000;
+const FULL_STATES: u32 = 10_000;
 /// RSP in the emulator; no form under test may change it.
 const EMU_RSP: u64 = 0x1020_0000;
 /// Mismatches printed in full.
