@@ -505,3 +505,141 @@ fn divide_errors_leave_everything_unchanged() {
     faulted(&idiv_rcx, &regs, 0, &[], Exception::DivideError);
     faulted(&idiv_rcx, &[(RAX, 5)], 0, &[], Exception::DivideError);
 }
+
+/// A host-executed instruction: (RAX, RCX, RDX, RFLAGS) in, the same four out.
+type HostFn = fn(u64, u64, u64, u64) -> [u64; 4];
+
+/// Runs `$text` on the host with RAX, RCX, RDX as given; returns them and RFLAGS.
+macro_rules! host {
+    ($text:literal) => {{
+        fn f(in_a: u64, in_c: u64, in_d: u64, flags: u64) -> [u64; 4] {
+            let (mut ra, mut rc, mut rd, mut fl) = (in_a, in_c, in_d, flags);
+            // SAFETY: the instruction reads and writes only RAX, RCX, RDX and RFLAGS,
+            // all declared; the stack is used only by the balanced push/popfq and
+            // pushfq/pop pairs (no `nostack`, so the red zone is not in use).
+            unsafe {
+                std::arch::asm!(
+                    "push {fl}",
+                    "popfq",
+                    $text,
+                    "pushfq",
+                    "pop {fl}",
+                    fl = inout(reg) fl,
+                    inout("rax") ra,
+                    inout("rcx") rc,
+                    inout("rdx") rd,
+                );
+            }
+            [ra, rc, rd, fl]
+        }
+        f as HostFn
+    }};
+}
+
+#[test]
+fn multiply_and_add_family_match_the_host_on_defined_flags() {
+    let values = [
+        0u64,
+        1,
+        2,
+        0x7f,
+        0x80,
+        0xff,
+        0x7fff,
+        0x8000,
+        0xffff,
+        0x7fff_ffff,
+        0x8000_0000,
+        0xffff_ffff,
+        0x1_0000_0001,
+        i64::MAX as u64,
+        i64::MIN as u64,
+        u64::MAX,
+        0xdead_beef_cafe_f00d,
+    ];
+    let mulf = CF | OF;
+    let cases: Vec<(&str, HostFn, Vec<u8>, u64)> = vec![
+        ("mul cl", host!("mul cl"), asm1(|a| a.mul(cl)), mulf),
+        ("mul cx", host!("mul cx"), asm1(|a| a.mul(cx)), mulf),
+        ("mul ecx", host!("mul ecx"), asm1(|a| a.mul(ecx)), mulf),
+        ("mul rcx", host!("mul rcx"), asm1(|a| a.mul(rcx)), mulf),
+        ("imul cl", host!("imul cl"), asm1(|a| a.imul(cl)), mulf),
+        ("imul cx", host!("imul cx"), asm1(|a| a.imul(cx)), mulf),
+        ("imul ecx", host!("imul ecx"), asm1(|a| a.imul(ecx)), mulf),
+        ("imul rcx", host!("imul rcx"), asm1(|a| a.imul(rcx)), mulf),
+        (
+            "imul ax, cx",
+            host!("imul ax, cx"),
+            asm1(|a| a.imul_2(ax, cx)),
+            mulf,
+        ),
+        (
+            "imul eax, ecx",
+            host!("imul eax, ecx"),
+            asm1(|a| a.imul_2(eax, ecx)),
+            mulf,
+        ),
+        (
+            "imul rax, rcx, -3",
+            host!("imul rax, rcx, -3"),
+            asm1(|a| a.imul_3(rax, rcx, -3)),
+            mulf,
+        ),
+        ("inc al", host!("inc al"), asm1(|a| a.inc(al)), STATUS),
+        ("dec cx", host!("dec cx"), asm1(|a| a.dec(cx)), STATUS),
+        ("neg eax", host!("neg eax"), asm1(|a| a.neg(eax)), STATUS),
+        ("neg rcx", host!("neg rcx"), asm1(|a| a.neg(rcx)), STATUS),
+        (
+            "xadd cl, dl",
+            host!("xadd cl, dl"),
+            asm1(|a| a.xadd(cl, dl)),
+            STATUS,
+        ),
+        (
+            "xadd ecx, edx",
+            host!("xadd ecx, edx"),
+            asm1(|a| a.xadd(ecx, edx)),
+            STATUS,
+        ),
+        (
+            "cmpxchg cl, dl",
+            host!("cmpxchg cl, dl"),
+            asm1(|a| a.cmpxchg(cl, dl)),
+            STATUS,
+        ),
+        (
+            "cmpxchg cx, dx",
+            host!("cmpxchg cx, dx"),
+            asm1(|a| a.cmpxchg(cx, dx)),
+            STATUS,
+        ),
+        (
+            "cmpxchg ecx, edx",
+            host!("cmpxchg ecx, edx"),
+            asm1(|a| a.cmpxchg(ecx, edx)),
+            STATUS,
+        ),
+        (
+            "cmpxchg rcx, rdx",
+            host!("cmpxchg rcx, rdx"),
+            asm1(|a| a.cmpxchg(rcx, rdx)),
+            STATUS,
+        ),
+    ];
+    for (name, host, code, m) in cases {
+        for &a in &values {
+            for &c in &values {
+                for (d, flags) in [(0x1234_5678_9abc_def0, 0x2), (a, 0x2 | STATUS)] {
+                    let h = host(a, c, d, flags);
+                    let r = step(&code, &[(RAX, a), (RCX, c), (RDX, d)], flags & STATUS, &[]);
+                    let e = [r.gpr(RAX), r.gpr(RCX), r.gpr(RDX), r.cpu.state.rflags];
+                    assert_eq!(
+                        (e[0], e[1], e[2], e[3] & m),
+                        (h[0], h[1], h[2], h[3] & m),
+                        "{name}: rax={a:#x} rcx={c:#x} rdx={d:#x} flags={flags:#x}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -28,25 +28,38 @@ pub(crate) fn exec<B: Bus>(x: &mut Exec<'_, B>, m: Mnemonic) -> ExecResult {
         Mnemonic::Cwd => sign_to_rdx(x, 2),
         Mnemonic::Cdq => sign_to_rdx(x, 4),
         Mnemonic::Cqo => sign_to_rdx(x, 8),
-        _ if x.ins.condition_code() != iced_x86::ConditionCode::None => match m {
-            Mnemonic::Seto
-            | Mnemonic::Setno
-            | Mnemonic::Setb
-            | Mnemonic::Setae
-            | Mnemonic::Sete
-            | Mnemonic::Setne
-            | Mnemonic::Setbe
-            | Mnemonic::Seta
-            | Mnemonic::Sets
-            | Mnemonic::Setns
-            | Mnemonic::Setp
-            | Mnemonic::Setnp
-            | Mnemonic::Setl
-            | Mnemonic::Setge
-            | Mnemonic::Setle
-            | Mnemonic::Setg => setcc(x),
-            _ => cmovcc(x),
-        },
+        Mnemonic::Seto
+        | Mnemonic::Setno
+        | Mnemonic::Setb
+        | Mnemonic::Setae
+        | Mnemonic::Sete
+        | Mnemonic::Setne
+        | Mnemonic::Setbe
+        | Mnemonic::Seta
+        | Mnemonic::Sets
+        | Mnemonic::Setns
+        | Mnemonic::Setp
+        | Mnemonic::Setnp
+        | Mnemonic::Setl
+        | Mnemonic::Setge
+        | Mnemonic::Setle
+        | Mnemonic::Setg => setcc(x),
+        Mnemonic::Cmovo
+        | Mnemonic::Cmovno
+        | Mnemonic::Cmovb
+        | Mnemonic::Cmovae
+        | Mnemonic::Cmove
+        | Mnemonic::Cmovne
+        | Mnemonic::Cmovbe
+        | Mnemonic::Cmova
+        | Mnemonic::Cmovs
+        | Mnemonic::Cmovns
+        | Mnemonic::Cmovp
+        | Mnemonic::Cmovnp
+        | Mnemonic::Cmovl
+        | Mnemonic::Cmovge
+        | Mnemonic::Cmovle
+        | Mnemonic::Cmovg => cmovcc(x),
         _ => Err(x.unsupported()),
     }
 }

@@ -1,8 +1,9 @@
 //! Shift and rotate family: SHL/SAL SHR SAR ROL ROR RCL RCR SHLD SHRD (SDM Vol. 2B).
 //!
 //! The count (1, imm8 or CL) is masked to 5 bits, or 6 for 64-bit operands. A masked
-//! count of 0 changes neither the destination nor any flag; a memory destination is
-//! still translated for writing first, as for every read-modify-write.
+//! count of 0 changes no flag and writes no memory (a memory destination is still
+//! translated for writing first, as for every read-modify-write); a 32-bit register
+//! destination is still zero-extended.
 //!
 //! Undefined flags (masked by the differential check) and what tlbemu stores:
 //! - OF for counts other than 1: the count-1 formula is applied to every nonzero
@@ -20,7 +21,7 @@
 //!   later cores do). AMD cores concatenate DEST:SRC:SRC (SHLD) and SRC:SRC:DEST
 //!   (SHRD) instead, so a differential run on an AMD host must mask these cases.
 
-use super::{Exec, ExecResult};
+use super::{Exec, ExecResult, Loc};
 use crate::bus::Bus;
 use crate::flags;
 use crate::state::control::{CF, OF};
@@ -90,12 +91,24 @@ fn shift<B: Bus>(x: &mut Exec<'_, B>, op: fn(u32, u64, u32, u64) -> Shifted) -> 
     let a = x.load(dst, size)? & flags::mask(size);
     let count = (x.read_op(1)? & count_mask(size)) as u32;
     if count == 0 {
-        return Ok(());
+        return zero_count(x, dst, size, a);
     }
     let cf = x.cpu.rflags & CF;
     let s = op(size, a, count, cf);
     x.store(dst, size, s.r)?;
     x.set_flags(s.which, s.f);
+    Ok(())
+}
+
+/// A masked count of 0: no flag changes and no memory write, but a 32-bit register
+/// destination is still written, so its upper half is zeroed (SDM Vol. 1 3.4.1.1;
+/// what Intel and AMD cores do).
+fn zero_count<B: Bus>(x: &mut Exec<'_, B>, dst: Loc, size: u32, a: u64) -> ExecResult {
+    if let Loc::Reg(_) = dst {
+        if size == 4 {
+            x.store(dst, size, a)?;
+        }
+    }
     Ok(())
 }
 
@@ -216,7 +229,7 @@ fn double<B: Bus>(x: &mut Exec<'_, B>, op: fn(u32, u64, u64, u32) -> Shifted) ->
     let s = x.read_op(1)? & flags::mask(size);
     let count = (x.read_op(2)? & count_mask(size)) as u32;
     if count == 0 {
-        return Ok(());
+        return zero_count(x, dst, size, a);
     }
     let out = op(size, a, s, count);
     x.store(dst, size, out.r)?;

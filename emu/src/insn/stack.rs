@@ -3,6 +3,9 @@
 //! Every handler reads or writes the stack memory before it changes RSP, so an
 //! access that faults (#SS for a non-canonical stack address, #PF) leaves RSP and
 //! the destination as they were.
+//!
+//! PUSH FS/GS push the selector; POP FS/GS load the selector only, like MOV Sreg
+//! (no descriptor is read and the bases stay as they are; see `data_xfer`).
 
 use super::{Exec, ExecResult};
 use crate::bus::Bus;

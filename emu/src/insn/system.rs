@@ -107,11 +107,12 @@ fn mov_cr<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
     }
 }
 
-/// MOV to CR0 (SDM Vol. 2A MOV CR, exceptions; Vol. 3A 2.5). #GP(0) for bits that
-/// do not exist (63:32 and the undefined low bits), PG without PE, NW without CD,
-/// and clearing PG in 64-bit mode. ET is hardwired to 1.
+/// MOV to CR0 (SDM Vol. 2A MOV CR, exceptions; Vol. 3A 2.5). #GP(0) for a 1 in bits
+/// 63:32, PG without PE, NW without CD, and clearing PG in 64-bit mode. Reserved
+/// bits in 31:0 are ignored and read back as 0 (SDM MOV CR: "reserved bits in CR0
+/// remain clear"); ET is hardwired to 1.
 fn write_cr0<B: Bus>(x: &mut Exec<'_, B>, v: u64) -> ExecResult {
-    if v & !CR0_DEFINED != 0
+    if v >> 32 != 0
         || (v & CR0_PG != 0 && v & CR0_PE == 0)
         || (v & CR0_NW != 0 && v & CR0_CD == 0)
         || (x.cpu.efer & EFER_LMA != 0 && v & CR0_PG == 0)
@@ -119,7 +120,7 @@ fn write_cr0<B: Bus>(x: &mut Exec<'_, B>, v: u64) -> ExecResult {
         return Err(GP0);
     }
     let old = x.cpu.cr0;
-    let new = v | CR0_ET;
+    let new = (v & CR0_DEFINED) | CR0_ET;
     x.cpu.cr0 = new;
     x.bus.invalidate(x.cpu, Invalidate::Cr0 { old, new })
 }
