@@ -765,6 +765,8 @@ fn describe(form: Form, seed: u64, n: u32, case: &Case, diffs: &[String]) -> Str
 #[derive(Default)]
 struct FormResult {
     states: u32,
+    /// States whose inputs raise #DE (checked in the emulator only).
+    divide_errors: u32,
     mismatches: u32,
     unsupported: Option<String>,
     examples: Vec<String>,
@@ -821,6 +823,7 @@ fn run_form(form: Form, states: u32, emu: &mut Emu) -> FormResult {
             (regs, mem)
         };
         res.states += 1;
+        res.divide_errors += case.expect_de as u32;
         let diffs = compare(&case, at, &want, &want_mem, &got);
         if !diffs.is_empty() {
             res.mismatches += 1;
@@ -867,9 +870,10 @@ fn differential(default_states: u32) {
     let mut table = String::new();
     let _ = writeln!(
         table,
-        "| mnemonic | forms | unsupported | states | mismatches |\n|---|---:|---:|---:|---:|"
+        "| mnemonic | forms | unsupported | states | of which #DE | mismatches |\n\
+         |---|---:|---:|---:|---:|---:|"
     );
-    let mut totals = (0, 0, 0u64, 0u64);
+    let mut totals = (0, 0, 0u64, 0u64, 0u64);
     for m in MNEMONICS {
         let rows: Vec<&FormResult> = results
             .iter()
@@ -882,11 +886,13 @@ fn differential(default_states: u32) {
         let unsupported = rows.iter().filter(|r| r.unsupported.is_some()).count();
         let st: u64 = rows.iter().map(|r| r.states as u64).sum();
         let mm: u64 = rows.iter().map(|r| r.mismatches as u64).sum();
+        let de: u64 = rows.iter().map(|r| r.divide_errors as u64).sum();
         let _ = writeln!(
             table,
-            "| {m:?} | {} | {unsupported} | {st} | {mm} |",
+            "| {m:?} | {} | {unsupported} | {st} | {de} | {mm} |",
             rows.len()
         );
+        totals.4 += de;
         totals.0 += rows.len();
         totals.1 += unsupported;
         totals.2 += st;
@@ -894,8 +900,8 @@ fn differential(default_states: u32) {
     }
     let _ = writeln!(
         table,
-        "| **total** | {} | {} | {} | {} |",
-        totals.0, totals.1, totals.2, totals.3
+        "| **total** | {} | {} | {} | {} | {} |",
+        totals.0, totals.1, totals.2, totals.4, totals.3
     );
 
     let mut details = String::new();
