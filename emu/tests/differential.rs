@@ -835,14 +835,22 @@ fn run_form(form: Form, states: u32, emu: &mut Emu) -> FormResult {
     res
 }
 
-/// Whether `form` may be unsupported for now.
-fn allowlisted(form: Form) -> bool {
-    let code = format!("{:?}", form.code);
-    let mnemonic = format!("{:?}", form.code.mnemonic());
+/// The allowlist's entries (comments and blank lines dropped).
+fn allowlist() -> impl Iterator<Item = &'static str> {
     ALLOWLIST
         .lines()
         .map(|l| l.split('#').next().unwrap_or("").trim())
-        .any(|l| !l.is_empty() && (l == code || l == mnemonic))
+        .filter(|l| !l.is_empty())
+}
+
+/// Whether allowlist entry `entry` names `form` (by `Code` or by `Mnemonic`).
+fn names(entry: &str, form: Form) -> bool {
+    entry == format!("{:?}", form.code) || entry == format!("{:?}", form.code.mnemonic())
+}
+
+/// Whether `form` may be unsupported for now.
+fn allowlisted(form: Form) -> bool {
+    allowlist().any(|e| names(e, form))
 }
 
 /// Runs every form with `default_states` states (or `DIFF_STATES`), prints the
@@ -972,6 +980,21 @@ fn differential(default_states: u32) {
             }
         }
         std::fs::write(&path, full).expect("write DIFF_REPORT");
+    }
+    // An entry that no longer excuses anything must go, so the list only shrinks.
+    if filter.is_none() {
+        let stale: Vec<&str> = allowlist()
+            .filter(|e| {
+                !results
+                    .iter()
+                    .any(|(f, r)| r.unsupported.is_some() && names(e, *f))
+            })
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "remove these entries from differential/unsupported_allowlist.txt, their forms \
+             are implemented now: {stale:?}"
+        );
     }
     assert!(
         failing_forms.is_empty() && unsupported.is_empty(),
