@@ -35,6 +35,12 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Run raw machine code on one core and print the final state.
     Exec(commands::exec::ExecArgs),
+    /// Re-execute a trace's decisions and name the first divergent event.
+    Replay(commands::replay::ReplayArgs),
+    /// Run a suite of scenarios against their expectations and golden traces.
+    Check(commands::check::CheckArgs),
+    /// Show a trace or export it for a timeline viewer.
+    Trace(commands::trace::TraceArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +48,9 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(a) => commands::run::run(a),
         Command::Exec(a) => commands::exec::run(a),
+        Command::Replay(a) => commands::replay::run(a),
+        Command::Check(a) => commands::check::run(a),
+        Command::Trace(a) => commands::trace::run(a),
     };
     ExitCode::from(code)
 }

@@ -21,6 +21,7 @@ mod interrupt;
 pub mod machine;
 pub mod scenario;
 pub mod state;
+pub mod trace;
 
 pub use apic::{reg as apic_reg, Apic, ApicWrite, IpiDest, IpiRequest};
 pub use bus::{AccessKind, Bus, FlatBus, Invalidate};

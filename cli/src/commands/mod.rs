@@ -1,4 +1,67 @@
-//! One module per subcommand.
+//! One module per subcommand, and the few helpers they share.
 
+pub mod check;
 pub mod exec;
+pub mod replay;
 pub mod run;
+pub mod trace;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Writes a new output file. Without `force`, an existing file is an error (the
+/// file is opened with create-new, so nothing is overwritten by a race either).
+pub fn write_output(path: &Path, text: &str, force: bool) -> Result<(), String> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true);
+    if force {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    let mut f = opts.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            format!(
+                "{}: error: the file exists; refusing to overwrite it (pass --force to replace it)",
+                path.display()
+            )
+        } else {
+            format!("{}: error: cannot create: {e}", path.display())
+        }
+    })?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| format!("{}: error: cannot write: {e}", path.display()))
+}
+
+/// Refuses early (before any work) when an output exists and `force` is off.
+pub fn check_output(path: &Path, force: bool) -> Result<(), String> {
+    if !force && path.exists() {
+        return Err(format!(
+            "{}: error: the file exists; refusing to overwrite it (pass --force to replace it)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Where the scenario a trace names is: `override_path` when given; else the
+/// recorded path if it exists as written (relative to the current directory);
+/// else the recorded path under the trace file's directory or one of its
+/// ancestors (so a golden trace in `traces/` finds `scenarios/...` from anywhere).
+pub fn locate_scenario(trace: &Path, recorded: &str, override_path: Option<&Path>) -> PathBuf {
+    if let Some(p) = override_path {
+        return p.to_path_buf();
+    }
+    let rec = PathBuf::from(recorded);
+    if rec.is_absolute() || rec.exists() {
+        return rec;
+    }
+    let start = trace.parent().unwrap_or(Path::new("."));
+    for dir in start.ancestors() {
+        let p = dir.join(&rec);
+        if p.is_file() {
+            return p;
+        }
+    }
+    rec
+}

@@ -1,0 +1,489 @@
+//! The trace file format, `tlbemu-trace/1`: JSON lines. See `docs/trace-format.md`.
+//!
+//! ```text
+//! {"format":"tlbemu-trace/1","scenario":"scenarios/x.ron","fnv1a64":"0x…","files":[],"name":"x","cores":1,"labels":2,"decisions":1,"events":40}
+//! ["label","0xffffffff80000000","start"]          × labels
+//! ["step",0,6]                                     × decisions  (or ["evict",core,"0xva"], ["fill",core,"0xva"])
+//! [1,0,"0xffffffff80000000",7]                     × events: a retired instruction (step, core, rip, length)
+//! [1,0,{"Mmu":{"TlbFill":{…}}}]                    × events: anything else (step, core, the event kind)
+//! ```
+
+use crate::events::{Event, EventKind};
+use crate::scenario::Decision;
+use serde::Deserialize;
+use serde_json::Value;
+use std::fmt;
+use std::path::Path;
+
+/// The format tag written in (and required of) every trace header.
+pub const FORMAT: &str = "tlbemu-trace/1";
+
+/// Largest trace file read (a guard against pointing at the wrong file).
+pub const MAX_TRACE_BYTES: u64 = 1 << 30;
+
+/// A recorded run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trace {
+    /// Path of the scenario as recorded (forward slashes).
+    pub scenario: String,
+    /// FNV-1a 64 of the scenario file's bytes.
+    pub fnv1a64: u64,
+    /// Code files the scenario includes: (path as written, FNV-1a 64).
+    pub files: Vec<(String, u64)>,
+    /// Scenario name.
+    pub name: String,
+    /// Number of cores.
+    pub cores: u32,
+    /// Code labels, by address (ascending).
+    pub labels: Vec<(u64, String)>,
+    /// The schedule decisions.
+    pub decisions: Vec<Decision>,
+    /// The event stream.
+    pub events: Vec<Event>,
+}
+
+/// A trace that could not be read: where, and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceError {
+    /// The file ("" when parsing text that came from nowhere).
+    pub file: String,
+    /// 1-based line (0: the file as a whole).
+    pub line: usize,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.file.is_empty(), self.line) {
+            (true, 0) => write!(f, "error: {}", self.message),
+            (true, l) => write!(f, "line {l}: error: {}", self.message),
+            (false, 0) => write!(f, "{}: error: {}", self.file, self.message),
+            (false, l) => write!(f, "{}:{l}: error: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for TraceError {}
+
+fn hex(v: u64) -> String {
+    format!("{v:#x}")
+}
+
+fn json_str(s: &str) -> String {
+    // Serialising a str cannot fail; fall back to an empty string literal anyway.
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+impl Trace {
+    /// The trace as text: the header line, then labels, decisions and events, one
+    /// per line, each line ending in `\n`.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let files: Vec<String> = self
+            .files
+            .iter()
+            .map(|(f, h)| format!("[{},\"{:#018x}\"]", json_str(f), h))
+            .collect();
+        out += &format!(
+            "{{\"format\":\"{FORMAT}\",\"scenario\":{},\"fnv1a64\":\"{:#018x}\",\"files\":[{}],\"name\":{},\"cores\":{},\"labels\":{},\"decisions\":{},\"events\":{}}}\n",
+            json_str(&self.scenario),
+            self.fnv1a64,
+            files.join(","),
+            json_str(&self.name),
+            self.cores,
+            self.labels.len(),
+            self.decisions.len(),
+            self.events.len(),
+        );
+        for (a, l) in &self.labels {
+            out += &format!("[\"label\",\"{}\",{}]\n", hex(*a), json_str(l));
+        }
+        for d in &self.decisions {
+            out += &match d {
+                Decision::Step { core, n } => format!("[\"step\",{core},{n}]\n"),
+                Decision::Evict { core, va } => format!("[\"evict\",{core},\"{}\"]\n", hex(*va)),
+                Decision::Fill { core, va } => format!("[\"fill\",{core},\"{}\"]\n", hex(*va)),
+            };
+        }
+        for e in &self.events {
+            out += &event_line(e);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Reads a trace file.
+    pub fn read(path: &Path) -> Result<Trace, TraceError> {
+        let file = path.display().to_string();
+        let whole = |message: String| TraceError {
+            file: file.clone(),
+            line: 0,
+            message,
+        };
+        let meta = std::fs::metadata(path).map_err(|e| whole(format!("cannot read trace: {e}")))?;
+        if meta.is_dir() {
+            return Err(whole("is a directory, not a trace file".into()));
+        }
+        if meta.len() > MAX_TRACE_BYTES {
+            return Err(whole(format!(
+                "trace file is {} bytes; the limit is {MAX_TRACE_BYTES}",
+                meta.len()
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|e| whole(format!("cannot read trace: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            whole(format!(
+                "trace is not UTF-8 text (invalid byte at offset {}); expected {FORMAT} JSON lines",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        Trace::parse(&text).map_err(|e| TraceError { file, ..e })
+    }
+
+    /// Parses trace text. Errors carry the line (the file is left empty).
+    pub fn parse(text: &str) -> Result<Trace, TraceError> {
+        let err = |line: usize, message: String| TraceError {
+            file: String::new(),
+            line,
+            message,
+        };
+        let mut lines = text.split_inclusive('\n').enumerate().map(|(i, l)| {
+            (
+                i + 1,
+                l.strip_suffix('\n')
+                    .map(|l| l.strip_suffix('\r').unwrap_or(l))
+                    .unwrap_or(l),
+            )
+        });
+        let Some((_, first)) = lines.next() else {
+            return Err(err(
+                0,
+                format!("the file is empty; expected a {FORMAT} header line"),
+            ));
+        };
+        let header = parse_header(first).map_err(|m| err(1, m))?;
+        let mut t = Trace {
+            scenario: header.scenario,
+            fnv1a64: header.fnv1a64,
+            files: header.files,
+            name: header.name,
+            cores: header.cores,
+            labels: Vec::with_capacity(header.labels.min(1 << 16)),
+            decisions: Vec::with_capacity(header.decisions.min(1 << 16)),
+            events: Vec::with_capacity(header.events.min(1 << 20)),
+        };
+        let sections: [(&str, usize); 3] = [
+            ("label", header.labels),
+            ("decision", header.decisions),
+            ("event", header.events),
+        ];
+        let mut last_line = 1;
+        for (what, count) in sections {
+            for k in 0..count {
+                let Some((n, line)) = lines.next() else {
+                    return Err(err(
+                        last_line + 1,
+                        format!(
+                            "the trace ends early: expected {what} {} of {count} (the header promises {} labels, {} decisions, {} events)",
+                            k + 1,
+                            header.labels,
+                            header.decisions,
+                            header.events
+                        ),
+                    ));
+                };
+                last_line = n;
+                let v: Value = serde_json::from_str(line)
+                    .map_err(|e| err(n, format!("expected a JSON {what} line: {e}")))?;
+                match what {
+                    "label" => t.labels.push(parse_label(&v).map_err(|m| err(n, m))?),
+                    "decision" => t.decisions.push(parse_decision(&v).map_err(|m| err(n, m))?),
+                    _ => {
+                        let e = parse_event(v).map_err(|m| err(n, m))?;
+                        if e.core >= t.cores {
+                            return Err(err(
+                                n,
+                                format!(
+                                    "event on core {} but the trace has {} core(s)",
+                                    e.core, t.cores
+                                ),
+                            ));
+                        }
+                        t.events.push(e);
+                    }
+                }
+            }
+        }
+        for (n, line) in lines {
+            if !line.trim().is_empty() {
+                return Err(err(
+                    n,
+                    format!(
+                        "unexpected line after the last event (the header promises {} labels, {} decisions, {} events)",
+                        header.labels, header.decisions, header.events
+                    ),
+                ));
+            }
+        }
+        for d in &t.decisions {
+            let c = match d {
+                Decision::Step { core, .. }
+                | Decision::Evict { core, .. }
+                | Decision::Fill { core, .. } => *core,
+            };
+            if c >= t.cores {
+                return Err(err(
+                    0,
+                    format!(
+                        "a decision names core {c} but the trace has {} core(s)",
+                        t.cores
+                    ),
+                ));
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// One event as a trace line (without the newline).
+pub fn event_line(e: &Event) -> String {
+    match &e.kind {
+        EventKind::Retired { rip, len } => {
+            format!("[{},{},\"{}\",{}]", e.step, e.core, hex(*rip), len)
+        }
+        k => format!(
+            "[{},{},{}]",
+            e.step,
+            e.core,
+            // Derived serialisation of plain data into JSON does not fail.
+            serde_json::to_string(k).unwrap_or_else(|_| "null".into())
+        ),
+    }
+}
+
+struct Header {
+    scenario: String,
+    fnv1a64: u64,
+    files: Vec<(String, u64)>,
+    name: String,
+    cores: u32,
+    labels: usize,
+    decisions: usize,
+    events: usize,
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    format: String,
+    scenario: String,
+    fnv1a64: String,
+    #[serde(default)]
+    files: Vec<(String, String)>,
+    name: String,
+    cores: u32,
+    labels: usize,
+    decisions: usize,
+    events: usize,
+}
+
+fn parse_hex(s: &str, what: &str) -> Result<u64, String> {
+    s.strip_prefix("0x")
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .ok_or_else(|| format!("expected {what} as a hex string like \"0x1f\", found \"{s}\""))
+}
+
+fn parse_header(line: &str) -> Result<Header, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| {
+        format!("expected a {FORMAT} header (one JSON object on the first line): {e}")
+    })?;
+    match v.get("format").and_then(Value::as_str) {
+        Some(FORMAT) => {}
+        Some(other) => {
+            return Err(format!(
+                "unsupported trace format \"{other}\" (this tlbemu reads \"{FORMAT}\")"
+            ))
+        }
+        None => {
+            return Err(format!(
+                "expected a header object with \"format\": \"{FORMAT}\""
+            ))
+        }
+    }
+    let h: RawHeader =
+        serde_json::from_value(v).map_err(|e| format!("malformed {FORMAT} header: {e}"))?;
+    let _ = h.format;
+    if h.cores == 0 {
+        return Err("the header says 0 cores; expected at least 1".into());
+    }
+    let mut files = Vec::new();
+    for (f, hs) in h.files {
+        files.push((f, parse_hex(&hs, "a file hash")?));
+    }
+    Ok(Header {
+        scenario: h.scenario,
+        fnv1a64: parse_hex(&h.fnv1a64, "fnv1a64")?,
+        files,
+        name: h.name,
+        cores: h.cores,
+        labels: h.labels,
+        decisions: h.decisions,
+        events: h.events,
+    })
+}
+
+fn parse_label(v: &Value) -> Result<(u64, String), String> {
+    const WANT: &str = "expected a label line [\"label\",\"0xADDR\",\"name\"]";
+    match v.as_array().map(Vec::as_slice) {
+        Some([Value::String(tag), Value::String(a), Value::String(name)]) if tag == "label" => {
+            Ok((parse_hex(a, "the label address")?, name.clone()))
+        }
+        _ => Err(format!("{WANT}, found {}", short(v))),
+    }
+}
+
+fn u32_of(v: &Value) -> Option<u32> {
+    v.as_u64().and_then(|n| u32::try_from(n).ok())
+}
+
+fn parse_decision(v: &Value) -> Result<Decision, String> {
+    const WANT: &str = "expected a decision line [\"step\",core,n], [\"evict\",core,\"0xVA\"] or [\"fill\",core,\"0xVA\"]";
+    let bad = || format!("{WANT}, found {}", short(v));
+    let Some([Value::String(tag), core, arg]) = v.as_array().map(Vec::as_slice) else {
+        return Err(bad());
+    };
+    let core = u32_of(core).ok_or_else(bad)?;
+    match (tag.as_str(), arg) {
+        ("step", n) => {
+            let n = n.as_u64().filter(|n| *n > 0).ok_or_else(bad)?;
+            Ok(Decision::Step { core, n })
+        }
+        ("evict", Value::String(a)) => Ok(Decision::Evict {
+            core,
+            va: parse_hex(a, "the linear address")?,
+        }),
+        ("fill", Value::String(a)) => Ok(Decision::Fill {
+            core,
+            va: parse_hex(a, "the linear address")?,
+        }),
+        _ => Err(bad()),
+    }
+}
+
+fn parse_event(v: Value) -> Result<Event, String> {
+    const WANT: &str = "expected an event line [step,core,\"0xRIP\",len] (a retired instruction) or [step,core,{kind}]";
+    let found = short(&v);
+    let Value::Array(mut items) = v else {
+        return Err(format!("{WANT}, found {found}"));
+    };
+    let (step, core) = match items.as_slice() {
+        [s, c, ..] => match (s.as_u64(), u32_of(c)) {
+            (Some(s), Some(c)) => (s, c),
+            _ => return Err(format!("{WANT}, found {found}")),
+        },
+        _ => return Err(format!("{WANT}, found {found}")),
+    };
+    let kind = match items.len() {
+        4 => {
+            let len = items[3].as_u64().and_then(|l| u8::try_from(l).ok());
+            match (&items[2], len) {
+                (Value::String(r), Some(len)) => EventKind::Retired {
+                    rip: parse_hex(r, "the instruction's RIP")?,
+                    len,
+                },
+                _ => return Err(format!("{WANT}, found {found}")),
+            }
+        }
+        3 => {
+            let k = items.pop().unwrap_or(Value::Null);
+            serde_json::from_value::<EventKind>(k)
+                .map_err(|e| format!("expected an event kind as tlbemu writes it: {e}"))?
+        }
+        _ => return Err(format!("{WANT}, found {found}")),
+    };
+    Ok(Event { step, core, kind })
+}
+
+/// The start of a JSON value, for error messages.
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        let head: String = s.chars().take(57).collect();
+        format!("{head}...")
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Trace {
+        Trace {
+            scenario: "scenarios/x.ron".into(),
+            fnv1a64: 0x1234,
+            files: vec![("asm/a.s".into(), 7)],
+            name: "x".into(),
+            cores: 2,
+            labels: vec![(0xffff_ffff_8000_0000, "start".into())],
+            decisions: vec![
+                Decision::Step { core: 0, n: 2 },
+                Decision::Evict {
+                    core: 1,
+                    va: 0x400000,
+                },
+                Decision::Fill {
+                    core: 1,
+                    va: 0x400000,
+                },
+            ],
+            events: vec![
+                Event {
+                    step: 1,
+                    core: 0,
+                    kind: EventKind::Retired {
+                        rip: 0xffff_ffff_8000_0000,
+                        len: 7,
+                    },
+                },
+                Event {
+                    step: 2,
+                    core: 1,
+                    kind: EventKind::Woken,
+                },
+                Event {
+                    step: 2,
+                    core: 1,
+                    kind: EventKind::ControlWrite {
+                        cr: 3,
+                        old: 1,
+                        new: 2,
+                    },
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = sample();
+        let text = t.to_text();
+        assert_eq!(Trace::parse(&text), Ok(t));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let text = sample().to_text();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines[3] = "[\"step\",0]";
+        let e = Trace::parse(&lines.join("\n")).err();
+        assert_eq!(e.as_ref().map(|e| e.line), Some(4), "{e:?}");
+        let truncated: String = text.lines().take(5).collect::<Vec<_>>().join("\n");
+        let e = Trace::parse(&truncated).err();
+        assert_eq!(e.as_ref().map(|e| e.line), Some(6), "{e:?}");
+        let e = Trace::parse("{\"format\":\"other/9\"}").err();
+        assert!(e.is_some_and(|e| e.line == 1 && e.message.contains("unsupported")));
+        assert!(Trace::parse("").is_err());
+    }
+}
