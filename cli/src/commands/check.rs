@@ -238,7 +238,12 @@ pub fn run(a: CheckArgs) -> u8 {
             Verdict::Error(e) => {
                 errors += 1;
                 let mut lines = e.lines();
-                println!("ERROR {name}: {}", lines.next().unwrap_or(""));
+                let first = lines.next().unwrap_or("");
+                if first.starts_with(&name) {
+                    println!("ERROR {first}");
+                } else {
+                    println!("ERROR {name}: {first}");
+                }
                 for l in lines {
                     println!("      {l}");
                 }
