@@ -112,4 +112,5 @@ pa_use:
     movq %rax, result_handle
     movq O_REF(%rbx), %rax
     movq %rax, result_ref
+pa_done:
     hlt
