@@ -239,3 +239,58 @@ fn freebsd_pager_lookup_race_buggy_sweep_finds_it_sometimes() {
     );
     assert!(bad > 0, "no round-robin schedule exposed the race");
 }
+
+/// Counts the round-robin schedules (quantum 1..=8, each core first) on which
+/// the buggy scenario shows its failure, i.e. on which `healthy` does not hold
+/// or a violation appears.
+fn buggy_sweep(name: &str, until: Until, healthy: Expect) -> (usize, usize) {
+    let buggy = load_file(name);
+    let n = buggy.machine.cores;
+    let (mut bad, mut total) = (0, 0);
+    for first in 0..n {
+        for quantum in 1..=8u64 {
+            let mut s = buggy.clone();
+            s.schedule = vec![Sched::RoundRobin {
+                cores: (0..n).map(|i| (first + i) % n).collect(),
+                quantum,
+                until: until.clone(),
+            }];
+            s.expect = vec![healthy.clone()];
+            let r = run_scenario(&s);
+            assert_eq!(r.ending, Ending::Completed, "{name}: quantum {quantum}");
+            total += 1;
+            if !r.expectations[0].ok || r.violations > 0 {
+                bad += 1;
+            }
+        }
+    }
+    eprintln!("{name}: {bad} of {total} round-robin schedules show the bug");
+    (bad, total)
+}
+
+/// The buggy files under the same sweeps. The vkernel protocol is sequential
+/// (vcpus wait for each other's flags), so the missing MADV_INVAL bites on every
+/// schedule. MINIX needs P to have touched its page on CPU 1 before VM's stop IPI
+/// arrives (otherwise CPU 1 caches nothing stale); schedules that run VM first for
+/// a long quantum deliver the IPI before P's first access.
+#[test]
+fn buggy_sweeps_show_the_bug_on_every_schedule() {
+    let (bad, total) = buggy_sweep(
+        "minix-stale-tlb-copy.ron",
+        Until::Label("to_user".into()),
+        mem("0x600100", None, Value::Num(MINIX_MSG)),
+    );
+    assert!(bad > 0 && bad < total, "{bad} of {total}");
+    let (bad, total) = buggy_sweep(
+        "vkernel-vpte-no-madv-inval.ron",
+        Until::Label("vk1_done".into()),
+        mem("0x811000", None, Value::Num(0x600d)),
+    );
+    assert_eq!(bad, total);
+    let (bad, total) = buggy_sweep(
+        "vkernel-lost-dirty-bit.ron",
+        Until::Label("vk_done".into()),
+        mem("swap_slot", Some("vk"), Value::Num(0x2222)),
+    );
+    assert_eq!(bad, total);
+}
