@@ -587,7 +587,12 @@ impl Runner {
                         self.cursor.rr_pos = (self.cursor.rr_pos + 1) % cores.len();
                         self.cursor.rr_count = 0;
                     }
-                    if self.reached(&until, core) {
+                    // For RoundRobin, Halt means every listed core is idle.
+                    let done = match &until {
+                        Until::Halt => cores.iter().all(|c| self.machine.is_idle(*c)),
+                        u => self.reached(u, core),
+                    };
+                    if done {
                         self.advance();
                     }
                     return Progress::Stepped { core, result: r };
