@@ -1,15 +1,22 @@
 //! Control transfer family: JMP, Jcc, CALL, RET (near, relative and indirect;
 //! RET imm16) (SDM Vol. 2A/2B).
+//!
+//! Only the 64-bit near forms exist here. The 16-bit operand-size forms (which
+//! Intel ignores the prefix for and AMD honours) and far transfers are reported as
+//! unsupported rather than guessed at.
 
 use super::{Exec, ExecResult};
 use crate::bus::Bus;
 use crate::flags;
-use iced_x86::{Mnemonic, OpKind};
+use crate::state::RSP;
+use iced_x86::{Code, Mnemonic, OpKind, Register};
 
 /// Executes one instruction of the family.
 pub(crate) fn exec<B: Bus>(x: &mut Exec<'_, B>, m: Mnemonic) -> ExecResult {
     match m {
         Mnemonic::Jmp => jmp(x),
+        Mnemonic::Call => call(x),
+        Mnemonic::Ret => ret(x),
         _ if x.ins.is_jcc_short_or_near() => jcc(x),
         _ => Err(x.unsupported()),
     }
@@ -25,20 +32,53 @@ fn target<B: Bus>(x: &mut Exec<'_, B>) -> Result<u64, crate::exception::Fault> {
         }
         _ => x.read_op(0)?,
     };
-    x.canonical(iced_x86::Register::CS, t)?;
+    x.canonical(Register::CS, t)?;
     Ok(t)
 }
 
-/// JMP near (relative or indirect).
+/// JMP near (relative or indirect, SDM Vol. 2A JMP).
 fn jmp<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
+    match x.ins.code() {
+        Code::Jmp_rel8_64 | Code::Jmp_rel32_64 | Code::Jmp_rm64 => {}
+        _ => return Err(x.unsupported()),
+    }
     x.next_rip = target(x)?;
     Ok(())
 }
 
-/// Jcc: branch when the condition holds.
+/// Jcc: branch when the condition holds (SDM Vol. 2A Jcc).
 fn jcc<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
     if flags::condition(x.cpu.rflags, x.ins.condition_code()) {
         x.next_rip = target(x)?;
     }
+    Ok(())
+}
+
+/// CALL near, rel32 or r/m64 (SDM Vol. 2A CALL). The target is read and checked
+/// (#GP(0) when non-canonical) before the return address is pushed; RIP changes
+/// only after the push succeeded.
+fn call<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
+    match x.ins.code() {
+        Code::Call_rel32_64 | Code::Call_rm64 => {}
+        _ => return Err(x.unsupported()),
+    }
+    let t = target(x)?;
+    x.push(8, x.next_rip)?;
+    x.next_rip = t;
+    Ok(())
+}
+
+/// RET near and RET imm16 (SDM Vol. 2B RET): pops RIP, then releases imm16 more
+/// bytes of stack. A non-canonical return address is #GP(0) with RSP unchanged.
+fn ret<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
+    let extra = match x.ins.code() {
+        Code::Retnq => 0,
+        Code::Retnq_imm16 => x.ins.immediate16() as u64,
+        _ => return Err(x.unsupported()),
+    };
+    let t = x.peek(8, 0)?;
+    x.canonical(Register::CS, t)?;
+    x.cpu.gpr[RSP] = x.cpu.gpr[RSP].wrapping_add(8).wrapping_add(extra);
+    x.next_rip = t;
     Ok(())
 }
