@@ -193,3 +193,8 @@ impl From<EmuError> for Fault {
         Fault::Emu(e)
     }
 }
+
+/// #GP(0), the most common fault.
+pub const GP0: Fault = Fault::Exception(Exception::GeneralProtection(0));
+/// #UD.
+pub const UD: Fault = Fault::Exception(Exception::InvalidOpcode);

@@ -168,7 +168,7 @@ fn deliver_once<B: Bus>(cpu: &mut CpuState, bus: &mut B, ev: Vectoring) -> Resul
     let hi = read_u64(cpu, bus, gate_la.wrapping_add(8))?;
     let offset = (lo & 0xffff) | ((lo >> 32) & 0xffff_0000) | ((hi & 0xffff_ffff) << 32);
     let selector = ((lo >> 16) & 0xffff) as u16;
-    let ist = ((lo >> 32) & 7) as u64;
+    let ist = (lo >> 32) & 7;
     let gate_type = (lo >> 40) & 0xf;
     let dpl = ((lo >> 45) & 3) as u8;
     let present = (lo >> 47) & 1 == 1;

@@ -340,6 +340,7 @@ impl Machine {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish_delivery(
     state: &CpuState,
     stopped: &mut Option<StopReason>,

@@ -44,33 +44,11 @@ fn parse_set(s: &str) -> Result<(String, u64), String> {
 
 /// Parses hex bytes, tolerating whitespace, commas and `0x` prefixes.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    let mut digits = String::new();
-    for tok in s.split(|c: char| c.is_whitespace() || c == ',') {
-        let t = tok
-            .strip_prefix("0x")
-            .or_else(|| tok.strip_prefix("0X"))
-            .unwrap_or(tok);
-        digits.push_str(t);
-    }
-    if let Some((i, c)) = digits.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
-        return Err(format!(
-            "--code-hex: `{c}` at digit {} is not a hex digit",
-            i + 1
-        ));
-    }
-    if digits.is_empty() {
+    let bytes = emu::scenario::parse_hex(s).map_err(|e| format!("--code-hex: {e}"))?;
+    if bytes.is_empty() {
         return Err("--code-hex: no bytes given".into());
     }
-    if digits.len() % 2 != 0 {
-        return Err(format!(
-            "--code-hex: odd number of hex digits ({}); each byte needs two",
-            digits.len()
-        ));
-    }
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).map_err(|e| e.to_string()))
-        .collect()
+    Ok(bytes)
 }
 
 /// Runs the command and returns the exit code.

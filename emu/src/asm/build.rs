@@ -16,6 +16,9 @@ pub(crate) trait Resolve {
     /// The branch target to give the block encoder: a label's in-block identity where the
     /// expression is just a label, otherwise the absolute value.
     fn target(&self, e: &Expr) -> Result<u64, AsmError>;
+    /// True if the expression names a label or scenario symbol (directly or through
+    /// `.set`): an address, rather than a constant.
+    fn is_address(&self, e: &Expr) -> bool;
 }
 
 fn encode_err(msg: impl std::fmt::Display, pos: Pos) -> AsmError {
@@ -104,6 +107,7 @@ fn set_memory(
     m: &Mem,
     k: K,
     r: &dyn Resolve,
+    synthetic: bool,
 ) -> Result<Option<i64>, Misfit> {
     if let Some(seg) = m.seg {
         ins.set_segment_prefix(seg);
@@ -137,11 +141,13 @@ fn set_memory(
         return Ok(None);
     }
     if matches!(m.base, Some(Register::RIP | Register::EIP)) {
-        let symbolic = m.disp.as_ref().is_some_and(Expr::has_symbols);
+        // `sym(%rip)` addresses `sym`; `8(%rip)` or `CONST(%rip)` (a `.set` constant) is a
+        // plain displacement from the next instruction, as in GNU as.
+        let symbolic = m.disp.as_ref().is_some_and(|e| r.is_address(e));
         if symbolic {
             let t = match &m.disp {
-                Some(e) => r.target(e).map_err(|e| Misfit(u8::MAX, e))?,
-                None => 0,
+                Some(e) if synthetic => r.target(e).map_err(|e| Misfit(u8::MAX, e))?,
+                _ => v.value,
             };
             ins.set_memory_displacement64(t);
             ins.set_memory_displ_size(8);
@@ -194,6 +200,7 @@ fn build_candidate(
     cand: &Candidate,
     r: &dyn Resolve,
     ip: u64,
+    synthetic: bool,
 ) -> Result<Instruction, Misfit> {
     let form = cand.form;
     let mut ins = Instruction::default();
@@ -221,7 +228,7 @@ fn build_candidate(
             }
             Operand::Mem(m) => {
                 set_kind(&mut ins, OpKind::Memory)?;
-                if let Some(d) = set_memory(&mut ins, m, k, r)? {
+                if let Some(d) = set_memory(&mut ins, m, k, r, synthetic)? {
                     rip_const = Some(d);
                 }
             }
@@ -275,14 +282,14 @@ pub(crate) fn build(
     ip: u64,
     pos: Pos,
 ) -> Result<Instruction, AsmError> {
-    let mut best: Option<(usize, Instruction)> = None;
+    let mut best: Option<(usize, &Candidate)> = None;
     let mut worst: Option<Misfit> = None;
     let is_branch = sel
         .candidates
         .iter()
         .any(|c| c.form.kinds.contains(&K::br64_4));
     for cand in &sel.candidates {
-        match build_candidate(sel, cand, r, ip) {
+        match build_candidate(sel, cand, r, ip, is_branch) {
             Ok(ins) => {
                 if is_branch {
                     return Ok(ins);
@@ -290,7 +297,7 @@ pub(crate) fn build(
                 match Encoder::new(64).encode(&ins, ip) {
                     Ok(len) => {
                         if best.as_ref().is_none_or(|(l, _)| len < *l) {
-                            best = Some((len, ins));
+                            best = Some((len, cand));
                         }
                     }
                     Err(e) => {
@@ -311,10 +318,21 @@ pub(crate) fn build(
         }
     }
     match (best, worst) {
-        (Some((_, ins)), _) => Ok(ins),
+        // Rebuild with in-block label references for the block encoder to resolve.
+        (Some((_, cand)), _) => build_candidate(sel, cand, r, ip, true).map_err(|m| m.1),
         (None, Some(m)) => Err(m.1),
         (None, None) => Err(encode_err("no encoding", pos)),
     }
+}
+
+/// The absolute target of a direct branch, if the instruction has one.
+pub(crate) fn branch_target(sel: &Selected, r: &dyn Resolve) -> Result<Option<u64>, AsmError> {
+    for op in &sel.ops {
+        if let Operand::Target(e, _) = op {
+            return Ok(Some(r.value(e)?.value));
+        }
+    }
+    Ok(None)
 }
 
 /// A prefix byte that GNU as emits on its own when `lock`/`rep` stands alone.
@@ -324,5 +342,60 @@ pub(crate) fn prefix_byte(name: &str) -> Option<u8> {
         "rep" | "repe" | "repz" => Some(0xf3),
         "repne" | "repnz" => Some(0xf2),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fit(k: K, value: i64, bits: u32) -> Option<OpKind> {
+        let v = Value {
+            value: value as u64,
+            relocatable: false,
+        };
+        immediate(k, v, Pos::default(), bits)
+            .ok()
+            .map(|(kind, _)| kind)
+    }
+
+    #[test]
+    fn immediate_ranges_follow_gas() {
+        assert_eq!(fit(K::imm8sex64, 127, 64), Some(OpKind::Immediate8to64));
+        assert_eq!(fit(K::imm8sex64, 128, 64), None);
+        assert_eq!(fit(K::imm8sex64, -128, 64), Some(OpKind::Immediate8to64));
+        // 0xffffffff is -1 as a 32-bit operand, so the sign-extended byte form fits.
+        assert_eq!(
+            fit(K::imm8sex32, 0xffff_ffff, 32),
+            Some(OpKind::Immediate8to32)
+        );
+        assert_eq!(fit(K::imm8sex32, 0x1_ffff_ffff, 32), None);
+        assert_eq!(fit(K::imm8sex16, 0xffff, 16), Some(OpKind::Immediate8to16));
+        assert_eq!(fit(K::imm8, 255, 8), Some(OpKind::Immediate8));
+        assert_eq!(fit(K::imm8, -128, 8), Some(OpKind::Immediate8));
+        assert_eq!(fit(K::imm8, 256, 8), None);
+        assert_eq!(fit(K::imm16, 0xffff, 16), Some(OpKind::Immediate16));
+        assert_eq!(fit(K::imm32, -1, 32), Some(OpKind::Immediate32));
+        assert_eq!(fit(K::imm32, 0x1_0000_0000, 32), None);
+        assert_eq!(
+            fit(K::imm32sex64, 0x7fff_ffff, 64),
+            Some(OpKind::Immediate32to64)
+        );
+        assert_eq!(fit(K::imm32sex64, 0x8000_0000, 64), None);
+        assert_eq!(
+            fit(K::imm32sex64, i64::from(i32::MIN), 64),
+            Some(OpKind::Immediate32to64)
+        );
+        assert_eq!(fit(K::imm64, i64::MIN, 64), Some(OpKind::Immediate64));
+    }
+
+    #[test]
+    fn label_values_never_shrink_to_a_byte() {
+        let v = Value {
+            value: 4,
+            relocatable: true,
+        };
+        assert!(immediate(K::imm8sex64, v, Pos::default(), 64).is_err());
+        assert!(immediate(K::imm32sex64, v, Pos::default(), 64).is_ok());
     }
 }

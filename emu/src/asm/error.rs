@@ -114,6 +114,9 @@ pub enum AsmErrorKind {
     /// A name that is neither a label, a `.set` symbol nor a scenario symbol.
     #[error("undefined symbol `{0}`")]
     UndefinedSymbol(String),
+    /// A `1b`/`1f` reference with no `1:` before/after it.
+    #[error("no numeric label `{0}:` in the direction of this reference")]
+    UndefinedLocalLabel(String),
     /// A label defined twice.
     #[error("label `{0}` is already defined")]
     DuplicateLabel(String),

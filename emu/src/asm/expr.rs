@@ -125,6 +125,10 @@ pub(crate) fn eval(e: &Expr, env: &dyn Env) -> Result<Value, AsmError> {
         },
         Expr::Sym(s, p) => match env.lookup(s, *p)? {
             Some(v) => v,
+            None if s.contains('\u{2}') => {
+                let kind = AsmErrorKind::UndefinedLocalLabel(display_name(s));
+                return Err(AsmError::at(*p, kind));
+            }
             None => {
                 return Err(AsmError::at(
                     *p,

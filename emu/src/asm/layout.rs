@@ -95,6 +95,23 @@ impl Resolve for PassEnv<'_> {
         }
         Ok(self.value(e)?.value)
     }
+
+    fn is_address(&self, e: &Expr) -> bool {
+        fn walk(env: &PassEnv<'_>, e: &Expr, depth: u32) -> bool {
+            let mut found = false;
+            e.for_each_sym(&mut |name, _| {
+                found |= if env.prog.labels.contains_key(name) {
+                    true
+                } else if let Some((inner, _)) = env.prog.sets.get(name) {
+                    depth < MAX_SET_DEPTH && walk(env, inner, depth + 1)
+                } else {
+                    env.symbols.lookup(name).is_some()
+                };
+            });
+            found
+        }
+        walk(self, e, 0)
+    }
 }
 
 /// Padding needed at `addr`.
@@ -136,6 +153,24 @@ fn piece_count(kind: &ItemKind, addr: u64) -> usize {
             pad_pieces(pad_len(addr, *align, *max), *fill).len()
         }
     }
+}
+
+/// Recomputes addresses front to back with each item's size from the last pass, except
+/// alignment padding, which is recomputed from the address it now lands on. Without this,
+/// a chain of `.align`s would settle one per pass.
+fn restack(prog: &Program, base: u64, old: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(old.len());
+    let mut a = base;
+    for (i, item) in prog.items.iter().enumerate() {
+        out.push(a);
+        let size = match &item.kind {
+            ItemKind::Align { align, max, .. } => pad_len(a, *align, *max),
+            _ => old[i + 1].wrapping_sub(old[i]),
+        };
+        a = a.wrapping_add(size);
+    }
+    out.push(a);
+    out
 }
 
 /// A first guess at item addresses; any guess works, a close one saves passes.
@@ -184,95 +219,178 @@ fn declare(bytes: &[u8], pos: Pos) -> Result<Instruction, AsmError> {
         .map_err(|e| AsmError::at(pos, AsmErrorKind::Encode(e.to_string())))
 }
 
+/// Passes in which the block encoder chooses branch sizes freely. Alignment padding that
+/// depends on a branch's size, which depends on the padding, can oscillate; after these
+/// passes branch sizes are pinned and may only grow (as GNU as relaxes), which terminates.
+const FREE_PASSES: u32 = 12;
+
+/// Per-item branch size decisions once pinned: `true` = near (rel32), `false` = short.
+type Pins = Vec<bool>;
+
 /// Lays out and encodes the program at `base`.
 pub(crate) fn layout(
     prog: &Program,
     base: u64,
     symbols: &dyn SymbolLookup,
 ) -> Result<Assembly, AsmError> {
-    let n = prog.items.len();
     let mut addrs = estimate(prog, base);
-    for _ in 0..MAX_PASSES {
-        // Phase A: instruction numbering, so labels can be referenced before they are built.
-        let mut first = Vec::with_capacity(n + 1);
-        let mut count = 0usize;
-        for (i, item) in prog.items.iter().enumerate() {
-            first.push(count);
-            count += piece_count(&item.kind, addrs[i]);
+    let mut pins: Option<Pins> = None;
+    for pass in 0..MAX_PASSES {
+        addrs = restack(prog, base, &addrs);
+        if pass == FREE_PASSES {
+            // Pin each branch at the size the last pass gave it.
+            pins = Some(
+                (0..prog.items.len())
+                    .map(|i| addrs[i + 1].wrapping_sub(addrs[i]) >= 5)
+                    .collect(),
+            );
         }
-        first.push(count);
-        let syn: Vec<u64> = first.iter().map(|&k| SYN_BASE + k as u64).collect();
-
-        // Phase B: build every instruction.
-        let mut instrs: Vec<Instruction> = Vec::with_capacity(count + 1);
-        let mut owner: Vec<usize> = Vec::with_capacity(count + 1);
-        for (i, item) in prog.items.iter().enumerate() {
-            let env = PassEnv {
-                prog,
-                symbols,
-                addrs: &addrs,
-                syn: &syn,
-                cur: i,
-                depth: 0,
-            };
-            let mut pieces: Vec<Instruction> = Vec::new();
-            match &item.kind {
-                ItemKind::Label => {}
-                ItemKind::Insn(sel) => pieces.push(build::build(sel, &env, addrs[i], item.pos)?),
-                ItemKind::Fixed(ins) => pieces.push(*ins),
-                ItemKind::Data { width, exprs } => {
-                    let mut bytes = Vec::new();
-                    for e in exprs {
-                        let v = expr::eval(e, &env)?;
-                        data_bytes(*width, v, e.pos(), &mut bytes)?;
-                    }
-                    for chunk in bytes.chunks(CHUNK) {
-                        pieces.push(declare(chunk, item.pos)?);
-                    }
+        let out = match run_pass(prog, base, symbols, &addrs, pins.as_mut()) {
+            Ok(out) => out,
+            Err(e) => match pins.as_mut() {
+                // A pinned short branch that no longer reaches: grow every branch (rel32
+                // always reaches within the block) and try again.
+                Some(p) if matches!(e.kind, AsmErrorKind::Encode(_)) && !p.iter().all(|&n| n) => {
+                    p.iter_mut().for_each(|near| *near = true);
+                    continue;
                 }
-                ItemKind::Bytes(b) => {
-                    for chunk in b.chunks(CHUNK) {
-                        pieces.push(declare(chunk, item.pos)?);
-                    }
-                }
-                ItemKind::Align { align, fill, max } => {
-                    for p in pad_pieces(pad_len(addrs[i], *align, *max), *fill) {
-                        pieces.push(declare(&p, item.pos)?);
-                    }
-                }
-            }
-            for mut ins in pieces {
-                ins.set_ip(SYN_BASE + instrs.len() as u64);
-                instrs.push(ins);
-                owner.push(i);
-            }
+                _ => return Err(e),
+            },
+        };
+        if out.addrs == addrs {
+            return Ok(finish(prog, out.bytes, &addrs, &out.first));
         }
-        debug_assert_eq!(instrs.len(), count);
-        // A one-byte sentinel gives labels at the very end an instruction to point at.
-        let mut sentinel = Instruction::with_declare_byte_1(0);
-        sentinel.set_ip(SYN_BASE + count as u64);
-        instrs.push(sentinel);
-
-        let result = BlockEncoder::encode(
-            64,
-            InstructionBlock::new(&instrs, base),
-            BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS,
-        )
-        .map_err(|e| blame(prog, &instrs, &owner, &addrs, e.to_string()))?;
-        let offsets = &result.new_instruction_offsets;
-        let new_addrs: Vec<u64> = first
-            .iter()
-            .map(|&k| base.wrapping_add(u64::from(offsets.get(k).copied().unwrap_or(0))))
-            .collect();
-        if new_addrs == addrs {
-            let mut bytes = result.code_buffer;
-            bytes.pop();
-            return Ok(finish(prog, bytes, &addrs, &first));
-        }
-        addrs = new_addrs;
+        addrs = out.addrs;
     }
     let pos = prog.items.first().map_or(Pos::new(1, 1), |i| i.pos);
     Err(AsmError::at(pos, AsmErrorKind::NoConvergence(MAX_PASSES)))
+}
+
+/// The result of one layout pass.
+struct PassOut {
+    bytes: Vec<u8>,
+    /// Item addresses as encoded.
+    addrs: Vec<u64>,
+    /// Index of each item's first block-encoder instruction.
+    first: Vec<usize>,
+}
+
+/// True if the item is a direct near branch (jmp, jcc, call) the block encoder may resize.
+fn is_branch(kind: &ItemKind) -> bool {
+    matches!(kind, ItemKind::Insn(sel) if sel.candidates.iter().any(|c| c.form.kinds.contains(&iced_x86::OpCodeOperandKind::br64_4)))
+}
+
+/// Pins a branch: short if it is pinned short and still reaches, near otherwise (and then
+/// for good).
+fn pin_branch(ins: &mut Instruction, near: &mut bool, real_target: u64, addr: u64) {
+    if !*near {
+        let mut short = *ins;
+        short.set_code(ins.code().as_short_branch());
+        short.set_near_branch64(real_target);
+        if short.code() != ins.code() && Encoder::new(64).encode(&short, addr).is_ok() {
+            ins.set_code(short.code());
+            return;
+        }
+        *near = true;
+    }
+    ins.set_code(ins.code().as_near_branch());
+}
+
+fn run_pass(
+    prog: &Program,
+    base: u64,
+    symbols: &dyn SymbolLookup,
+    addrs: &[u64],
+    mut pins: Option<&mut Pins>,
+) -> Result<PassOut, AsmError> {
+    let n = prog.items.len();
+    // Phase A: instruction numbering, so labels can be referenced before they are built.
+    let mut first = Vec::with_capacity(n + 1);
+    let mut count = 0usize;
+    for (i, item) in prog.items.iter().enumerate() {
+        first.push(count);
+        count += piece_count(&item.kind, addrs[i]);
+    }
+    first.push(count);
+    let syn: Vec<u64> = first.iter().map(|&k| SYN_BASE + k as u64).collect();
+
+    // Phase B: build every instruction.
+    let mut instrs: Vec<Instruction> = Vec::with_capacity(count + 1);
+    let mut owner: Vec<usize> = Vec::with_capacity(count + 1);
+    for (i, item) in prog.items.iter().enumerate() {
+        let env = PassEnv {
+            prog,
+            symbols,
+            addrs,
+            syn: &syn,
+            cur: i,
+            depth: 0,
+        };
+        let mut pieces: Vec<Instruction> = Vec::new();
+        match &item.kind {
+            ItemKind::Label => {}
+            ItemKind::Insn(sel) => {
+                let mut ins = build::build(sel, &env, addrs[i], item.pos)?;
+                if let Some(p) = pins.as_deref_mut() {
+                    if is_branch(&item.kind) {
+                        let real = build::branch_target(sel, &env)?.unwrap_or(0);
+                        pin_branch(&mut ins, &mut p[i], real, addrs[i]);
+                    }
+                }
+                pieces.push(ins);
+            }
+            ItemKind::Fixed(ins) => pieces.push(*ins),
+            ItemKind::Data { width, exprs } => {
+                let mut bytes = Vec::new();
+                for e in exprs {
+                    let v = expr::eval(e, &env)?;
+                    data_bytes(*width, v, e.pos(), &mut bytes)?;
+                }
+                for chunk in bytes.chunks(CHUNK) {
+                    pieces.push(declare(chunk, item.pos)?);
+                }
+            }
+            ItemKind::Bytes(b) => {
+                for chunk in b.chunks(CHUNK) {
+                    pieces.push(declare(chunk, item.pos)?);
+                }
+            }
+            ItemKind::Align { align, fill, max } => {
+                for p in pad_pieces(pad_len(addrs[i], *align, *max), *fill) {
+                    pieces.push(declare(&p, item.pos)?);
+                }
+            }
+        }
+        for mut ins in pieces {
+            ins.set_ip(SYN_BASE + instrs.len() as u64);
+            instrs.push(ins);
+            owner.push(i);
+        }
+    }
+    debug_assert_eq!(instrs.len(), count);
+    // A one-byte sentinel gives labels at the very end an instruction to point at.
+    let mut sentinel = Instruction::with_declare_byte_1(0);
+    sentinel.set_ip(SYN_BASE + count as u64);
+    instrs.push(sentinel);
+
+    let mut options = BlockEncoderOptions::RETURN_NEW_INSTRUCTION_OFFSETS;
+    if pins.is_some() {
+        options |= BlockEncoderOptions::DONT_FIX_BRANCHES;
+    }
+    let result = BlockEncoder::encode(64, InstructionBlock::new(&instrs, base), options)
+        .map_err(|e| blame(prog, &instrs, &owner, addrs, e.to_string()))?;
+    let offsets = &result.new_instruction_offsets;
+    let new_addrs = first
+        .iter()
+        .map(|&k| base.wrapping_add(u64::from(offsets.get(k).copied().unwrap_or(0))))
+        .collect();
+    let mut bytes = result.code_buffer;
+    bytes.pop();
+    Ok(PassOut {
+        bytes,
+        addrs: new_addrs,
+        first,
+    })
 }
 
 /// Finds the statement whose instruction the block encoder rejected.

@@ -423,6 +423,8 @@ mod tests {
         assert_eq!(number("010"), Some(TokKind::Num(8)));
         assert_eq!(number("0"), Some(TokKind::Num(0)));
         assert_eq!(number("42"), Some(TokKind::Num(42)));
+        // GNU as has no `0ffh` hex in Intel syntax either (it reads `0f` + `fh`).
+        assert_eq!(number("0ffh"), None);
         assert_eq!(
             number("1f"),
             Some(TokKind::LocalRef {

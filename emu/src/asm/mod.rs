@@ -3,9 +3,14 @@
 //! Scenario authors paste kernel assembly (GNU AT&T syntax, or Intel syntax as GNU as
 //! accepts it) into RON files; this module turns it into bytes at a chosen virtual address,
 //! with label addresses and a source-line map so the debugger can show where each core is.
-//! It is built on iced-x86: operand forms come from iced's op-code tables
-//! ([`table`](self) module), instructions are built as `iced_x86::Instruction`s and encoded
-//! by `BlockEncoder`, which picks short or near branch forms.
+//! It is built on iced-x86: operand forms come from iced's op-code tables (walked once into
+//! a per-mnemonic table), instructions are built as `iced_x86::Instruction`s and encoded by
+//! `BlockEncoder`, which picks short or near branch forms.
+//!
+//! Pipeline: `lexer` (statements of tokens) → `program` (labels, directives, prefixes;
+//! operands via `parse_att`/`parse_intel` and `expr`) → `select` (which table forms fit the
+//! operands) → `layout` (addresses, `build` picks the shortest fitting form, `BlockEncoder`
+//! encodes; repeated to a fixed point).
 //!
 //! Differences from GNU as, all deliberate:
 //! - A memory operand whose size nothing determines (`inc (%rax)`) is an error; `as` only
@@ -18,6 +23,19 @@
 //!   not with `as`'s exact choice of NOPs; after `.data` it pads with zeros.
 //! - Data values out of range for `.byte`/`.word`/`.long` are errors, not truncations.
 //! - There is one section; `.text`/`.data`/`.section` only switch the alignment fill.
+//!
+//! Behaviour that follows GNU as and is easy to get wrong:
+//! - `sym(%rip)` / `[rip+sym]` address `sym` when it is a label or scenario symbol;
+//!   `8(%rip)` or a `.set` constant is a displacement from the next instruction.
+//! - In Intel syntax a bare name (`mov rax, sym`) is a memory operand; `offset sym` is the
+//!   address as an immediate; bare constants are immediates.
+//! - `lock`/`rep` on the same line as an instruction that cannot take them is an error;
+//!   alone on a line they are emitted as prefix bytes.
+//! - `int $3` is the one-byte `int3`; `shl %rax` shifts by one; `imul $3, %rax` is
+//!   `imul $3, %rax, %rax`; `xchg`/`test` accept either operand order.
+//! - Expression precedence: `| & ^` bind tighter than `+ -`.
+
+#![warn(missing_docs)]
 
 mod build;
 mod cursor;

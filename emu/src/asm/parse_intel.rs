@@ -35,6 +35,19 @@ pub(crate) fn parse_operand(
     is_constant: &dyn Fn(&str) -> bool,
 ) -> Result<Operand, AsmError> {
     let pos = c.pos();
+    if branch {
+        // `jmp short label` / `jmp near ptr label`: the block encoder picks the size anyway.
+        if let Some(w) = c.peek_ident() {
+            if w.eq_ignore_ascii_case("short") || w.eq_ignore_ascii_case("near") {
+                c.next();
+                if c.peek_ident()
+                    .is_some_and(|p| p.eq_ignore_ascii_case("ptr"))
+                {
+                    c.next();
+                }
+            }
+        }
+    }
     let mut size = None;
     if let Some(word) = c.peek_ident() {
         let lower = word.to_ascii_lowercase();

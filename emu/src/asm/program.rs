@@ -129,7 +129,11 @@ impl Parser {
                 break;
             }
             match &t.kind {
-                TokKind::Ident(name) if registers::lookup(name).is_none() => {
+                // AT&T registers carry `%`, so `rax:` is a label there; in Intel syntax a
+                // register name can never be one.
+                TokKind::Ident(name)
+                    if self.syntax == Syntax::Att || registers::lookup(name).is_none() =>
+                {
                     let name = name.clone();
                     c.next();
                     c.next();

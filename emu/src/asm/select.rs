@@ -85,6 +85,71 @@ fn describe_kind(k: K) -> String {
     }
 }
 
+/// What family of operand a kind accepts, so that a register is told which registers would
+/// do rather than every alternative form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Category {
+    Gpr,
+    Special,
+    Mem,
+    Imm,
+    Target,
+}
+
+fn category(k: K) -> Category {
+    match k {
+        K::mem | K::mem_offs => Category::Mem,
+        K::br64_1 | K::br64_4 => Category::Target,
+        K::seg_reg | K::cr_reg | K::dr_reg | K::es | K::cs | K::ss | K::ds | K::fs | K::gs => {
+            Category::Special
+        }
+        _ if is_imm_kind(k) => Category::Imm,
+        _ => Category::Gpr,
+    }
+}
+
+/// "expected …" text: the alternatives that accept the found operand's family (a register
+/// where a wider register is needed, memory where a differently sized memory operand is),
+/// otherwise all of them; "N-bit register" is folded into "N-bit register or memory
+/// operand".
+fn expected_text(alternatives: &[(String, Category)], op: &Operand) -> String {
+    let accepts = |d: &str, c: Category| match op {
+        Operand::Reg(r, _) if gpr_bits(*r).is_some() => c == Category::Gpr,
+        Operand::Reg(..) => c == Category::Special,
+        Operand::Mem(_) => c == Category::Mem || d.ends_with("or memory operand"),
+        Operand::Imm(..) => c == Category::Imm,
+        Operand::Target(..) => c == Category::Target,
+    };
+    let mut pick: Vec<&str> = alternatives
+        .iter()
+        .filter(|(d, c)| accepts(d, *c))
+        .map(|(d, _)| d.as_str())
+        .collect();
+    if pick.is_empty() {
+        pick = alternatives.iter().map(|(d, _)| d.as_str()).collect();
+    }
+    let all = pick.clone();
+    pick.retain(|d| !all.contains(&format!("{d} or memory operand").as_str()));
+    if pick.is_empty() {
+        return "different operands".to_string();
+    }
+    pick.iter()
+        .map(|s| with_article(s))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+/// GNU as accepts a `q` suffix on the descriptor-table instructions, which have no operand
+/// size of their own (and rejects suffixes on other size-less instructions like `invlpg`).
+fn descriptor_table_q(m: Mnemonic, f: &Form, suffix: Option<u32>) -> bool {
+    f.size.is_none()
+        && suffix == Some(64)
+        && matches!(
+            m,
+            Mnemonic::Lidt | Mnemonic::Lgdt | Mnemonic::Sidt | Mnemonic::Sgdt
+        )
+}
+
 fn with_article(s: &str) -> String {
     if s.starts_with('%') || s.starts_with("the ") {
         s.to_string()
@@ -188,6 +253,15 @@ pub(crate) fn select(
     mut ops: Vec<Operand>,
     prefixes: Prefixes,
 ) -> Result<Selected, AsmError> {
+    // GNU as encodes `int $3` as the one-byte breakpoint `int3` (CC).
+    let int3 = mnemonic == Mnemonic::Int
+        && matches!(ops.as_slice(), [Operand::Imm(e, _)] if !e.has_symbols() && e.literal_value() == Some(3));
+    let mnemonic = if int3 {
+        ops.clear();
+        Mnemonic::Int3
+    } else {
+        mnemonic
+    };
     normalise(mnemonic, &mut ops);
     if let (Some(src), Some(Operand::Mem(m))) = (src_size, ops.get_mut(1)) {
         m.size.get_or_insert(src);
@@ -223,7 +297,7 @@ pub(crate) fn select(
     let sized: Vec<&'static Form> = counted
         .into_iter()
         .filter(|f| movabs_ok(f))
-        .filter(|f| suffix.is_none() || f.size == suffix || f.size.is_none())
+        .filter(|f| suffix.is_none() || f.size == suffix || descriptor_table_q(mnemonic, f, suffix))
         .collect();
     if sized.is_empty() {
         return Err(AsmError::at(
@@ -236,7 +310,7 @@ pub(crate) fn select(
     }
     let commutative = matches!(mnemonic, Mnemonic::Test | Mnemonic::Xchg) && ops.len() == 2;
     let mut cands: Vec<Candidate> = Vec::new();
-    let mut furthest: Option<(usize, Vec<String>)> = None;
+    let mut furthest: Option<(usize, Vec<(String, Category)>)> = None;
     for &form in &sized {
         for swapped in [false, true] {
             if swapped && !commutative {
@@ -254,7 +328,7 @@ pub(crate) fn select(
             match fail {
                 None => cands.push(Candidate { form, swapped }),
                 Some(i) if !swapped => {
-                    let desc = describe_kind(form.kinds[i]);
+                    let desc = (describe_kind(form.kinds[i]), category(form.kinds[i]));
                     match &mut furthest {
                         Some((j, v)) if *j == i => {
                             if !v.contains(&desc) {
@@ -270,13 +344,9 @@ pub(crate) fn select(
         }
     }
     if cands.is_empty() {
-        let (i, expected) = furthest.unwrap_or((0, vec!["different operands".into()]));
+        let (i, expected) = furthest.unwrap_or((0, Vec::new()));
         let op = &ops[i.min(ops.len().saturating_sub(1))];
-        let expected = expected
-            .iter()
-            .map(|s| with_article(s))
-            .collect::<Vec<_>>()
-            .join(" or ");
+        let expected = expected_text(&expected, op);
         return Err(AsmError::at(
             op.pos(),
             AsmErrorKind::Expected {
@@ -313,7 +383,9 @@ fn pick_size(
     if sizes.len() <= 1 {
         return Ok(cands);
     }
-    let default64 = cands.iter().all(|c| c.form.default64) && sizes.contains(&Some(64));
+    let default64 = cands
+        .iter()
+        .any(|c| c.form.default64 && c.form.size == Some(64));
     let unsized_mem = ops
         .iter()
         .any(|o| matches!(o, Operand::Mem(m) if m.size.is_none()));

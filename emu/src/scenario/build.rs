@@ -21,6 +21,9 @@ use mmu::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// Bytes of one code section and its (address, line) map.
+type Assembled = (Vec<u8>, Vec<(u64, u32)>);
+
 /// A built address space.
 #[derive(Clone, Debug)]
 pub struct SpaceInfo {
@@ -312,7 +315,7 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
         start: s.machine.memory - (4 << 20),
         end: s.machine.memory,
     });
-    if pt.start >= pt.end || pt.end > s.machine.memory || pt.start % 4096 != 0 {
+    if pt.start >= pt.end || pt.end > s.machine.memory || !pt.start.is_multiple_of(4096) {
         return Err(Problem::at(
             "page_tables",
             format!(
@@ -532,7 +535,7 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
         bases.push(resolve(&c.at, &symbols).map_err(|e| Problem::at(format!("code[{i}].at"), e))?);
     }
     let mut labels: BTreeMap<String, u64> = BTreeMap::new();
-    let mut outputs: Vec<(Vec<u8>, Vec<(u64, u32)>)> = Vec::new();
+    let mut outputs: Vec<Assembled> = Vec::new();
     let mut stable = false;
     for pass in 0..8 {
         let mut known = symbols.clone();
@@ -888,13 +891,20 @@ pub fn entry_symbol(
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
     let mut digits = String::new();
     for tok in s.split(|c: char| c.is_whitespace() || c == ',') {
-        digits.push_str(tok.strip_prefix("0x").unwrap_or(tok));
+        let t = tok
+            .strip_prefix("0x")
+            .or_else(|| tok.strip_prefix("0X"))
+            .unwrap_or(tok);
+        digits.push_str(t);
     }
-    if let Some(c) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
-        return Err(format!("`{c}` is not a hex digit"));
+    if let Some((i, c)) = digits.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
+        return Err(format!("`{c}` at digit {} is not a hex digit", i + 1));
     }
-    if digits.len() % 2 != 0 {
-        return Err("odd number of hex digits (each byte needs two)".into());
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!(
+            "odd number of hex digits ({}); each byte needs two",
+            digits.len()
+        ));
     }
     (0..digits.len())
         .step_by(2)

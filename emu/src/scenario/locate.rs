@@ -405,11 +405,11 @@ mod tests {
         let l = Locations::scan(src);
         let p = |s: &str| l.find(s).unwrap().start;
         assert_eq!(p("name"), Pos { line: 2, col: 9 });
-        assert_eq!(p("cores[1].rip"), Pos { line: 3, col: 31 });
-        assert_eq!(p("m.k.v"), Pos { line: 4, col: 16 });
-        assert_eq!(p("s[0].until[0]"), Pos { line: 5, col: 39 });
+        assert_eq!(p("cores[1].rip"), Pos { line: 3, col: 30 });
+        assert_eq!(p("m.k.v"), Pos { line: 4, col: 17 });
+        assert_eq!(p("s[0].until[0]"), Pos { line: 5, col: 34 });
         assert_eq!(p("s[0].core"), Pos { line: 5, col: 18 });
-        assert_eq!(p("cores[1].nothing"), Pos { line: 3, col: 31 });
+        assert_eq!(p("cores[1].nothing"), Pos { line: 3, col: 24 });
         let code = l.find("code").unwrap();
         assert_eq!(code.string, Some((src.find("mov").unwrap(), true)));
     }
