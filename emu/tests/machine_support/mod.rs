@@ -119,6 +119,10 @@ impl Rig {
         m.mem.write_u64(PhysAddr(VA_NP), 0x1234_5678).unwrap();
         let mut sym = base_symbols();
         sym.insert("PTE_NP".into(), e.raw());
+        for (name, va) in [("PTE_X", VA_X), ("PTE_Y", VA_Y)] {
+            let a = pt.entry_addr(&m.mem, VirtAddr(va), 1).unwrap();
+            sym.insert(name.into(), a.raw());
+        }
         let asm = assemble(
             src,
             &AsmOptions {
