@@ -173,6 +173,7 @@ ipi_invlpg:
     # pmap_inval.c: clear our bit in done
     movq    %gs:PC_CPUMASK_NOT, %rax
     lock andq %rax, INFO_DONE(%rbx)
+ipi_acked:
 8:  addq    $INFO_SIZE, %rbx
     incq    %r8
     jmp     1b

@@ -33,5 +33,6 @@ b_start:
     movq    KVA, %rax
 b_idle:
     hlt
+b_woken:
     movq    KVA, %rbx
     jmp     b_idle
