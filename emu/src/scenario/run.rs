@@ -90,6 +90,9 @@ pub struct RunReport {
     /// The machine at the end (for debuggers and tests).
     #[serde(skip)]
     pub machine: Option<Machine>,
+    /// Code labels by address, for naming RIPs in reports.
+    #[serde(skip)]
+    pub labels: BTreeMap<u64, String>,
 }
 
 impl RunReport {
@@ -697,6 +700,7 @@ impl Runner {
             decisions: self.decisions.clone(),
             events: self.events().to_vec(),
             machine: Some(machine),
+            labels: self.labels.clone(),
         }
     }
 }
