@@ -43,17 +43,49 @@ pub mod reg {
     pub const SELF_IPI: u32 = 0x83f;
 }
 
-/// Who an IPI goes to (ICR destination shorthand, bits 19:18).
+/// Who an IPI goes to (ICR destination shorthand, bits 19:18, and destination
+/// mode, bit 11; SDM Vol. 3A 10.12.9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum IpiDest {
-    /// No shorthand: the physical APIC ID in ICR bits 63:32.
+    /// No shorthand, physical mode: the x2APIC ID in ICR bits 63:32; FFFF_FFFFH is
+    /// a broadcast to every core, the sender included (SDM Vol. 3A 10.12.9).
     Physical(u32),
+    /// No shorthand, logical mode: a cluster (bits 31:16) and a bit mask of logical
+    /// IDs within it (bits 15:0), matched against each core's LDR (SDM Vol. 3A
+    /// 10.12.10.2); FFFF_FFFFH is a broadcast.
+    Logical(u32),
     /// The sending core only.
     SelfOnly,
     /// Every core, the sender included.
     AllIncludingSelf,
     /// Every core but the sender.
     AllExcludingSelf,
+}
+
+/// Destination value that broadcasts in both destination modes (SDM Vol. 3A 10.12.9).
+pub const X2APIC_BROADCAST: u32 = 0xffff_ffff;
+
+/// The logical x2APIC ID of x2APIC ID `id`: cluster `id >> 4` in bits 31:16, one
+/// bit `1 << (id & 0xf)` in bits 15:0 (SDM Vol. 3A 10.12.10.2).
+pub fn logical_id(id: u32) -> u32 {
+    ((id >> 4) << 16) | (1 << (id & 0xf))
+}
+
+impl IpiDest {
+    /// True when an IPI sent by x2APIC ID `sender` with this destination reaches
+    /// the local APIC with x2APIC ID `id`.
+    pub fn reaches(&self, sender: u32, id: u32) -> bool {
+        match *self {
+            IpiDest::Physical(d) => d == X2APIC_BROADCAST || d == id,
+            IpiDest::Logical(d) => {
+                let l = logical_id(id);
+                d == X2APIC_BROADCAST || (d >> 16 == l >> 16 && d & l & 0xffff != 0)
+            }
+            IpiDest::SelfOnly => id == sender,
+            IpiDest::AllIncludingSelf => true,
+            IpiDest::AllExcludingSelf => id != sender,
+        }
+    }
 }
 
 /// An IPI the ICR write asked for; the machine sets the IRR bits of the targets.
@@ -176,7 +208,7 @@ impl Apic {
             reg::TPR => self.tpr as u64,
             reg::PPR => self.ppr() as u64,
             // Logical x2APIC ID: cluster in 31:16, one bit of 16 in 15:0 (SDM 10.12.10.2).
-            reg::LDR => (((self.id >> 4) as u64) << 16) | (1u64 << (self.id & 0xf)),
+            reg::LDR => logical_id(self.id) as u64,
             reg::SVR => self.svr as u64,
             m if (reg::ISR0..reg::ISR0 + 8).contains(&m) => Self::word(&self.isr, m - reg::ISR0),
             m if (reg::TMR0..reg::TMR0 + 8).contains(&m) => 0,
@@ -218,7 +250,9 @@ impl Apic {
                 if mode != 0 {
                     return Err(Exception::GeneralProtection(0).into());
                 }
+                let logical = v & (1 << 11) != 0;
                 let dest = match (v >> 18) & 3 {
+                    0 if logical => IpiDest::Logical((v >> 32) as u32),
                     0 => IpiDest::Physical((v >> 32) as u32),
                     1 => IpiDest::SelfOnly,
                     2 => IpiDest::AllIncludingSelf,

@@ -23,6 +23,7 @@ pub mod scenario;
 pub mod state;
 pub mod trace;
 
+pub use apic::{logical_id, X2APIC_BROADCAST};
 pub use apic::{reg as apic_reg, Apic, ApicWrite, IpiDest, IpiRequest};
 pub use bus::{AccessKind, Bus, FlatBus, Invalidate};
 pub use cpu::{Cpu, LastInsn, StepOutcome};

@@ -8,7 +8,7 @@
 //! copy-on-write a clone costs page-pointer copies: that is how the debugger steps
 //! backwards and how exploration forks schedules.
 
-use crate::apic::{Apic, ApicWrite, IpiDest};
+use crate::apic::{Apic, ApicWrite};
 use crate::bus::{AccessKind, Bus, Invalidate};
 use crate::cpu::{Cpu, StepOutcome};
 use crate::decode_cache::DecodeCache;
@@ -233,7 +233,15 @@ impl Machine {
                 from,
             ));
         }
+        let cr8_before = c.cpu.state.cr8;
+        let tpr_before = bus.apics[core].tpr;
         let out = c.cpu.step(&mut self.decode, &mut bus);
+        sync_tpr(
+            &mut c.cpu.state,
+            &mut bus.apics[core],
+            cr8_before,
+            tpr_before,
+        );
         c.spinning = c.cpu.last.pause;
         match out {
             Ok(StepOutcome::Retired) => {
@@ -340,6 +348,21 @@ impl Machine {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+/// Keeps CR8 and the local APIC's TPR one register (SDM Vol. 3A 10.8.6.1): in
+/// 64-bit mode CR8[3:0] is TPR[7:4]. MOV to CR8 (seen as a change of `cr8`) loads
+/// TPR[7:4] and clears TPR[3:0]; a WRMSR to the x2APIC TPR (a change of `tpr`)
+/// shows in CR8. Only one of them can change in one instruction.
+#[inline]
+fn sync_tpr(state: &mut CpuState, apic: &mut Apic, cr8_before: u64, tpr_before: u8) {
+    if state.cr8 != cr8_before {
+        apic.tpr = ((state.cr8 & 0xf) as u8) << 4;
+    } else if apic.tpr != tpr_before {
+        state.cr8 = (apic.tpr >> 4) as u64;
+    }
+}
+
+// One call site; the arguments are the pieces of `Machine::step` it reports on.
 #[allow(clippy::too_many_arguments)]
 fn finish_delivery(
     state: &CpuState,
@@ -583,13 +606,9 @@ impl Bus for MachineBus<'_> {
             ApicWrite::Ipi(req) => {
                 let n = self.apics.len();
                 let mut targets = 0u64;
+                let sender = self.apics[me].id;
                 for t in 0..n {
-                    let hit = match req.dest {
-                        IpiDest::Physical(id) => id as usize == t,
-                        IpiDest::SelfOnly => t == me,
-                        IpiDest::AllIncludingSelf => true,
-                        IpiDest::AllExcludingSelf => t != me,
-                    };
+                    let hit = req.dest.reaches(sender, self.apics[t].id);
                     if hit && self.apics[t].request(req.vector) {
                         targets |= 1 << t;
                     }

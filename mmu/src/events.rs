@@ -163,8 +163,8 @@ impl fmt::Display for StaleUse {
             "stale use on core {} at step {} (rip {:#x}): va {} via {} (PCID {:#x})",
             self.ctx.core, self.ctx.step, self.ctx.rip, self.va, self.cache, self.pcid
         )?;
-        writeln!(f, "  cached: {:?}", self.cached)?;
-        writeln!(f, "  fresh walk now: {:?}", self.fresh)?;
+        writeln!(f, "  cached:         {}", self.cached)?;
+        writeln!(f, "  fresh walk now: {}", self.fresh)?;
         writeln!(
             f,
             "  filled on core {} at step {} (rip {:#x}) from root {} for va {}:",
@@ -173,24 +173,47 @@ impl fmt::Display for StaleUse {
         for e in self.filled.entries.entries() {
             writeln!(
                 f,
-                "    level {} entry at {} = {:#018x}",
-                e.level, e.pa, e.value
+                "    level {} entry at {} = {:#018x} [{}]",
+                e.level,
+                e.pa,
+                e.value,
+                crate::paging::entry::flag_names(e.value)
             )?;
         }
         let w = &self.made_stale_by;
         writeln!(
             f,
-            "  made stale by core {} at step {} (rip {:#x}): {} {:#018x} -> {:#018x}",
-            w.core, w.step, w.rip, w.pa, w.old, w.new
+            "  made stale by core {} at step {} (rip {:#x}): entry at {} {:#018x} [{}] -> {:#018x} [{}]",
+            w.core,
+            w.step,
+            w.rip,
+            w.pa,
+            w.old,
+            crate::paging::entry::flag_names(w.old),
+            w.new,
+            crate::paging::entry::flag_names(w.new)
         )?;
         if self.invalidations_since_fill.is_empty() {
             writeln!(f, "  no invalidations on any core since the fill")?;
+        } else {
+            writeln!(f, "  invalidations since the fill:")?;
         }
         for r in &self.invalidations_since_fill {
             writeln!(
                 f,
-                "  core {} step {} (rip {:#x}): {:?} removed {} TLB / {} PSC entries",
+                "    core {} step {} (rip {:#x}): {} removed {} TLB / {} PSC entries",
                 r.core, r.step, r.rip, r.op, r.removed.tlb, r.removed.psc
+            )?;
+        }
+        if !self
+            .invalidations_since_fill
+            .iter()
+            .any(|r| r.core == self.ctx.core)
+        {
+            writeln!(
+                f,
+                "  core {} itself performed no invalidation since the fill",
+                self.ctx.core
             )?;
         }
         if self.log_truncated {

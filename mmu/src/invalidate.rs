@@ -418,3 +418,32 @@ fn cache_rank(c: CacheKind) -> u8 {
         CacheKind::Psc { level } => 10 - level,
     }
 }
+
+/// "INVLPG 0x400000", "MOV CR3 0x3c00001 (no flush)": the operation as an assembly
+/// programmer would name it, for reports.
+impl std::fmt::Display for Invalidation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Invalidation::Invlpg { va } => write!(f, "INVLPG {va}"),
+            Invalidation::Invpcid { kind, pcid, va } => {
+                let k = match kind {
+                    InvpcidKind::IndividualAddress => "type 0 (address)",
+                    InvpcidKind::SingleContext => "type 1 (single context)",
+                    InvpcidKind::AllIncludingGlobal => "type 2 (all, with globals)",
+                    InvpcidKind::AllExceptGlobal => "type 3 (all but globals)",
+                };
+                write!(f, "INVPCID {k} PCID {pcid:#x} va {va}")
+            }
+            Invalidation::MovCr3 { src } => {
+                write!(f, "MOV CR3 {:#x}", src & !(1u64 << 63))?;
+                if src >> 63 == 1 {
+                    write!(f, " (bit 63: no flush)")?;
+                }
+                Ok(())
+            }
+            Invalidation::MovCr4 { old, new } => write!(f, "MOV CR4 {old:#x} -> {new:#x}"),
+            Invalidation::MovCr0 { old, new } => write!(f, "MOV CR0 {old:#x} -> {new:#x}"),
+            Invalidation::PageFault { va } => write!(f, "#PF at {va}"),
+        }
+    }
+}

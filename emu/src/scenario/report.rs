@@ -4,6 +4,42 @@ use super::run::{Ending, RunReport};
 use std::fmt::Write;
 
 impl RunReport {
+    /// `label+0x12` for an address inside labelled code (the nearest label at or
+    /// before it, within 64 KiB), or `None`.
+    pub fn name_of(&self, addr: u64) -> Option<String> {
+        let (base, name) = self.labels.range(..=addr).next_back()?;
+        let off = addr - base;
+        if off >= 0x10000 {
+            return None;
+        }
+        Some(if off == 0 {
+            name.clone()
+        } else {
+            format!("{name}+{off:#x}")
+        })
+    }
+
+    /// Appends ` <label+off>` after every `rip 0x...` in a line of text.
+    fn symbolize(&self, line: &str) -> String {
+        let mut out = String::with_capacity(line.len() + 16);
+        let mut rest = line;
+        while let Some(i) = rest.find("rip 0x") {
+            let start = i + 4;
+            let end = rest[start + 2..]
+                .find(|c: char| !c.is_ascii_hexdigit())
+                .map_or(rest.len(), |j| start + 2 + j);
+            out.push_str(&rest[..end]);
+            if let Ok(a) = u64::from_str_radix(&rest[start + 2..end], 16) {
+                if let Some(n) = self.name_of(a) {
+                    out.push_str(&format!(" <{n}>"));
+                }
+            }
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
+    }
+
     /// The human summary `tlbemu run` prints: per core, every stale use with its
     /// explanation, violations, and each expectation with expected vs actual.
     pub fn to_text(&self, expects_violations: bool) -> String {
@@ -41,7 +77,7 @@ impl RunReport {
             let tag = if r.violation { "VIOLATION" } else { "allowed" };
             let _ = writeln!(s, "  #{} [{tag}]", i + 1);
             for line in r.detail.to_string().lines() {
-                let _ = writeln!(s, "    {line}");
+                let _ = writeln!(s, "    {}", self.symbolize(line));
             }
         }
         if !self.expectations.is_empty() {

@@ -90,6 +90,9 @@ pub struct RunReport {
     /// The machine at the end (for debuggers and tests).
     #[serde(skip)]
     pub machine: Option<Machine>,
+    /// Code labels by address, for naming RIPs in reports.
+    #[serde(skip)]
+    pub labels: BTreeMap<u64, String>,
 }
 
 impl RunReport {
@@ -587,7 +590,12 @@ impl Runner {
                         self.cursor.rr_pos = (self.cursor.rr_pos + 1) % cores.len();
                         self.cursor.rr_count = 0;
                     }
-                    if self.reached(&until, core) {
+                    // For RoundRobin, Halt means every listed core is idle.
+                    let done = match &until {
+                        Until::Halt => cores.iter().all(|c| self.machine.is_idle(*c)),
+                        u => self.reached(u, core),
+                    };
+                    if done {
                         self.advance();
                     }
                     return Progress::Stepped { core, result: r };
@@ -692,6 +700,7 @@ impl Runner {
             decisions: self.decisions.clone(),
             events: self.events().to_vec(),
             machine: Some(machine),
+            labels: self.labels.clone(),
         }
     }
 }

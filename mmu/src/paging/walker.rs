@@ -245,3 +245,38 @@ pub fn walk(
     // Unreachable for start.level in 1..=4; a start level of 0 maps nothing.
     Ok(WalkResult::NotPresent { level: 0 })
 }
+
+/// "frame 0x800000, 4K page, W U X, dirty": what a cached entry or a fresh walk
+/// translates to, for reports.
+impl std::fmt::Display for WalkResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WalkResult::Leaf {
+                frame,
+                size,
+                rights,
+                global,
+                dirty,
+            } => {
+                write!(f, "frame {frame}, {} page, rights {rights:?}", size.name())?;
+                if *global {
+                    write!(f, ", global")?;
+                }
+                if *dirty {
+                    write!(f, ", dirty")?;
+                }
+                Ok(())
+            }
+            WalkResult::Table {
+                level,
+                next,
+                rights,
+            } => write!(
+                f,
+                "level-{level} entry -> table {next}, rights so far {rights:?}"
+            ),
+            WalkResult::NotPresent { level } => write!(f, "not present at level {level}"),
+            WalkResult::Reserved { level } => write!(f, "reserved bit set at level {level}"),
+        }
+    }
+}
