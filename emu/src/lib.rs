@@ -7,6 +7,7 @@
 
 mod apic;
 pub mod asm;
+pub mod debug;
 mod bus;
 mod cpu;
 mod decode_cache;
