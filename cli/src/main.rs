@@ -7,6 +7,8 @@
 //! files).
 
 mod commands;
+mod repl;
+mod tui;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -35,6 +37,9 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Run raw machine code on one core and print the final state.
     Exec(commands::exec::ExecArgs),
+    /// Step-debug a scenario: a terminal UI, or a line-mode REPL (`--repl`, or when
+    /// stdin or stdout is not a terminal).
+    Debug(commands::debug::DebugArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(a) => commands::run::run(a),
         Command::Exec(a) => commands::exec::run(a),
+        Command::Debug(a) => commands::debug::run(a),
     };
     ExitCode::from(code)
 }

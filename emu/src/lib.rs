@@ -7,9 +7,9 @@
 
 mod apic;
 pub mod asm;
-pub mod debug;
 mod bus;
 mod cpu;
+pub mod debug;
 mod decode_cache;
 mod dispatch;
 pub mod events;

@@ -188,10 +188,7 @@ fn number<T: TryFrom<u64>>(cmd: &str, what: &str, t: &str) -> Result<T, ParseErr
 fn no_more(cmd: &str, rest: &[&str]) -> Result<(), ParseError> {
     match rest.first() {
         None => Ok(()),
-        Some(t) => Err(err(format!(
-            "`{cmd}`: unexpected `{t}`\n{}",
-            usage(cmd)
-        ))),
+        Some(t) => Err(err(format!("`{cmd}`: unexpected `{t}`\n{}", usage(cmd)))),
     }
 }
 
@@ -223,9 +220,7 @@ fn break_spec(cmd: &str, args: &[&str]) -> Result<BreakSpec, ParseError> {
             BreakSpec::StaleUse
         }
         "fill" | "tlb-fill" => BreakSpec::TlbFill(need("a linear address")?),
-        "ptwrite" | "pte" | "paging-write" => {
-            BreakSpec::PagingWrite(need("a linear address")?)
-        }
+        "ptwrite" | "pte" | "paging-write" => BreakSpec::PagingWrite(need("a linear address")?),
         "ipi" => BreakSpec::Ipi(number(cmd, "a core number", &need("a core number")?)?),
         "event" => BreakSpec::Event(need("an event kind")?),
         other => {

@@ -116,7 +116,11 @@ fn here(s: &Session) -> String {
         .get(&rip)
         .map(|l| format!(" <{l}>"))
         .unwrap_or_default();
-    format!("step {} (machine step {}), core {f} rip {rip:#x}{label}", s.pos(), m.steps)
+    format!(
+        "step {} (machine step {}), core {f} rip {rip:#x}{label}",
+        s.pos(),
+        m.steps
+    )
 }
 
 /// The status line: position, schedule position, violations.
@@ -371,7 +375,10 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
 fn save(s: &Session, path: &str, force: bool) -> Result<Reply, String> {
     let p = Path::new(path);
     let dir_of = |p: &Path| -> std::path::PathBuf {
-        let d = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let d = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         d.canonicalize().unwrap_or_else(|_| d.to_path_buf())
     };
     let r = s.runner();
@@ -465,8 +472,12 @@ pub fn tlb_text(s: &Session) -> String {
     let f = s.focus();
     let m = s.runner().machine();
     let d = m.cores[f].mmu.dump(&m.tracker);
-    let mut t = format!("core {f}: {} TLB entries, {} PSC entries\n", d.tlb.len(), d.psc.len());
-    t.push_str("cache        pcid                 va -> pa/next         size rts G D origin\n");
+    let mut t = format!(
+        "core {f}: {} TLB entries, {} PSC entries\n",
+        d.tlb.len(),
+        d.psc.len()
+    );
+    t.push_str("cache   pcid                 va -> pa/next         size rts G D origin\n");
     for e in d.tlb.iter().chain(d.psc.iter()) {
         let _ = writeln!(t, "{}", view::format_entry(e));
         if e.stale {

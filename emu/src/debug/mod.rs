@@ -17,9 +17,7 @@ mod view;
 pub use command::{parse, BreakSpec, Command, ParseError, HELP};
 pub use exec::{cores_text, execute, filtered_events, status_line, tlb_text, Reply};
 pub use save::{saved_scenario, to_ron, write_new, SaveError};
-pub use session::{
-    BreakKind, Breakpoint, Session, Stop, Syntax, Unit, SNAPSHOT_EVERY,
-};
+pub use session::{BreakKind, Breakpoint, Session, Stop, Syntax, Unit, SNAPSHOT_EVERY};
 pub use view::{
     disassemble, disassemble_around, format_entry, format_event, format_regs, format_walk,
     read_linear, rights_text, stale_reason, translate, DisLine, REG_NAMES,

@@ -142,9 +142,8 @@ pub fn write_new(path: &Path, text: &str, force: bool) -> Result<(), SaveError> 
             }
         }
     })?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| SaveError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            })
+    f.write_all(text.as_bytes()).map_err(|e| SaveError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })
 }

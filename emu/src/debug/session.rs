@@ -435,7 +435,11 @@ impl Session {
 }
 
 fn cpu_states(r: &Runner) -> Vec<CpuState> {
-    r.machine().cores.iter().map(|c| c.cpu.state.clone()).collect()
+    r.machine()
+        .cores
+        .iter()
+        .map(|c| c.cpu.state.clone())
+        .collect()
 }
 
 /// "running", "halted" or why the core stopped.
@@ -450,11 +454,7 @@ pub(crate) fn core_status(r: &Runner, core: usize) -> String {
 
 /// Executes one unit on `r`; `None` if it made no progress. Returns the texts of
 /// the breakpoints in `bps` that hit.
-fn exec_checked(
-    r: &mut Runner,
-    u: Unit,
-    bps: &[Breakpoint],
-) -> Option<Vec<String>> {
+fn exec_checked(r: &mut Runner, u: Unit, bps: &[Breakpoint]) -> Option<Vec<String>> {
     // Paging-structure entries of the watched addresses, before the unit.
     let watched: Vec<(usize, Vec<(PhysAddr, u64)>)> = bps
         .iter()
@@ -509,9 +509,10 @@ fn exec_checked(
                 _ => None,
             }),
             BreakKind::TlbFill(va) => evs.iter().find_map(|e| match &e.kind {
-                EventKind::Mmu(MmuEvent::TlbFill { entry }) if covers(entry, *va) => Some(
-                    format!("core {} filled its TLB for va {:#x}", entry.core, va),
-                ),
+                EventKind::Mmu(MmuEvent::TlbFill { entry }) if covers(entry, *va) => Some(format!(
+                    "core {} filled its TLB for va {:#x}",
+                    entry.core, va
+                )),
                 _ => None,
             }),
             BreakKind::PagingWrite { .. } => {

@@ -7,16 +7,16 @@ use crate::events::{Event, EventKind};
 use crate::machine::Machine;
 use crate::state::CpuState;
 use iced_x86::{
-    Decoder, DecoderOptions, Formatter, GasFormatter, Instruction, IntelFormatter,
-    SymbolResolver, SymbolResult,
+    Decoder, DecoderOptions, Formatter, GasFormatter, Instruction, IntelFormatter, SymbolResolver,
+    SymbolResult,
 };
 use mmu::{EntryView, MmuEvent, PhysAddr, Rights, VirtAddr, WalkResult, WalkView};
 use std::collections::BTreeMap;
 
 /// Register names in display order (index into `CpuState::gpr` for the first 16).
 pub const REG_NAMES: [&str; 16] = [
-    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12",
-    "r13", "r14", "r15",
+    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
+    "r14", "r15",
 ];
 
 /// Translates `va` as `core` would, by a plain walk of the tables in memory from
@@ -73,7 +73,10 @@ pub fn read_linear(m: &Machine, core: usize, va: u64, len: usize) -> Vec<Option<
         };
         let byte = pa_base.and_then(|p| {
             let mut b = [0u8];
-            m.mem.read(PhysAddr(p + (a & 0xfff)), &mut b).ok().map(|_| b[0])
+            m.mem
+                .read(PhysAddr(p + (a & 0xfff)), &mut b)
+                .ok()
+                .map(|_| b[0])
         });
         out.push(byte);
     }
@@ -194,9 +197,22 @@ pub fn disassemble_around(
 /// Rights as three letters: `w` writable, `u` user, `x` executable (`-` if not).
 pub fn rights_text(r: Rights) -> String {
     let b = |bit: u8, c: char| if r.0 & bit != 0 { c } else { '-' };
-    [b(Rights::WRITE, 'w'), b(Rights::USER, 'u'), b(Rights::EXEC, 'x')]
-        .iter()
-        .collect()
+    [
+        b(Rights::WRITE, 'w'),
+        b(Rights::USER, 'u'),
+        b(Rights::EXEC, 'x'),
+    ]
+    .iter()
+    .collect()
+}
+
+/// Short cache names for table rows: `TLB`, `ITLB`, `PSC-L4` .. `PSC-L2`.
+pub fn cache_name(c: mmu::CacheKind) -> String {
+    match c {
+        mmu::CacheKind::Tlb { instruction: false } => "TLB".into(),
+        mmu::CacheKind::Tlb { instruction: true } => "ITLB".into(),
+        mmu::CacheKind::Psc { level } => format!("PSC-L{level}"),
+    }
 }
 
 /// One cached entry as a table row: cache, PCID, VA→PA (or next table), size,
@@ -227,11 +243,17 @@ pub fn format_entry(e: &EntryView) -> String {
             false,
             false,
         ),
-        other => (format!("{other:?}"), String::new(), String::new(), false, false),
+        other => (
+            format!("{other:?}"),
+            String::new(),
+            String::new(),
+            false,
+            false,
+        ),
     };
     format!(
-        "{:<11} {:>5} {:>18} -> {:<14} {:<4} {:<3} {} {} @{:<5}{}",
-        e.cache.to_string(),
+        "{:<6} {:>5} {:>18} -> {:<14} {:<4} {:<3} {} {} @{:<5}{}",
+        cache_name(e.cache),
         format!("{:#x}", e.pcid),
         format!("{:#x}", e.va.raw()),
         target,
@@ -314,15 +336,24 @@ pub fn format_walk(w: &WalkView) -> Vec<String> {
     }
     for e in &w.tlb {
         let differs = match (&e.cached, &w.result) {
-            (WalkResult::Leaf { frame, rights, .. }, Some(WalkResult::Leaf { frame: f2, rights: r2, .. })) => {
-                frame != f2 || rights != r2
-            }
+            (
+                WalkResult::Leaf { frame, rights, .. },
+                Some(WalkResult::Leaf {
+                    frame: f2,
+                    rights: r2,
+                    ..
+                }),
+            ) => frame != f2 || rights != r2,
             _ => true,
         };
         out.push(format!(
             "  TLB: {}{}",
             format_entry(e),
-            if differs { "  <- DIFFERS from memory" } else { "" }
+            if differs {
+                "  <- DIFFERS from memory"
+            } else {
+                ""
+            }
         ));
     }
     out
@@ -410,7 +441,10 @@ pub fn format_event(e: &Event) -> String {
                 format!("became fresh: {} va {:#x}", entry.cache, entry.va.raw())
             }
             MmuEvent::StaleUse(su) => {
-                format!("STALE USE va {} via {} rip {:#x}", su.va, su.cache, su.ctx.rip)
+                format!(
+                    "STALE USE va {} via {} rip {:#x}",
+                    su.va, su.cache, su.ctx.rip
+                )
             }
             MmuEvent::DirtyRewalk { va, .. } => format!("dirty rewalk va {va}"),
             MmuEvent::AccessedDirtySet { write, .. } => {
@@ -425,7 +459,9 @@ pub fn format_event(e: &Event) -> String {
         EventKind::Interrupt { vector, from, .. } => {
             format!("interrupt {vector:#x} at {from:#x}")
         }
-        EventKind::Exception { delivered, from, .. } => {
+        EventKind::Exception {
+            delivered, from, ..
+        } => {
             format!("exception {delivered} at {from:#x}")
         }
         EventKind::Halted { rip } => format!("hlt ({rip:#x})"),
