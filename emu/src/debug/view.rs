@@ -252,7 +252,7 @@ pub fn format_entry(e: &EntryView) -> String {
         ),
     };
     format!(
-        "{:<6} {:>5} {:>18} -> {:<14} {:<4} {:<3} {} {} @{:<5}{}",
+        "{:<6} {:>5} {:>18} -> {:<14} {:<4} {:<3} {} {} @{}{}",
         cache_name(e.cache),
         format!("{:#x}", e.pcid),
         format!("{:#x}", e.va.raw()),
