@@ -1,0 +1,74 @@
+# DragonFly BSD pc64 swtch.s after commit 95270b7e (February 2017):
+# cpu_heavy_switch / cpu_heavy_restore, written from the kernel's steps.
+# The old and new thread arrive as: old = %gs:PC_CURTHREAD, new = %rdi.
+
+cpu_heavy_switch:
+    # swtch.s: the outgoing thread is curthread; find its PCB
+    movq    %gs:PC_CURTHREAD, %rcx
+    movq    TD_PCB(%rcx), %rdx
+    # swtch.s: save the return address, stack pointer and callee-saved registers
+    movq    (%rsp), %rax
+    movq    %rax, PCB_RIP(%rdx)
+    addq    $8, %rsp
+    movq    %rsp, PCB_RSP(%rdx)
+    movq    %rbx, PCB_RBX(%rdx)
+    movq    %rbp, PCB_RBP(%rdx)
+    movq    %r12, PCB_R12(%rdx)
+    movq    %r13, PCB_R13(%rdx)
+    movq    %r14, PCB_R14(%rdx)
+    movq    %r15, PCB_R15(%rdx)
+    # swtch.s: clear our bit in the old vmspace's pm_active (lock andq),
+    # done on every heavy switch, even between two threads of one process
+    movq    TD_PMAP(%rcx), %rbx
+    testq   %rbx, %rbx
+    jz      1f
+    movq    %gs:PC_CPUMASK_NOT, %rax
+    lock andq %rax, PM_ACTIVE(%rbx)
+a_bit_cleared:
+1:
+    # swtch.s: switch to the new thread: curthread = ntd, continue in its
+    # restore path (cpu_heavy_restore is the new thread's switch-in routine)
+    movq    %rdi, %gs:PC_CURTHREAD
+    movq    %rdi, %rax
+    jmp     cpu_heavy_restore
+
+cpu_heavy_restore:
+    movq    TD_PCB(%rax), %rdx
+    movq    TD_PMAP(%rax), %rbx
+    # swtch.s: set our bit in the new vmspace's pm_active (lock orq)
+    movq    %gs:PC_CPUMASK, %rcx
+    lock orq %rcx, PM_ACTIVE(%rbx)
+a_bit_set:
+    # swtch.s: is an invalidation in progress on this pmap (EXCL held in
+    # pm_active_lock)?  If so it may not have seen our bit: wait for it to
+    # finish, then reload %cr3 unconditionally.
+    movl    PM_ACTIVE_LOCK(%rbx), %ecx
+    testl   $CPULOCK_EXCL, %ecx
+    jz      3f
+2:  pause
+    movl    PM_ACTIVE_LOCK(%rbx), %ecx
+    testl   $CPULOCK_EXCL, %ecx
+    jnz     2b
+    movq    PCB_CR3(%rdx), %rcx
+    movq    %rcx, %cr3
+    jmp     4f
+3:
+a_cr3_check:
+    # swtch.s (FIX): always reload %cr3, even when it equals the new PCB's
+    # cr3: the reload flushes every non-global TLB entry, including any an
+    # invalidation that did not see our pm_active bit failed to reach
+    movq    PCB_CR3(%rdx), %rcx
+    movq    %rcx, %cr3
+4:
+a_cr3_done:
+    # swtch.s: restore the new thread's callee-saved registers and stack,
+    # and return into it
+    movq    PCB_RBP(%rdx), %rbp
+    movq    PCB_R12(%rdx), %r12
+    movq    PCB_R13(%rdx), %r13
+    movq    PCB_R14(%rdx), %r14
+    movq    PCB_R15(%rdx), %r15
+    movq    PCB_RBX(%rdx), %rbx
+    movq    PCB_RSP(%rdx), %rsp
+    pushq   PCB_RIP(%rdx)
+    ret

@@ -1,0 +1,42 @@
+# The workload (PCIDs on): process P has threads on core A (0) and core B
+# (1); process Q has one thread.  A runs P's thread, switches to Q with the
+# PCID-preserving %cr3 load and back to P.  Meanwhile B replaces P's page at
+# UVA and calls pmap_invalidate_page, whose target mask (pm_active) no longer
+# holds A.
+
+pa_start:
+    # P's thread on A uses the page (a TLB entry tagged with P's PCID on A)
+    movq    UVA, %rax
+    # sched_switch -> cpu_switch(P's thread, Q's thread)
+    movq    %gs:PC_CURTHREAD, %rdi
+    movq    $td_q, %rsi
+    call    cpu_switch
+pa_back:
+    # P's thread again on A: reads the page
+    movq    UVA, %rax
+pa_done:
+    hlt
+
+q_body:
+    # Q's thread on A
+q_running:
+    movq    %gs:PC_CURTHREAD, %rdi
+    movq    $td_pa, %rsi
+    call    cpu_switch
+    hlt
+
+pb_start:
+    # P's other thread on B uses the page
+    movq    UVA, %rax
+pb_replace:
+    # ... and replaces it: new PTE through the direct map, then
+    # pmap_invalidate_page(P's pmap, UVA)
+    movabsq $dmap + p.pte.400000, %rcx
+    movq    $NEW_PTE, %rax
+    xchgq   %rax, (%rcx)
+    movq    $pmap_p, %rdi
+    movq    $UVA, %rsi
+    call    pmap_invalidate_page
+    movq    UVA, %rbx
+pb_done:
+    hlt
