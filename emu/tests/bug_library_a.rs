@@ -90,7 +90,11 @@ fn expect_pass(name: &str) {
     });
     assert_eq!(r.ending, Ending::Completed, "{name}: {:?}", r.ending);
     for e in &r.expectations {
-        assert!(e.ok, "{name}: expect[{}] {} (found {})", e.index, e.what, e.actual);
+        assert!(
+            e.ok,
+            "{name}: expect[{}] {} (found {})",
+            e.index, e.what, e.actual
+        );
     }
     assert!(r.passed(expects), "{name} did not pass");
 }
@@ -185,7 +189,11 @@ fn assert_clean_sweeps(name: &str) -> usize {
             w.first
         );
         // The workload ran to its end: core 0's last read saw the new page.
-        assert!(w.all_halted, "{name}: q{} first {}: a core did not halt", w.quantum, w.first);
+        assert!(
+            w.all_halted,
+            "{name}: q{} first {}: a core did not halt",
+            w.quantum, w.first
+        );
         assert_eq!(w.rax0, 0x2222, "{name}: q{} first {}", w.quantum, w.first);
     }
     println!("{name}: {} sweeps, 0 stale uses, 0 violations", sw.len());
@@ -234,7 +242,10 @@ fn dragonfly_buggy_sweeps_informative() {
 #[test]
 fn freebsd_fixed_are_clean_under_every_sweep() {
     assert_eq!(assert_clean_sweeps("freebsd-d16618-curpmap-fixed.ron"), 16);
-    assert_eq!(assert_clean_sweeps("freebsd-d16618-pcid-nogen-fixed.ron"), 16);
+    assert_eq!(
+        assert_clean_sweeps("freebsd-d16618-pcid-nogen-fixed.ron"),
+        16
+    );
 }
 
 #[test]
@@ -469,4 +480,3 @@ fn freebsd_pcid_fixed_with_all_rule_has_no_stale_use() {
         assert_eq!(r.stale_uses.len(), 0, "{name}: {:#?}", r.stale_uses);
     }
 }
-
