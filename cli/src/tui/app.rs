@@ -41,7 +41,7 @@ pub const KEYS: &[(&str, &str)] = &[
         ":",
         "command line (Enter runs, Esc cancels, Up/Down history)",
     ),
-    ("?", "this help; any key closes it"),
+    ("?", "this help (j/k/Space scroll, any other key closes)"),
     ("q / Ctrl-C", "quit"),
 ];
 
@@ -73,6 +73,8 @@ pub struct App {
     pub message_error: bool,
     /// Long output (help, `stale`, `tlb`) shown over the panes until a key.
     pub overlay: Option<(String, String)>,
+    /// First overlay line shown (j/k, PageUp/PageDown scroll).
+    pub overlay_scroll: u16,
     /// A count typed before a key.
     pub count: Option<u64>,
     /// Index into [`EVENT_FILTERS`].
@@ -97,6 +99,7 @@ impl App {
             message: "? for help, : for commands".into(),
             message_error: false,
             overlay: None,
+            overlay_scroll: 0,
             count: None,
             event_filter: 0,
             event_focused_only: false,
@@ -151,6 +154,9 @@ impl App {
                 .to_lowercase();
             self.overlay = Some((title, r.text));
             self.message.clear();
+        } else if matches!(c, Command::Walk(_)) && !r.error {
+            // The page-walk pane shows it.
+            self.message = r.text.lines().next().unwrap_or_default().to_string();
         } else {
             self.message = r.text;
         }
@@ -168,7 +174,18 @@ impl App {
             return;
         }
         if self.overlay.is_some() {
-            self.overlay = None;
+            match k.code {
+                KeyCode::Char('j') | KeyCode::Down => self.overlay_scroll += 1,
+                KeyCode::PageDown | KeyCode::Char(' ') => self.overlay_scroll += 10,
+                KeyCode::Char('k') | KeyCode::Up => {
+                    self.overlay_scroll = self.overlay_scroll.saturating_sub(1)
+                }
+                KeyCode::PageUp => self.overlay_scroll = self.overlay_scroll.saturating_sub(10),
+                _ => {
+                    self.overlay = None;
+                    self.overlay_scroll = 0;
+                }
+            }
             return;
         }
         match self.mode.clone() {

@@ -3,8 +3,8 @@
 
 use super::app::{App, Mode, EVENT_FILTERS};
 use emu::debug::{
-    disassemble_around, filtered_events, format_entry, format_event, format_regs, format_walk,
-    stale_reason, status_line, Syntax,
+    disassemble_around, filtered_events, flags_text, format_entry, format_event, format_walk,
+    stale_reason, status_line, Syntax, REG_NAMES,
 };
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -20,16 +20,16 @@ fn block(title: String) -> Block<'static> {
 pub fn draw(f: &mut Frame, app: &App) {
     let [status, top, middle, events, message, input] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Percentage(42),
-        Constraint::Percentage(30),
+        Constraint::Percentage(36),
+        Constraint::Percentage(36),
         Constraint::Min(4),
         Constraint::Length(2),
         Constraint::Length(1),
     ])
     .areas(f.area());
     let [dis, regs, cores] = Layout::horizontal([
-        Constraint::Percentage(45),
-        Constraint::Length(34),
+        Constraint::Percentage(40),
+        Constraint::Length(46),
         Constraint::Min(20),
     ])
     .areas(top);
@@ -60,7 +60,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     );
     draw_input(f, app, input);
     if let Some((title, text)) = &app.overlay {
-        draw_overlay(f, title, text);
+        draw_overlay(f, title, text, app.overlay_scroll);
     }
 }
 
@@ -111,21 +111,49 @@ fn draw_registers(f: &mut Frame, app: &App, area: Rect) {
     let s = &app.session;
     let core = s.focus();
     let st = &s.runner().machine().cores[core].cpu.state;
-    let lines: Vec<Line> = format_regs(st, s.before().get(core))
-        .into_iter()
-        .map(|l| {
-            if l.contains('*') {
-                Line::styled(
-                    l,
-                    Style::default()
-                        .fg(Color::Yellow)
-                        .add_modifier(Modifier::BOLD),
-                )
-            } else {
-                Line::raw(l)
-            }
-        })
-        .collect();
+    let prev = s.before().get(core);
+    let changed = Style::default()
+        .fg(Color::Yellow)
+        .add_modifier(Modifier::BOLD);
+    let reg = |name: &str, v: u64, was: Option<u64>| -> Vec<Span<'static>> {
+        let ch = was.is_some_and(|w| w != v);
+        vec![
+            Span::raw(format!("{name:>3}{}", if ch { '*' } else { ' ' })),
+            Span::styled(
+                format!("{v:016x}"),
+                if ch { changed } else { Style::default() },
+            ),
+        ]
+    };
+    let mut lines: Vec<Line> = Vec::new();
+    for i in 0..8 {
+        let mut spans = reg(REG_NAMES[i], st.gpr[i], prev.map(|p| p.gpr[i]));
+        spans.push(Span::raw(" "));
+        spans.extend(reg(
+            REG_NAMES[i + 8],
+            st.gpr[i + 8],
+            prev.map(|p| p.gpr[i + 8]),
+        ));
+        lines.push(Line::from(spans));
+    }
+    lines.push(Line::from(reg("rip", st.rip, prev.map(|p| p.rip))));
+    let fl = prev.is_some_and(|p| p.rflags != st.rflags);
+    lines.push(Line::from(vec![
+        Span::raw(format!("flg{}", if fl { '*' } else { ' ' })),
+        Span::styled(
+            format!("{:#x} {}", st.rflags, flags_text(st.rflags)),
+            if fl { changed } else { Style::default() },
+        ),
+    ]));
+    let pcide = st.cr4 & mmu::cr4::PCIDE != 0;
+    lines.push(Line::from(reg("cr3", st.cr3, prev.map(|p| p.cr3))));
+    lines.push(Line::raw(format!(
+        "    PCID {:#x}{} CPL {}{}",
+        if pcide { st.cr3 & 0xfff } else { 0 },
+        if pcide { "" } else { " (PCIDE=0)" },
+        st.cpl(),
+        if st.halted { " halted" } else { "" }
+    )));
     f.render_widget(
         Paragraph::new(lines).block(block(format!(" core {core} — registers (* changed) "))),
         area,
@@ -189,7 +217,7 @@ fn draw_tlb(f: &mut Frame, app: &App, area: Rect) {
             ));
             if let Some(w) = stale_reason(e, s.runner().events()) {
                 rows.push(Line::styled(
-                    format!("    stale: {w}"),
+                    format!("   stale: {w}"),
                     Style::default().fg(Color::Red),
                 ));
             }
@@ -203,11 +231,13 @@ fn draw_tlb(f: &mut Frame, app: &App, area: Rect) {
     let skip = app.tlb_scroll.min(rows.len().saturating_sub(1));
     lines.extend(rows.into_iter().skip(skip));
     f.render_widget(
-        Paragraph::new(lines).block(block(format!(
-            " core {core} — TLB {} + PSC {} (rts: w u x) ",
-            d.tlb.len(),
-            d.psc.len()
-        ))),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(block(format!(
+                " core {core} — TLB {} + PSC {} (rts: w u x) ",
+                d.tlb.len(),
+                d.psc.len()
+            ))),
         area,
     );
 }
@@ -304,7 +334,7 @@ fn draw_input(f: &mut Frame, app: &App, area: Rect) {
     }
 }
 
-fn draw_overlay(f: &mut Frame, title: &str, text: &str) {
+fn draw_overlay(f: &mut Frame, title: &str, text: &str, scroll: u16) {
     let a = f.area();
     let w = a.width.saturating_sub(a.width / 8).max(10);
     let h = a.height.saturating_sub(a.height / 8).max(5);
@@ -314,11 +344,17 @@ fn draw_overlay(f: &mut Frame, title: &str, text: &str) {
         width: w,
         height: h,
     };
+    // Stop scrolling once the last line is in view (wrapped lines aside).
+    let lines = text.lines().count() as u16;
+    let scroll = scroll.min(lines.saturating_sub(h.saturating_sub(2)));
     f.render_widget(Clear, r);
     f.render_widget(
         Paragraph::new(text.to_string())
-            .block(block(format!(" {title} — any key closes ")))
-            .wrap(Wrap { trim: false }),
+            .block(block(format!(
+                " {title} — j/k scroll, any other key closes "
+            )))
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
         r,
     );
 }

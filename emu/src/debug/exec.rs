@@ -482,7 +482,7 @@ pub fn tlb_text(s: &Session) -> String {
         let _ = writeln!(t, "{}", view::format_entry(e));
         if e.stale {
             if let Some(w) = view::stale_reason(e, s.runner().events()) {
-                let _ = writeln!(t, "    stale because {w}");
+                let _ = writeln!(t, "    stale: {w}; not invalidated since");
             }
         }
     }

@@ -19,6 +19,7 @@ pub use exec::{cores_text, execute, filtered_events, status_line, tlb_text, Repl
 pub use save::{saved_scenario, to_ron, write_new, SaveError};
 pub use session::{BreakKind, Breakpoint, Session, Stop, Syntax, Unit, SNAPSHOT_EVERY};
 pub use view::{
-    disassemble, disassemble_around, format_entry, format_event, format_regs, format_walk,
-    read_linear, rights_text, stale_reason, translate, DisLine, REG_NAMES,
+    cache_name, disassemble, disassemble_around, flags_text, format_entry, format_event,
+    format_regs, format_walk, read_linear, rights_text, stale_reason, translate, DisLine,
+    REG_NAMES,
 };

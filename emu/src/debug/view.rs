@@ -277,15 +277,17 @@ pub fn stale_reason(e: &EntryView, events: &[Event]) -> Option<String> {
                 && entry.filled_step == e.filled_step =>
         {
             Some(format!(
-                "core {} at step {} (rip {:#x}) wrote {}: {:#x} -> {:#x}, no invalidation since",
-                write.core, write.step, write.rip, write.pa, write.old, write.new
+                "core {} wrote {} at step {} (rip {:#x}): {:#x} -> {:#x}",
+                write.core, write.pa, write.step, write.rip, write.old, write.new
             ))
         }
         _ => None,
     })
 }
 
-/// A page walk as text lines.
+/// A page walk as text lines: one per level (with this core's cached
+/// paging-structure entry under it when there is one), what memory says, and the
+/// TLB entry the core would use, each marked where it differs from memory.
 pub fn format_walk(w: &WalkView) -> Vec<String> {
     let mut out = vec![format!(
         "walk of va {:#x}: PCID {:#x}, root {}",
@@ -300,20 +302,25 @@ pub fn format_walk(w: &WalkView) -> Vec<String> {
         _ => "PTE",
     };
     for l in &w.levels {
-        let mut s = format!(
-            "  {:<5} @{:<12} = {:#018x}  {}",
+        out.push(format!(
+            "{:<5} @{:<10} = {:#018x} {}",
             name(l.level),
             l.entry_pa.to_string(),
             l.value,
             l.flags
-        );
+        ));
         if let Some(c) = l.cached_value {
-            s += &format!("  [PSC cached {c:#018x}]");
+            out.push(format!(
+                "      PSC cached {c:#018x}{}",
+                if l.cached_differs {
+                    "  DIFFERS from memory"
+                } else {
+                    ""
+                }
+            ));
+        } else if l.cached_differs {
+            out.push("      PSC entry DIFFERS from memory".into());
         }
-        if l.cached_differs {
-            s += "  <- cached entry DIFFERS from memory";
-        }
-        out.push(s);
     }
     out.push(match &w.result {
         Some(WalkResult::Leaf {
@@ -322,38 +329,46 @@ pub fn format_walk(w: &WalkView) -> Vec<String> {
             rights,
             ..
         }) => format!(
-            "  memory says: {:#x} -> {:#x} ({}, {})",
+            "memory: {:#x} -> {:#x} ({}, {})",
             w.va.raw(),
             frame.raw() + (w.va.raw() & size.offset_mask()),
             size.name(),
             rights_text(*rights)
         ),
-        Some(r) => format!("  memory says: {r:?}"),
-        None => "  memory says: the walk failed".into(),
+        Some(r) => format!("memory: {r:?}"),
+        None => "memory: the walk failed".into(),
     });
     if w.tlb.is_empty() {
-        out.push("  TLB: no entry for this address".into());
+        out.push("TLB: no entry for this address".into());
     }
     for e in &w.tlb {
-        let differs = match (&e.cached, &w.result) {
-            (
-                WalkResult::Leaf { frame, rights, .. },
-                Some(WalkResult::Leaf {
-                    frame: f2,
-                    rights: r2,
-                    ..
-                }),
-            ) => frame != f2 || rights != r2,
+        let (frame, size, rights) = match e.cached {
+            WalkResult::Leaf {
+                frame,
+                size,
+                rights,
+                ..
+            } => (frame, size, rights),
+            _ => continue,
+        };
+        let differs = match &w.result {
+            Some(WalkResult::Leaf {
+                frame: f2,
+                rights: r2,
+                ..
+            }) => frame != *f2 || rights != *r2,
             _ => true,
         };
         out.push(format!(
-            "  TLB: {}{}",
-            format_entry(e),
-            if differs {
-                "  <- DIFFERS from memory"
-            } else {
-                ""
-            }
+            "{}: {:#x} -> {:#x} ({}, {}) filled @{}{}{}",
+            cache_name(e.cache),
+            e.va.raw(),
+            frame.raw() + (w.va.raw() & size.offset_mask()),
+            size.name(),
+            rights_text(rights),
+            e.filled_step,
+            if e.stale { " STALE" } else { "" },
+            if differs { "  DIFFERS from memory" } else { "" }
         ));
     }
     out
