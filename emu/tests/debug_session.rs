@@ -150,9 +150,11 @@ fn reverse_step_returns_to_the_identical_state() {
 #[test]
 fn goto_crosses_snapshots_on_a_long_run() {
     let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    s.set_snapshot_every(16);
     ok(&mut s, "continue");
     let end = s.pos();
     assert!(end > 100, "the scenario is long enough to exercise replay");
+    assert_eq!(s.snapshot_count(), end / 16 + 1);
     let mut states = Vec::new();
     for n in [end / 3, end / 2, end - 1] {
         ok(&mut s, &format!("goto {n}"));
@@ -165,7 +167,14 @@ fn goto_crosses_snapshots_on_a_long_run() {
         ok(&mut fresh, &format!("next {n}"));
         assert_eq!(fingerprint(&fresh), fp, "position {n}");
     }
-    assert!(SNAPSHOT_EVERY > 0);
+    // Default spacing: the state just past the first snapshot replays the same.
+    let mut a = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    ok(&mut a, &format!("next {}", SNAPSHOT_EVERY.min(end - 2) + 1));
+    let want = fingerprint(&a);
+    ok(&mut a, "rstep 1");
+    ok(&mut a, "goto 0");
+    ok(&mut a, &format!("goto {}", SNAPSHOT_EVERY.min(end - 2) + 1));
+    assert_eq!(fingerprint(&a), want);
 }
 
 #[test]

@@ -218,10 +218,10 @@ impl App {
                 self.history_at = None;
                 self.run_line(&line);
             }
+            // Backspace on an empty line leaves command mode, as in vi.
+            KeyCode::Backspace if self.input.is_empty() => self.mode = Mode::Normal,
             KeyCode::Backspace => {
-                if self.input.pop().is_none() {
-                    self.mode = Mode::Normal;
-                }
+                self.input.pop();
             }
             KeyCode::Up => {
                 let i = match self.history_at {

@@ -14,7 +14,7 @@ use crate::state::CpuState;
 use mmu::{MmuEvent, PhysAddr, VirtAddr};
 use std::path::{Path, PathBuf};
 
-/// Units between snapshots.
+/// Units between snapshots, by default.
 pub const SNAPSHOT_EVERY: usize = 256;
 
 /// One recorded debugger action.
@@ -124,6 +124,7 @@ pub enum Stop {
 pub struct Session {
     path: PathBuf,
     snapshots: Vec<Runner>,
+    every: usize,
     runner: Runner,
     history: Vec<Unit>,
     pos: usize,
@@ -146,6 +147,7 @@ impl Session {
         Session {
             path: path.to_path_buf(),
             snapshots: vec![runner.clone()],
+            every: SNAPSHOT_EVERY,
             runner,
             history: Vec::new(),
             pos: 0,
@@ -162,6 +164,29 @@ impl Session {
     pub fn open(path: &Path) -> Result<Self, crate::scenario::Diagnostic> {
         let (s, _src, built) = crate::scenario::prepare(path)?;
         Ok(Session::new(path, &s, built))
+    }
+
+    /// Snapshots every `k` units from now on (tests use small values to exercise
+    /// replay across snapshots). Existing snapshots after position 0 are dropped,
+    /// so it is cheapest at the start.
+    pub fn set_snapshot_every(&mut self, k: usize) {
+        self.every = k.max(1);
+        self.snapshots.truncate(1);
+        let mut r = self.snapshots[0].clone();
+        for i in 0..self.pos {
+            if i > 0 && i.is_multiple_of(self.every) {
+                self.snapshots.push(r.clone());
+            }
+            let _ = exec_checked(&mut r, self.history[i], &[]);
+        }
+        if self.pos > 0 && self.pos.is_multiple_of(self.every) {
+            self.snapshots.push(r);
+        }
+    }
+
+    /// Number of snapshots held (position 0 included).
+    pub fn snapshot_count(&self) -> usize {
+        self.snapshots.len()
     }
 
     /// The scenario file.
@@ -247,15 +272,13 @@ impl Session {
         if self.pos < self.history.len() && self.history[self.pos] != u {
             // A different path from here: forget the old future.
             self.history.truncate(self.pos);
-            self.snapshots.truncate(self.pos / SNAPSHOT_EVERY + 1);
+            self.snapshots.truncate(self.pos / self.every + 1);
         }
         if self.pos == self.history.len() {
             self.history.push(u);
         }
         self.pos += 1;
-        if self.pos.is_multiple_of(SNAPSHOT_EVERY)
-            && self.snapshots.len() == self.pos / SNAPSHOT_EVERY
-        {
+        if self.pos.is_multiple_of(self.every) && self.snapshots.len() == self.pos / self.every {
             self.snapshots.push(self.runner.clone());
         }
         Some(hits)
@@ -311,14 +334,13 @@ impl Session {
             // Record the unit (exec_checked already ran it).
             if self.pos < self.history.len() && self.history[self.pos] != Unit::Schedule {
                 self.history.truncate(self.pos);
-                self.snapshots.truncate(self.pos / SNAPSHOT_EVERY + 1);
+                self.snapshots.truncate(self.pos / self.every + 1);
             }
             if self.pos == self.history.len() {
                 self.history.push(Unit::Schedule);
             }
             self.pos += 1;
-            if self.pos.is_multiple_of(SNAPSHOT_EVERY)
-                && self.snapshots.len() == self.pos / SNAPSHOT_EVERY
+            if self.pos.is_multiple_of(self.every) && self.snapshots.len() == self.pos / self.every
             {
                 self.snapshots.push(self.runner.clone());
             }
@@ -362,9 +384,9 @@ impl Session {
     }
 
     fn rewind(&mut self, n: usize) {
-        let k = (n / SNAPSHOT_EVERY).min(self.snapshots.len() - 1);
+        let k = (n / self.every).min(self.snapshots.len() - 1);
         self.runner = self.snapshots[k].clone();
-        for i in k * SNAPSHOT_EVERY..n {
+        for i in k * self.every..n {
             let u = self.history[i];
             let _ = exec_checked(&mut self.runner, u, &[]);
         }
