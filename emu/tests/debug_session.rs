@@ -301,3 +301,14 @@ fn runner_clone_is_a_snapshot() {
     assert_eq!(snap.machine().steps, 1);
     assert!(r.machine().steps > 1);
 }
+
+#[test]
+fn stepping_a_core_stops_at_the_step_budget() {
+    let path = scenario_path("missing-invlpg.ron");
+    let (mut sc, _src, built) = scenario::prepare(&path).unwrap_or_else(|d| panic!("{d}"));
+    sc.max_steps = Some(2);
+    let mut s = Session::new(&path, &sc, built);
+    let t = ok(&mut s, "step 1000000");
+    assert!(t.contains("step budget of 2"), "{t}");
+    assert_eq!(s.pos(), 2);
+}

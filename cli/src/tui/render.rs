@@ -336,8 +336,8 @@ fn draw_input(f: &mut Frame, app: &App, area: Rect) {
 
 fn draw_overlay(f: &mut Frame, title: &str, text: &str, scroll: u16) {
     let a = f.area();
-    let w = a.width.saturating_sub(a.width / 8).max(10);
-    let h = a.height.saturating_sub(a.height / 8).max(5);
+    let w = a.width.saturating_sub(a.width / 8).max(10).min(a.width);
+    let h = a.height.saturating_sub(a.height / 8).max(5).min(a.height);
     let r = Rect {
         x: a.x + (a.width - w) / 2,
         y: a.y + (a.height - h) / 2,

@@ -133,3 +133,13 @@ fn ctrl_c_quits() {
     a.key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
     assert!(a.quit);
 }
+
+#[test]
+fn tiny_terminals_do_not_panic() {
+    let mut a = app("dragonfly-2017-swtch-pmactive-buggy.ron");
+    keys(&mut a, "5s:walk 0x400000\n?");
+    for (w, h) in [(1, 1), (8, 3), (20, 6), (40, 10)] {
+        let mut t = Terminal::new(TestBackend::new(w, h)).unwrap_or_else(|e| panic!("{e}"));
+        t.draw(|f| draw(f, &a)).unwrap_or_else(|e| panic!("{e}"));
+    }
+}

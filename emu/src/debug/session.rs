@@ -294,8 +294,21 @@ impl Session {
                 n - 1
             ));
         }
+        let budget = self
+            .runner
+            .scenario()
+            .max_steps
+            .unwrap_or(crate::scenario::DEFAULT_MAX_STEPS);
         let mut done = 0;
         while done < count {
+            if self.runner.machine().steps >= budget {
+                return Ok((
+                    done,
+                    Stop::NoProgress(format!(
+                        "the step budget of {budget} (max_steps) is used up; core {core}"
+                    )),
+                ));
+            }
             match self.take(Unit::Core(core)) {
                 None => {
                     let why = core_status(&self.runner, core);
