@@ -163,9 +163,10 @@ pub fn disassemble(
     out
 }
 
-/// Disassembly around `rip`: decoding starts at the nearest label at or before it
-/// (within 256 bytes) so the lines before `rip` decode as written; at most
-/// `before` lines before it and `total` lines in all.
+/// Disassembly around `rip`: decoding starts at the earliest label within 256
+/// bytes before it from which the instruction stream lands exactly on `rip` (so
+/// the lines before `rip` decode as written), else at `rip`; at most `before`
+/// lines before it and `total` lines in all.
 pub fn disassemble_around(
     m: &Machine,
     core: usize,
@@ -175,23 +176,14 @@ pub fn disassemble_around(
     total: usize,
     syntax: Syntax,
 ) -> Vec<DisLine> {
-    let start = labels
-        .range(rip.saturating_sub(256)..=rip)
-        .next_back()
-        .map(|(a, _)| *a)
-        .unwrap_or(rip);
-    // Decode from the label until past rip; if rip is not on an instruction
-    // boundary from there, start at rip instead.
-    let mut lines = disassemble(m, core, labels, start, 256 + total, syntax);
-    let at = match lines.iter().position(|l| l.addr == rip) {
-        Some(i) => i,
-        None => {
-            lines = disassemble(m, core, labels, rip, total, syntax);
-            0
+    for (&start, _) in labels.range(rip.saturating_sub(256)..=rip) {
+        let lines = disassemble(m, core, labels, start, 256 + total, syntax);
+        if let Some(at) = lines.iter().position(|l| l.addr == rip) {
+            let first = at.saturating_sub(before);
+            return lines.into_iter().skip(first).take(total).collect();
         }
-    };
-    let first = at.saturating_sub(before);
-    lines.into_iter().skip(first).take(total).collect()
+    }
+    disassemble(m, core, labels, rip, total, syntax)
 }
 
 /// Rights as three letters: `w` writable, `u` user, `x` executable (`-` if not).
