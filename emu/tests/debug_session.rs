@@ -312,3 +312,32 @@ fn stepping_a_core_stops_at_the_step_budget() {
     assert!(t.contains("step budget of 2"), "{t}");
     assert_eq!(s.pos(), 2);
 }
+
+#[test]
+fn evict_is_a_step_that_replays_and_saves() {
+    let dir = std::env::temp_dir().join(format!("tlbemu-debug-evict-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let out = dir.join("evicted.ron");
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "step 4");
+    ok(&mut s, "evict 0x400000");
+    ok(&mut s, "step 1");
+    // The entry was gone, so the read walked the new PTE: no stale use.
+    assert_eq!(s.runner().stale_uses().len(), 0);
+    assert_eq!(s.runner().machine().cores[0].cpu.state.gpr[2], 0x2222);
+    let end = fingerprint(&s);
+    ok(&mut s, "rstep 2");
+    assert_eq!(s.pos(), 4);
+    ok(&mut s, "goto 6");
+    assert_eq!(fingerprint(&s), end);
+    ok(&mut s, &format!("save {}", out.display()));
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(text.contains("Evict("), "{text}");
+    let (sc, _src) = scenario::load(&out).unwrap_or_else(|d| panic!("{d}"));
+    let built = scenario::build(&sc, &dir).unwrap_or_else(|p| panic!("{p:?}"));
+    let report = scenario::run(&sc, built, false);
+    assert!(report.passed(true), "{}", report.to_text(true));
+    assert_eq!(report.stale_uses.len(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
