@@ -7,6 +7,8 @@
 //! files).
 
 mod commands;
+mod repl;
+mod tui;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -41,6 +43,9 @@ enum Command {
     Check(commands::check::CheckArgs),
     /// Show a trace or export it for a timeline viewer.
     Trace(commands::trace::TraceArgs),
+    /// Step-debug a scenario: a terminal UI, or a line-mode REPL (`--repl`, or when
+    /// stdin or stdout is not a terminal).
+    Debug(commands::debug::DebugArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => commands::replay::run(a),
         Command::Check(a) => commands::check::run(a),
         Command::Trace(a) => commands::trace::run(a),
+        Command::Debug(a) => commands::debug::run(a),
     };
     ExitCode::from(code)
 }

@@ -9,6 +9,7 @@ mod apic;
 pub mod asm;
 mod bus;
 mod cpu;
+pub mod debug;
 mod decode_cache;
 mod dispatch;
 pub mod events;

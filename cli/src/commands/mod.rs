@@ -1,6 +1,7 @@
 //! One module per subcommand, and the few helpers they share.
 
 pub mod check;
+pub mod debug;
 pub mod exec;
 pub mod replay;
 pub mod run;

@@ -1,0 +1,70 @@
+//! The line-mode debugger driven from stdin, as a script would drive it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn scenario(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(name)
+}
+
+/// Runs `tlbemu debug SCENARIO` with `script` on stdin; returns (exit code, stdout).
+fn repl(name: &str, script: &str, extra: &[&str]) -> (i32, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tlbemu"))
+        .arg("debug")
+        .arg(scenario(name))
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start tlbemu: {e}"));
+    child
+        .stdin
+        .take()
+        .map(|mut i| i.write_all(script.as_bytes()))
+        .transpose()
+        .unwrap_or_else(|e| panic!("cannot write the script: {e}"));
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("tlbemu did not finish: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn scripted_session_steps_to_the_stale_use_and_back() {
+    let (code, out) = repl(
+        "missing-invlpg.ron",
+        "step 3\ntlb\nbreak stale\ncontinue\nstale\nrstep\nregs\nwalk 0x400000\nquit\n",
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    insta::assert_snapshot!("repl_missing_invlpg", out);
+}
+
+#[test]
+fn errors_are_reported_and_fail_the_script() {
+    let (code, out) = repl(
+        "missing-invlpg.ron",
+        "step lots\nfocus 3\nbreak label nowhere\nsyntax intel\ndisas 3\n",
+        &["--repl"],
+    );
+    assert_eq!(code, 1, "{out}");
+    insta::assert_snapshot!("repl_errors", out);
+}
+
+#[test]
+fn a_bad_scenario_is_bad_input() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tlbemu"))
+        .args(["debug", "/nonexistent/scenario.ron"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start tlbemu: {e}"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read scenario"));
+}

@@ -1,0 +1,489 @@
+//! The command language shared by the TUI's `:` line and the REPL: one line of
+//! text becomes one [`Command`]. Addresses stay text here (symbol expressions
+//! such as `start`, `dmap+0x1000`, `0x400000`) and are resolved against the
+//! scenario's symbols when the command runs.
+
+use std::fmt;
+
+/// What a breakpoint or `until` waits for, as typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BreakSpec {
+    /// `label NAME`.
+    Label(String),
+    /// `addr EXPR`.
+    Addr(String),
+    /// A bare `EXPR`: a label if one has this name, otherwise an address.
+    Location(String),
+    /// `stale`.
+    StaleUse,
+    /// `fill VA`.
+    TlbFill(String),
+    /// `ptwrite VA`.
+    PagingWrite(String),
+    /// `ipi CORE`.
+    Ipi(usize),
+    /// `event KIND`.
+    Event(String),
+}
+
+/// One debugger command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `step [N]`, `step core C [N]`: step one core outside the schedule.
+    Step {
+        /// The core (`None`: the focused core).
+        core: Option<usize>,
+        /// How many instructions.
+        count: u64,
+    },
+    /// `next [N]`: N steps along the schedule.
+    Next(u64),
+    /// `continue`: along the schedule until a breakpoint or its end.
+    Continue,
+    /// `until SPEC`: along the schedule until the condition (or a breakpoint).
+    Until(BreakSpec),
+    /// `rstep [N]`: back N steps.
+    ReverseStep(u64),
+    /// `rcontinue`: back to the previous breakpoint hit.
+    ReverseContinue,
+    /// `goto N`: to position N.
+    Goto(usize),
+    /// `focus C`.
+    Focus(usize),
+    /// `break SPEC`.
+    Break(BreakSpec),
+    /// `delete [ID]`.
+    Delete(Option<usize>),
+    /// `breaks`.
+    Breaks,
+    /// `x ADDR [LEN]` (linear, focused core) or `xp ADDR [LEN]` (physical).
+    Mem {
+        /// Physical.
+        phys: bool,
+        /// Address expression.
+        addr: String,
+        /// Bytes.
+        len: u64,
+    },
+    /// `walk VA`: the page walk of VA (also shown in the TUI's walk pane).
+    Walk(String),
+    /// `tlb`: the focused core's TLB and paging-structure caches.
+    Tlb,
+    /// `regs`.
+    Regs,
+    /// `disas [ADDR] [N]`.
+    Disas {
+        /// Start (`None`: around RIP).
+        addr: Option<String>,
+        /// Lines.
+        count: usize,
+    },
+    /// `cores`.
+    Cores,
+    /// `events [N] [kind K] [core C]`.
+    Events {
+        /// How many (the last N).
+        count: usize,
+        /// Only this kind.
+        kind: Option<String>,
+        /// Only this core.
+        core: Option<usize>,
+    },
+    /// `stale`: every stale use so far, fully explained.
+    Stale,
+    /// `status`.
+    Status,
+    /// `syntax [att|intel]` (no argument: toggle).
+    Syntax(Option<super::Syntax>),
+    /// `evict VA`: evict the focused core's cached translations of VA.
+    Evict(String),
+    /// `fill VA`: speculatively fill the focused core's TLB for VA.
+    Fill(String),
+    /// `save PATH [--force]`, `save! PATH`.
+    Save {
+        /// Where.
+        path: String,
+        /// Overwrite an existing file.
+        force: bool,
+    },
+    /// `help [COMMAND]`.
+    Help(Option<String>),
+    /// `quit`.
+    Quit,
+}
+
+/// A line that is not a command, with what was expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    /// The message.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Every command with its usage, one per line (the `help` text).
+pub const HELP: &[(&str, &str)] = &[
+    ("step [N]", "step the focused core N instructions (default 1)"),
+    ("step core C [N]", "step core C N instructions, outside the schedule"),
+    ("next [N]", "take N steps along the scenario's schedule"),
+    ("continue", "follow the schedule until a breakpoint or its end (c)"),
+    ("until SPEC", "follow the schedule until SPEC (same forms as break)"),
+    ("rstep [N]", "step back N steps (rs)"),
+    ("rcontinue", "go back to the previous breakpoint hit (rc)"),
+    ("goto N", "go to step N (back by re-execution, forward along history/schedule)"),
+    ("focus C", "focus core C"),
+    ("break SPEC", "break on: label NAME | addr EXPR | NAME-or-EXPR | stale | fill VA | ptwrite VA | ipi CORE | event KIND (b)"),
+    ("delete [ID]", "delete breakpoint ID, or all"),
+    ("breaks", "list breakpoints"),
+    ("x ADDR [LEN]", "memory at a linear address of the focused core (read-only walk)"),
+    ("xp ADDR [LEN]", "physical memory"),
+    ("walk VA", "page walk of VA: each level, cached vs memory (translate)"),
+    ("tlb", "the focused core's TLB and paging-structure caches"),
+    ("regs", "the focused core's registers"),
+    ("disas [ADDR] [N]", "disassemble (around RIP by default)"),
+    ("cores", "every core: rip, label, status"),
+    ("events [N] [kind K] [core C]", "the last N events, filtered"),
+    ("stale", "every stale use so far, with the full explanation"),
+    ("status", "step, schedule position, violations"),
+    ("syntax [att|intel]", "disassembly syntax (no argument: toggle)"),
+    ("evict VA", "evict the focused core's cached translations of VA"),
+    ("fill VA", "speculatively fill the focused core's TLB for VA"),
+    ("save PATH [--force]", "save the steps taken as a scenario (save! PATH overwrites)"),
+    ("help [CMD]", "this list (h, ?)"),
+    ("quit", "leave (q)"),
+];
+
+fn err(message: String) -> ParseError {
+    ParseError { message }
+}
+
+fn usage(cmd: &str) -> String {
+    HELP.iter()
+        .find(|(u, _)| u.split_whitespace().next() == Some(cmd))
+        .map(|(u, d)| format!("usage: {u} — {d}"))
+        .unwrap_or_default()
+}
+
+fn number<T: TryFrom<u64>>(cmd: &str, what: &str, t: &str) -> Result<T, ParseError> {
+    let t2 = t.replace('_', "");
+    let v = if let Some(h) = t2.strip_prefix("0x").or_else(|| t2.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()
+    } else {
+        t2.parse::<u64>().ok()
+    };
+    v.and_then(|v| T::try_from(v).ok()).ok_or_else(|| {
+        err(format!(
+            "`{cmd}`: expected {what} (a number), found `{t}`\n{}",
+            usage(cmd)
+        ))
+    })
+}
+
+fn no_more(cmd: &str, rest: &[&str]) -> Result<(), ParseError> {
+    match rest.first() {
+        None => Ok(()),
+        Some(t) => Err(err(format!("`{cmd}`: unexpected `{t}`\n{}", usage(cmd)))),
+    }
+}
+
+fn break_spec(cmd: &str, args: &[&str]) -> Result<BreakSpec, ParseError> {
+    let need = |what: &str| -> Result<String, ParseError> {
+        match args.get(1) {
+            Some(a) => {
+                no_more(cmd, &args[2..])?;
+                Ok(a.to_string())
+            }
+            None => Err(err(format!(
+                "`{cmd} {}`: expected {what}\n{}",
+                args[0],
+                usage(cmd)
+            ))),
+        }
+    };
+    let Some(first) = args.first() else {
+        return Err(err(format!(
+            "`{cmd}`: expected a condition\n{}",
+            usage(cmd)
+        )));
+    };
+    Ok(match *first {
+        "label" => BreakSpec::Label(need("a label name")?),
+        "addr" | "address" => BreakSpec::Addr(need("an address")?),
+        "stale" | "stale-use" => {
+            no_more(cmd, &args[1..])?;
+            BreakSpec::StaleUse
+        }
+        "fill" | "tlb-fill" => BreakSpec::TlbFill(need("a linear address")?),
+        "ptwrite" | "pte" | "paging-write" => BreakSpec::PagingWrite(need("a linear address")?),
+        "ipi" => BreakSpec::Ipi(number(cmd, "a core number", &need("a core number")?)?),
+        "event" => BreakSpec::Event(need("an event kind")?),
+        other => {
+            no_more(cmd, &args[1..])?;
+            BreakSpec::Location(other.to_string())
+        }
+    })
+}
+
+/// Parses one line. Blank lines and `#` comments are `Ok(None)`.
+pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let toks: Vec<&str> = line.split_whitespace().collect();
+    let (cmd, args) = (toks[0], &toks[1..]);
+    let opt_count = |cmd: &str, args: &[&str]| -> Result<u64, ParseError> {
+        match args.first() {
+            None => Ok(1),
+            Some(t) => {
+                no_more(cmd, &args[1..])?;
+                number(cmd, "a count", t)
+            }
+        }
+    };
+    let c = match cmd {
+        "step" | "s" | "si" => {
+            if args.first() == Some(&"core") {
+                let Some(c) = args.get(1) else {
+                    return Err(err(format!(
+                        "`step core`: expected a core number\n{}",
+                        usage("step")
+                    )));
+                };
+                Command::Step {
+                    core: Some(number("step", "a core number", c)?),
+                    count: opt_count("step", &args[2..])?,
+                }
+            } else {
+                Command::Step {
+                    core: None,
+                    count: opt_count("step", args)?,
+                }
+            }
+        }
+        "next" | "n" => Command::Next(opt_count("next", args)?),
+        "continue" | "c" | "cont" => {
+            no_more("continue", args)?;
+            Command::Continue
+        }
+        "until" | "u" => Command::Until(break_spec("until", args)?),
+        "rstep" | "rs" | "reverse-step" => Command::ReverseStep(opt_count("rstep", args)?),
+        "rcontinue" | "rc" | "reverse-continue" => {
+            no_more("rcontinue", args)?;
+            Command::ReverseContinue
+        }
+        "goto" | "g" => match args.first() {
+            Some(t) => {
+                no_more("goto", &args[1..])?;
+                Command::Goto(number("goto", "a step number", t)?)
+            }
+            None => {
+                return Err(err(format!(
+                    "`goto`: expected a step number\n{}",
+                    usage("goto")
+                )))
+            }
+        },
+        "focus" | "f" | "core" => match args.first() {
+            Some(t) => {
+                no_more("focus", &args[1..])?;
+                Command::Focus(number("focus", "a core number", t)?)
+            }
+            None => {
+                return Err(err(format!(
+                    "`focus`: expected a core number\n{}",
+                    usage("focus")
+                )))
+            }
+        },
+        "break" | "b" => Command::Break(break_spec("break", args)?),
+        "delete" | "d" => match args.first() {
+            None => Command::Delete(None),
+            Some(t) => {
+                no_more("delete", &args[1..])?;
+                Command::Delete(Some(number("delete", "a breakpoint number", t)?))
+            }
+        },
+        "breaks" | "breakpoints" => {
+            no_more("breaks", args)?;
+            Command::Breaks
+        }
+        "x" | "xp" | "mem" => {
+            let phys = cmd == "xp";
+            let Some(a) = args.first() else {
+                return Err(err(format!(
+                    "`{cmd}`: expected an address\n{}",
+                    usage(if phys { "xp" } else { "x" })
+                )));
+            };
+            let len = match args.get(1) {
+                None => 64,
+                Some(t) => {
+                    no_more("x", &args[2..])?;
+                    number("x", "a length", t)?
+                }
+            };
+            Command::Mem {
+                phys,
+                addr: a.to_string(),
+                len,
+            }
+        }
+        "walk" | "translate" | "t" => match args.first() {
+            Some(a) => {
+                no_more("walk", &args[1..])?;
+                Command::Walk(a.to_string())
+            }
+            None => {
+                return Err(err(format!(
+                    "`walk`: expected a linear address\n{}",
+                    usage("walk")
+                )))
+            }
+        },
+        "tlb" => {
+            no_more("tlb", args)?;
+            Command::Tlb
+        }
+        "regs" | "r" => {
+            no_more("regs", args)?;
+            Command::Regs
+        }
+        "disas" | "dis" => {
+            let (addr, rest) = match args.first() {
+                Some(t) if number::<u64>("disas", "", t).is_err() || t.starts_with("0x") => {
+                    (Some(t.to_string()), &args[1..])
+                }
+                _ => (None, args),
+            };
+            let count = match rest.first() {
+                None => 12,
+                Some(t) => {
+                    no_more("disas", &rest[1..])?;
+                    number("disas", "a line count", t)?
+                }
+            };
+            Command::Disas { addr, count }
+        }
+        "cores" => {
+            no_more("cores", args)?;
+            Command::Cores
+        }
+        "events" | "ev" => {
+            let mut count = 20;
+            let mut kind = None;
+            let mut core = None;
+            let mut i = 0;
+            while i < args.len() {
+                match args[i] {
+                    "kind" => {
+                        let Some(k) = args.get(i + 1) else {
+                            return Err(err(format!(
+                                "`events kind`: expected an event kind\n{}",
+                                usage("events")
+                            )));
+                        };
+                        kind = Some(k.to_string());
+                        i += 2;
+                    }
+                    "core" => {
+                        let Some(c) = args.get(i + 1) else {
+                            return Err(err(format!(
+                                "`events core`: expected a core number\n{}",
+                                usage("events")
+                            )));
+                        };
+                        core = Some(number("events", "a core number", c)?);
+                        i += 2;
+                    }
+                    t => {
+                        count = number("events", "a count, `kind K` or `core C`", t)?;
+                        i += 1;
+                    }
+                }
+            }
+            Command::Events { count, kind, core }
+        }
+        "stale" => {
+            no_more("stale", args)?;
+            Command::Stale
+        }
+        "status" | "st" => {
+            no_more("status", args)?;
+            Command::Status
+        }
+        "syntax" => match args.first() {
+            None => Command::Syntax(None),
+            Some(&"att") | Some(&"gas") => Command::Syntax(Some(super::Syntax::Att)),
+            Some(&"intel") => Command::Syntax(Some(super::Syntax::Intel)),
+            Some(t) => {
+                return Err(err(format!(
+                    "`syntax`: expected `att` or `intel`, found `{t}`"
+                )))
+            }
+        },
+        "evict" | "fill" => match args.first() {
+            Some(a) => {
+                no_more(cmd, &args[1..])?;
+                if cmd == "evict" {
+                    Command::Evict(a.to_string())
+                } else {
+                    Command::Fill(a.to_string())
+                }
+            }
+            None => {
+                return Err(err(format!(
+                    "`{cmd}`: expected a linear address\n{}",
+                    usage(cmd)
+                )))
+            }
+        },
+        "save" | "save!" | "w" | "w!" => {
+            let mut force = cmd.ends_with('!');
+            let mut path = None;
+            for a in args {
+                match *a {
+                    "--force" | "-f" => force = true,
+                    p if path.is_none() => path = Some(p.to_string()),
+                    p => {
+                        return Err(err(format!(
+                            "`save`: unexpected `{p}` (one path only)\n{}",
+                            usage("save")
+                        )))
+                    }
+                }
+            }
+            let Some(path) = path else {
+                return Err(err(format!(
+                    "`save`: expected a file path\n{}",
+                    usage("save")
+                )));
+            };
+            Command::Save { path, force }
+        }
+        "help" | "h" | "?" => Command::Help(args.first().map(|s| s.to_string())),
+        "quit" | "q" | "exit" => {
+            no_more("quit", args)?;
+            Command::Quit
+        }
+        other => {
+            let known: Vec<&str> = HELP
+                .iter()
+                .filter_map(|(u, _)| u.split_whitespace().next())
+                .collect();
+            let mut known = known;
+            known.dedup();
+            return Err(err(format!(
+                "unknown command `{other}` (expected one of: {}; `help` explains them)",
+                known.join(", ")
+            )));
+        }
+    };
+    Ok(Some(c))
+}

@@ -1,0 +1,527 @@
+//! Running a [`Command`] on a [`Session`]: the textual answer both front ends
+//! show (the REPL prints it; the TUI puts it in its message line and panes).
+
+use super::command::{BreakSpec, Command, HELP};
+use super::save::{saved_scenario, to_ron, write_new, SaveError};
+use super::session::{core_status, BreakKind, Session, Stop, Syntax, Unit};
+use super::view;
+use crate::scenario::schema::Value;
+use crate::scenario::{resolve, EVENT_KINDS};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// What a command produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reply {
+    /// Text for the user (may span lines).
+    pub text: String,
+    /// The command failed (bad argument, nothing to do).
+    pub error: bool,
+    /// The user asked to leave.
+    pub quit: bool,
+    /// `save` found an existing file: ask, then run `save! PATH`.
+    pub confirm_overwrite: Option<String>,
+}
+
+impl Reply {
+    fn ok(text: String) -> Self {
+        Reply {
+            text,
+            ..Reply::default()
+        }
+    }
+    fn err(text: String) -> Self {
+        Reply {
+            text,
+            error: true,
+            ..Reply::default()
+        }
+    }
+}
+
+fn expr(s: &Session, e: &str) -> Result<u64, String> {
+    resolve(&Value::Sym(e.to_string()), s.runner().symbols())
+        .map_err(|m| format!("`{e}`: {m} (expected a number or a symbol expression)"))
+}
+
+fn break_kind(s: &Session, b: &BreakSpec) -> Result<BreakKind, String> {
+    Ok(match b {
+        BreakSpec::Label(l) => match s.runner().symbols().get(l) {
+            Some(a) => BreakKind::Label {
+                name: l.clone(),
+                addr: *a,
+            },
+            None => {
+                return Err(format!(
+                    "unknown label `{l}`{}",
+                    crate::scenario::suggest(l, s.runner().symbols().keys())
+                ))
+            }
+        },
+        BreakSpec::Location(x) => match s.runner().symbols().get(x) {
+            Some(a) => BreakKind::Label {
+                name: x.clone(),
+                addr: *a,
+            },
+            None => BreakKind::Addr(expr(s, x)?),
+        },
+        BreakSpec::Addr(x) => BreakKind::Addr(expr(s, x)?),
+        BreakSpec::StaleUse => BreakKind::StaleUse,
+        BreakSpec::TlbFill(x) => BreakKind::TlbFill(expr(s, x)?),
+        BreakSpec::PagingWrite(x) => BreakKind::PagingWrite {
+            va: expr(s, x)?,
+            core: s.focus(),
+        },
+        BreakSpec::Ipi(c) => {
+            let n = s.runner().machine().num_cores();
+            if *c >= n {
+                return Err(format!(
+                    "there is no core {c} (the machine has {n}, so 0..={})",
+                    n - 1
+                ));
+            }
+            BreakKind::Ipi(*c)
+        }
+        BreakSpec::Event(k) => {
+            if !EVENT_KINDS.contains(&k.as_str()) {
+                return Err(format!(
+                    "unknown event kind `{k}` (expected one of {})",
+                    EVENT_KINDS.join(", ")
+                ));
+            }
+            BreakKind::Event(k.clone())
+        }
+    })
+}
+
+fn stop_text(s: &Session, done: u64, stop: &Stop) -> String {
+    let mut t = match stop {
+        Stop::Done => String::new(),
+        Stop::Break(w) => format!("{w}\n"),
+        Stop::ScheduleOver(w) => format!("{w}\n"),
+        Stop::NoProgress(w) => format!("{w}: nothing to do\n"),
+    };
+    let _ = write!(t, "{} step(s); now at {}", done, here(s));
+    t
+}
+
+/// "step N, core C at RIP <label>".
+fn here(s: &Session) -> String {
+    let f = s.focus();
+    let m = s.runner().machine();
+    let rip = m.cores[f].cpu.state.rip;
+    let label = s
+        .runner()
+        .labels()
+        .get(&rip)
+        .map(|l| format!(" <{l}>"))
+        .unwrap_or_default();
+    format!(
+        "step {} (machine step {}), core {f} rip {rip:#x}{label}",
+        s.pos(),
+        m.steps
+    )
+}
+
+/// The status line: position, schedule position, violations.
+pub fn status_line(s: &Session) -> String {
+    let r = s.runner();
+    let c = r.cursor();
+    let sched = match r.scenario().schedule.get(c.index) {
+        Some(st) => format!("schedule[{}] {:?} ({} taken)", c.index, st, c.taken),
+        None => s.ending_text(),
+    };
+    format!(
+        "step {}/{} | machine step {} | {} | stale uses {} | violations {} | focus core {}",
+        s.pos(),
+        s.history().len(),
+        r.machine().steps,
+        sched,
+        r.stale_uses().len(),
+        r.violations(),
+        s.focus()
+    )
+}
+
+/// Runs one command.
+pub fn execute(s: &mut Session, c: &Command) -> Reply {
+    match run(s, c) {
+        Ok(r) => r,
+        Err(e) => Reply::err(e),
+    }
+}
+
+fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
+    let moves = matches!(
+        c,
+        Command::Step { .. }
+            | Command::Next(_)
+            | Command::Continue
+            | Command::Until(_)
+            | Command::ReverseStep(_)
+            | Command::ReverseContinue
+            | Command::Goto(_)
+            | Command::Evict(_)
+            | Command::Fill(_)
+    );
+    if moves {
+        s.mark_before();
+    }
+    Ok(match c {
+        Command::Step { core, count } => {
+            let core = core.unwrap_or(s.focus());
+            let (done, stop) = s.step_core(core, *count)?;
+            if done == 0 {
+                return Err(stop_text(s, done, &stop));
+            }
+            Reply::ok(stop_text(s, done, &stop))
+        }
+        Command::Next(n) => {
+            let (done, stop) = s.run_schedule(Some(*n), None);
+            Reply::ok(stop_text(s, done, &stop))
+        }
+        Command::Continue => {
+            let (done, stop) = s.run_schedule(None, None);
+            Reply::ok(stop_text(s, done, &stop))
+        }
+        Command::Until(b) => {
+            let k = break_kind(s, b)?;
+            let (done, stop) = s.run_schedule(None, Some(&k));
+            Reply::ok(stop_text(s, done, &stop))
+        }
+        Command::ReverseStep(n) => {
+            let back = s.reverse_step(usize::try_from(*n).unwrap_or(usize::MAX));
+            if back == 0 {
+                return Err("already at step 0".into());
+            }
+            Reply::ok(format!("back {back} step(s); now at {}", here(s)))
+        }
+        Command::ReverseContinue => {
+            let stop = s.reverse_continue();
+            Reply::ok(stop_text(s, 0, &stop).replacen("0 step(s); now", "now", 1))
+        }
+        Command::Goto(n) => {
+            let stop = s.goto(*n);
+            let mut t = String::new();
+            if let Stop::ScheduleOver(w) | Stop::Break(w) = &stop {
+                t = format!("{w}\n");
+            }
+            let _ = write!(t, "now at {}", here(s));
+            Reply::ok(t)
+        }
+        Command::Focus(n) => {
+            s.set_focus(*n)?;
+            s.mark_before();
+            Reply::ok(format!("focused core {n}; {}", here(s)))
+        }
+        Command::Break(b) => {
+            let k = break_kind(s, b)?;
+            let text = k.to_string();
+            let id = s.add_breakpoint(k);
+            Reply::ok(format!("breakpoint {id}: {text}"))
+        }
+        Command::Delete(id) => {
+            let n = s.delete_breakpoint(*id);
+            match (id, n) {
+                (Some(i), 0) => return Err(format!("there is no breakpoint {i} (see `breaks`)")),
+                _ => Reply::ok(format!("deleted {n} breakpoint(s)")),
+            }
+        }
+        Command::Breaks => {
+            if s.breakpoints().is_empty() {
+                Reply::ok("no breakpoints".into())
+            } else {
+                Reply::ok(
+                    s.breakpoints()
+                        .iter()
+                        .map(|b| format!("{:>3}  {}", b.id, b.kind))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            }
+        }
+        Command::Mem { phys, addr, len } => {
+            let a = expr(s, addr)?;
+            let len = (*len).min(4096) as usize;
+            let m = s.runner().machine();
+            let bytes: Vec<Option<u8>> = if *phys {
+                (0..len as u64)
+                    .map(|i| {
+                        let mut b = [0u8];
+                        m.mem
+                            .read(mmu::PhysAddr(a.wrapping_add(i)), &mut b)
+                            .ok()
+                            .map(|_| b[0])
+                    })
+                    .collect()
+            } else {
+                view::read_linear(m, s.focus(), a, len)
+            };
+            Reply::ok(hexdump(a, &bytes, *phys, s.focus()))
+        }
+        Command::Walk(x) => {
+            let va = expr(s, x)?;
+            s.walk_va = Some(va);
+            let m = s.runner().machine();
+            let f = s.focus();
+            let regs = m.paging_regs(f);
+            let w = m.cores[f]
+                .mmu
+                .walk_view(&m.mem, &m.tracker, &regs, mmu::VirtAddr(va));
+            Reply::ok(view::format_walk(&w).join("\n"))
+        }
+        Command::Tlb => Reply::ok(tlb_text(s)),
+        Command::Regs => {
+            let f = s.focus();
+            let st = &s.runner().machine().cores[f].cpu.state;
+            let prev = s.before().get(f);
+            Reply::ok(view::format_regs(st, prev).join("\n"))
+        }
+        Command::Disas { addr, count } => {
+            let f = s.focus();
+            let m = s.runner().machine();
+            let labels = s.runner().labels();
+            let rip = m.cores[f].cpu.state.rip;
+            let lines = match addr {
+                Some(a) => {
+                    let a = expr(s, a)?;
+                    view::disassemble(m, f, labels, a, *count, s.syntax)
+                }
+                None => view::disassemble_around(m, f, labels, rip, 3, *count, s.syntax),
+            };
+            Reply::ok(disas_text(&lines, rip))
+        }
+        Command::Cores => Reply::ok(cores_text(s)),
+        Command::Events { count, kind, core } => {
+            if let Some(k) = kind {
+                if !EVENT_KINDS.contains(&k.as_str()) {
+                    return Err(format!(
+                        "unknown event kind `{k}` (expected one of {})",
+                        EVENT_KINDS.join(", ")
+                    ));
+                }
+            }
+            let evs: Vec<String> = filtered_events(s, kind.as_deref(), *core, *count)
+                .iter()
+                .map(|e| view::format_event(e))
+                .collect();
+            if evs.is_empty() {
+                Reply::ok("no events".into())
+            } else {
+                Reply::ok(evs.join("\n"))
+            }
+        }
+        Command::Stale => {
+            let st = s.runner().stale_uses();
+            if st.is_empty() {
+                Reply::ok("no stale uses so far".into())
+            } else {
+                let mut t = String::new();
+                for (i, r) in st.iter().enumerate() {
+                    let _ = write!(
+                        t,
+                        "#{} ({}) {}",
+                        i + 1,
+                        if r.violation { "violation" } else { "allowed" },
+                        r.detail
+                    );
+                }
+                Reply::ok(t.trim_end().to_string())
+            }
+        }
+        Command::Status => Reply::ok(status_line(s)),
+        Command::Syntax(x) => {
+            s.syntax = match x {
+                Some(v) => *v,
+                None => match s.syntax {
+                    Syntax::Att => Syntax::Intel,
+                    Syntax::Intel => Syntax::Att,
+                },
+            };
+            Reply::ok(format!("syntax {:?}", s.syntax).to_lowercase())
+        }
+        Command::Evict(x) | Command::Fill(x) => {
+            let va = expr(s, x)?;
+            let core = s.focus();
+            let u = if matches!(c, Command::Evict(_)) {
+                Unit::Evict { core, va }
+            } else {
+                Unit::Fill { core, va }
+            };
+            let hits = s.take(u).unwrap_or_default();
+            let mut t = format!(
+                "{} va {va:#x} on core {core}; now at step {}",
+                if matches!(u, Unit::Evict { .. }) {
+                    "evicted"
+                } else {
+                    "filled"
+                },
+                s.pos()
+            );
+            for h in hits {
+                t = format!("{h}\n{t}");
+            }
+            Reply::ok(t)
+        }
+        Command::Save { path, force } => save(s, path, *force)?,
+        Command::Help(topic) => Reply::ok(help_text(topic.as_deref())),
+        Command::Quit => Reply {
+            quit: true,
+            ..Reply::default()
+        },
+    })
+}
+
+fn save(s: &Session, path: &str, force: bool) -> Result<Reply, String> {
+    let p = Path::new(path);
+    let dir_of = |p: &Path| -> std::path::PathBuf {
+        let d = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        d.canonicalize().unwrap_or_else(|_| d.to_path_buf())
+    };
+    let r = s.runner();
+    let res = saved_scenario(
+        r.scenario(),
+        s.decisions(),
+        r.stale_uses(),
+        r.violations(),
+        &dir_of(s.path()),
+        &dir_of(p),
+    )
+    .and_then(|sc| to_ron(&sc))
+    .and_then(|text| write_new(p, &text, force));
+    match res {
+        Ok(()) => Ok(Reply::ok(format!(
+            "saved {} decision(s) to {path}; `tlbemu run {path}` replays them",
+            s.decisions().len()
+        ))),
+        Err(SaveError::Exists(_)) => Ok(Reply {
+            text: format!("{path} exists; overwrite it? (`save! {path}` or `save {path} --force`)"),
+            error: true,
+            confirm_overwrite: Some(path.to_string()),
+            ..Reply::default()
+        }),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The last `count` events, optionally of one kind and one core.
+pub fn filtered_events<'a>(
+    s: &'a Session,
+    kind: Option<&str>,
+    core: Option<usize>,
+    count: usize,
+) -> Vec<&'a crate::events::Event> {
+    let mut v: Vec<&crate::events::Event> = s
+        .runner()
+        .events()
+        .iter()
+        .rev()
+        .filter(|e| kind.is_none_or(|k| e.kind.name() == k))
+        .filter(|e| core.is_none_or(|c| e.core as usize == c))
+        .take(count)
+        .collect();
+    v.reverse();
+    v
+}
+
+fn hexdump(a: u64, bytes: &[Option<u8>], phys: bool, core: usize) -> String {
+    let mut t = if phys {
+        format!("physical {a:#x}:\n")
+    } else {
+        format!("linear {a:#x} (core {core}'s address space):\n")
+    };
+    for (i, row) in bytes.chunks(16).enumerate() {
+        let _ = write!(t, "{:016x}:", a.wrapping_add(i as u64 * 16));
+        for b in row {
+            match b {
+                Some(b) => {
+                    let _ = write!(t, " {b:02x}");
+                }
+                None => t.push_str(" ??"),
+            }
+        }
+        t.push('\n');
+    }
+    t.trim_end().to_string()
+}
+
+fn disas_text(lines: &[view::DisLine], rip: u64) -> String {
+    let mut t = String::new();
+    for l in lines {
+        if let Some(lb) = &l.label {
+            let _ = writeln!(t, "{lb}:");
+        }
+        let bytes: String = l.bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let _ = writeln!(
+            t,
+            "{} {:016x}  {:<20} {}",
+            if l.addr == rip { "=>" } else { "  " },
+            l.addr,
+            bytes,
+            l.text
+        );
+    }
+    t.trim_end().to_string()
+}
+
+/// The focused core's TLB and paging-structure caches as text.
+pub fn tlb_text(s: &Session) -> String {
+    let f = s.focus();
+    let m = s.runner().machine();
+    let d = m.cores[f].mmu.dump(&m.tracker);
+    let mut t = format!(
+        "core {f}: {} TLB entries, {} PSC entries\n",
+        d.tlb.len(),
+        d.psc.len()
+    );
+    t.push_str("cache   pcid                 va -> pa/next         size rts G D origin\n");
+    for e in d.tlb.iter().chain(d.psc.iter()) {
+        let _ = writeln!(t, "{}", view::format_entry(e));
+        if e.stale {
+            if let Some(w) = view::stale_reason(e, s.runner().events()) {
+                let _ = writeln!(t, "    stale: {w}; not invalidated since");
+            }
+        }
+    }
+    t.trim_end().to_string()
+}
+
+/// One line per core: rip, label, status.
+pub fn cores_text(s: &Session) -> String {
+    let r = s.runner();
+    let m = r.machine();
+    (0..m.num_cores())
+        .map(|c| {
+            let st = &m.cores[c].cpu.state;
+            format!(
+                "{} core {c}: rip {:#x}{} {} retired {}",
+                if c == s.focus() { '*' } else { ' ' },
+                st.rip,
+                r.labels()
+                    .get(&st.rip)
+                    .map(|l| format!(" <{l}>"))
+                    .unwrap_or_default(),
+                core_status(r, c),
+                m.cores[c].retired
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn help_text(topic: Option<&str>) -> String {
+    let rows: Vec<&(&str, &str)> = HELP
+        .iter()
+        .filter(|(u, _)| topic.is_none_or(|t| u.split_whitespace().next() == Some(t)))
+        .collect();
+    if rows.is_empty() {
+        return format!("no command `{}`; `help` lists them", topic.unwrap_or(""));
+    }
+    rows.iter()
+        .map(|(u, d)| format!("{u:<30} {d}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,343 @@
+//! The debugger's command layer: parse + execute on a session over real scenario
+//! files, reverse stepping to identical states, breakpoints, and saving a session
+//! as a scenario that replays to the same stale use.
+
+use emu::debug::{execute, parse, Command, Session, SNAPSHOT_EVERY};
+use emu::scenario::{self, Runner};
+use std::path::PathBuf;
+
+fn scenario_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios")
+        .join(name)
+}
+
+fn open(name: &str) -> Session {
+    match Session::open(&scenario_path(name)) {
+        Ok(s) => s,
+        Err(d) => panic!("{name}: {d}"),
+    }
+}
+
+/// Runs one command line; panics (the test fails) on a parse or command error.
+fn ok(s: &mut Session, line: &str) -> String {
+    let c = parse(line)
+        .unwrap_or_else(|e| panic!("`{line}` did not parse: {e}"))
+        .unwrap_or_else(|| panic!("`{line}` parsed to nothing"));
+    let r = execute(s, &c);
+    assert!(!r.error, "`{line}` failed: {}", r.text);
+    r.text
+}
+
+fn fails(s: &mut Session, line: &str) -> String {
+    match parse(line) {
+        Err(e) => e.message,
+        Ok(Some(c)) => {
+            let r = execute(s, &c);
+            assert!(r.error, "`{line}` should have failed, said: {}", r.text);
+            r.text
+        }
+        Ok(None) => panic!("`{line}` parsed to nothing"),
+    }
+}
+
+/// Everything observable about the machine: registers of every core, the memory
+/// fingerprint, every core's TLB/PSC dump, the position and the stale uses.
+fn fingerprint(s: &Session) -> String {
+    let m = s.runner().machine();
+    let mut out = format!(
+        "pos {} steps {} mem {:#x} stale {}\n",
+        s.pos(),
+        m.steps,
+        s.memory_fingerprint(),
+        s.runner().stale_uses().len()
+    );
+    for (i, c) in m.cores.iter().enumerate() {
+        out += &format!(
+            "core {i}: {:?}\n{:?}\n",
+            c.cpu.state,
+            c.mmu.dump(&m.tracker)
+        );
+    }
+    out += &format!("{:?}\n", s.runner().decisions());
+    out
+}
+
+#[test]
+fn parse_errors_say_what_was_expected() {
+    let msg = |l: &str| parse(l).err().map(|e| e.message).unwrap_or_default();
+    assert!(msg("step x").contains("expected a count"));
+    assert!(msg("step core").contains("expected a core number"));
+    assert!(msg("goto").contains("expected a step number"));
+    assert!(msg("break fill").contains("expected a linear address"));
+    assert!(msg("frobnicate").contains("unknown command `frobnicate`"));
+    assert!(msg("save").contains("expected a file path"));
+    assert!(msg("syntax klingon").contains("expected `att` or `intel`"));
+    assert_eq!(parse("  # a comment"), Ok(None));
+    assert_eq!(
+        parse("step core 2 5"),
+        Ok(Some(Command::Step {
+            core: Some(2),
+            count: 5
+        }))
+    );
+    assert_eq!(
+        parse("save! out.ron"),
+        Ok(Some(Command::Save {
+            path: "out.ron".into(),
+            force: true
+        }))
+    );
+}
+
+#[test]
+fn step_and_step_core_advance_one_core() {
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "step");
+    assert_eq!(s.pos(), 1);
+    assert_eq!(s.runner().machine().cores[0].cpu.state.gpr[0], 0x1111);
+    ok(&mut s, "step core 0 2");
+    assert_eq!(s.pos(), 3);
+    assert_eq!(s.runner().machine().steps, 3);
+    let e = fails(&mut s, "step core 7");
+    assert!(e.contains("there is no core 7"), "{e}");
+    let e = fails(&mut s, "x nosuchsym");
+    assert!(
+        e.contains("expected a number or a symbol expression"),
+        "{e}"
+    );
+}
+
+#[test]
+fn step_core_on_a_multi_core_scenario_leaves_the_others_alone() {
+    let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    let before: Vec<u64> = s
+        .runner()
+        .machine()
+        .cores
+        .iter()
+        .map(|c| c.cpu.state.rip)
+        .collect();
+    // Core 2 runs two instructions and halts; the third step cannot make progress.
+    let t = ok(&mut s, "step core 2 3");
+    assert!(t.contains("core 2 is halted"), "{t}");
+    let m = s.runner().machine();
+    assert_eq!(m.cores[0].cpu.state.rip, before[0]);
+    assert_eq!(m.cores[1].cpu.state.rip, before[1]);
+    assert_ne!(m.cores[2].cpu.state.rip, before[2]);
+    assert_eq!(m.cores[2].retired, 2);
+    assert_eq!(s.pos(), 2);
+}
+
+#[test]
+fn reverse_step_returns_to_the_identical_state() {
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "step 3");
+    let at3 = fingerprint(&s);
+    ok(&mut s, "step 2");
+    assert_eq!(s.runner().stale_uses().len(), 1);
+    assert_ne!(fingerprint(&s), at3);
+    ok(&mut s, "rstep 2");
+    assert_eq!(fingerprint(&s), at3);
+    // And forward again along the recorded history reaches the same end.
+    ok(&mut s, "step 2");
+    let at5 = fingerprint(&s);
+    ok(&mut s, "goto 0");
+    ok(&mut s, "goto 5");
+    assert_eq!(fingerprint(&s), at5);
+}
+
+#[test]
+fn goto_crosses_snapshots_on_a_long_run() {
+    let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    s.set_snapshot_every(16);
+    ok(&mut s, "continue");
+    let end = s.pos();
+    assert!(end > 100, "the scenario is long enough to exercise replay");
+    assert_eq!(s.snapshot_count(), end / 16 + 1);
+    let mut states = Vec::new();
+    for n in [end / 3, end / 2, end - 1] {
+        ok(&mut s, &format!("goto {n}"));
+        states.push((n, fingerprint(&s)));
+    }
+    // Re-execute from scratch in a fresh session and compare.
+    let mut fresh = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    for (n, fp) in states {
+        ok(&mut fresh, "goto 0");
+        ok(&mut fresh, &format!("next {n}"));
+        assert_eq!(fingerprint(&fresh), fp, "position {n}");
+    }
+    // Default spacing: the state just past the first snapshot replays the same.
+    let mut a = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    ok(&mut a, &format!("next {}", SNAPSHOT_EVERY.min(end - 2) + 1));
+    let want = fingerprint(&a);
+    ok(&mut a, "rstep 1");
+    ok(&mut a, "goto 0");
+    ok(&mut a, &format!("goto {}", SNAPSHOT_EVERY.min(end - 2) + 1));
+    assert_eq!(fingerprint(&a), want);
+}
+
+#[test]
+fn breakpoint_on_stale_use_stops_there_and_reverse_continue_goes_back() {
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "break stale");
+    let t = ok(&mut s, "continue");
+    assert!(t.contains("breakpoint 1 (stale use)"), "{t}");
+    assert_eq!(s.runner().stale_uses().len(), 1);
+    let hit = s.pos();
+    ok(&mut s, "continue");
+    assert!(s.pos() > hit);
+    let t = ok(&mut s, "rcontinue");
+    assert!(t.contains("breakpoint 1"), "{t}");
+    assert_eq!(s.pos(), hit);
+}
+
+#[test]
+fn breakpoint_on_a_label_and_until() {
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "break changed");
+    let t = ok(&mut s, "continue");
+    assert!(t.contains("label changed"), "{t}");
+    let rip = s.runner().machine().cores[0].cpu.state.rip;
+    assert_eq!(Some(&rip), s.runner().symbols().get("changed"));
+    assert_eq!(s.runner().stale_uses().len(), 0);
+    ok(&mut s, "delete");
+    ok(&mut s, "goto 0");
+    let t = ok(&mut s, "until event stale-use");
+    assert!(t.contains("reached event stale-use"), "{t}");
+}
+
+#[test]
+fn breakpoint_on_tlb_fill_and_paging_write() {
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "break fill 0x400000");
+    let t = ok(&mut s, "continue");
+    assert!(t.contains("filled its TLB for va 0x400000"), "{t}");
+    assert_eq!(s.pos(), 1);
+    ok(&mut s, "delete 1");
+    ok(&mut s, "break ptwrite 0x400000");
+    let t = ok(&mut s, "continue");
+    assert!(t.contains("breakpoint 2"), "{t}");
+    assert_eq!(s.pos(), 4, "the fourth instruction writes the PTE");
+}
+
+#[test]
+fn breakpoint_on_ipi_to_a_core() {
+    let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    ok(&mut s, "break ipi 2");
+    let t = ok(&mut s, "continue");
+    assert!(t.contains("to core 2"), "{t}");
+    let last = s
+        .runner()
+        .events()
+        .iter()
+        .rev()
+        .find(|e| e.kind.name() == "ipi-sent");
+    assert!(last.is_some());
+}
+
+#[test]
+fn views_change_nothing() {
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "step 2");
+    let before = fingerprint(&s);
+    for l in [
+        "tlb",
+        "walk 0x400000",
+        "x 0x400000 32",
+        "xp 0x200000 16",
+        "regs",
+        "disas",
+        "disas start 4",
+        "cores",
+        "events 10 kind tlb-fill core 0",
+        "status",
+        "breaks",
+    ] {
+        ok(&mut s, l);
+    }
+    assert_eq!(fingerprint(&s), before);
+    let t = ok(&mut s, "x 0x400000 8");
+    assert!(t.contains("11 11 00 00"), "{t}");
+}
+
+#[test]
+fn saved_session_replays_to_the_same_stale_use() {
+    let dir = std::env::temp_dir().join(format!("tlbemu-debug-save-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let out = dir.join("session.ron");
+    let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    ok(&mut s, "break stale");
+    ok(&mut s, "continue");
+    let want = s.runner().stale_uses()[0].detail.clone();
+    ok(&mut s, "rstep");
+    ok(&mut s, "step core 0");
+    ok(&mut s, &format!("save {}", out.display()));
+    // Never overwrite without confirmation.
+    let c = parse(&format!("save {}", out.display())).ok().flatten();
+    let r = execute(&mut s, &c.unwrap_or(Command::Quit));
+    assert!(r.error && r.confirm_overwrite.is_some(), "{}", r.text);
+    ok(&mut s, &format!("save! {}", out.display()));
+
+    let (sc, _src) = scenario::load(&out).unwrap_or_else(|d| panic!("{d}"));
+    let built = scenario::build(&sc, &dir).unwrap_or_else(|p| panic!("{p:?}"));
+    let report = scenario::run(&sc, built, false);
+    assert!(report.passed(true), "{}", report.to_text(true));
+    assert_eq!(report.stale_uses.len(), 1);
+    assert_eq!(report.stale_uses[0].detail, want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn runner_clone_is_a_snapshot() {
+    // The session relies on this: a clone does not see later steps.
+    let (sc, _src, built) =
+        scenario::prepare(&scenario_path("missing-invlpg.ron")).unwrap_or_else(|d| panic!("{d}"));
+    let mut r = Runner::new(&sc, built, true);
+    r.step();
+    let snap = r.clone();
+    r.run_to_end();
+    assert_eq!(snap.machine().steps, 1);
+    assert!(r.machine().steps > 1);
+}
+
+#[test]
+fn stepping_a_core_stops_at_the_step_budget() {
+    let path = scenario_path("missing-invlpg.ron");
+    let (mut sc, _src, built) = scenario::prepare(&path).unwrap_or_else(|d| panic!("{d}"));
+    sc.max_steps = Some(2);
+    let mut s = Session::new(&path, &sc, built);
+    let t = ok(&mut s, "step 1000000");
+    assert!(t.contains("step budget of 2"), "{t}");
+    assert_eq!(s.pos(), 2);
+}
+
+#[test]
+fn evict_is_a_step_that_replays_and_saves() {
+    let dir = std::env::temp_dir().join(format!("tlbemu-debug-evict-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let out = dir.join("evicted.ron");
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "step 4");
+    ok(&mut s, "evict 0x400000");
+    ok(&mut s, "step 1");
+    // The entry was gone, so the read walked the new PTE: no stale use.
+    assert_eq!(s.runner().stale_uses().len(), 0);
+    assert_eq!(s.runner().machine().cores[0].cpu.state.gpr[2], 0x2222);
+    let end = fingerprint(&s);
+    ok(&mut s, "rstep 2");
+    assert_eq!(s.pos(), 4);
+    ok(&mut s, "goto 6");
+    assert_eq!(fingerprint(&s), end);
+    ok(&mut s, &format!("save {}", out.display()));
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    assert!(text.contains("Evict("), "{text}");
+    let (sc, _src) = scenario::load(&out).unwrap_or_else(|d| panic!("{d}"));
+    let built = scenario::build(&sc, &dir).unwrap_or_else(|p| panic!("{p:?}"));
+    let report = scenario::run(&sc, built, false);
+    assert!(report.passed(true), "{}", report.to_text(true));
+    assert_eq!(report.stale_uses.len(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
