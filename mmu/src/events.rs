@@ -205,10 +205,11 @@ impl fmt::Display for StaleUse {
                 r.core, r.step, r.rip, r.op, r.removed.tlb, r.removed.psc
             )?;
         }
-        if !self
-            .invalidations_since_fill
-            .iter()
-            .any(|r| r.core == self.ctx.core)
+        if !self.invalidations_since_fill.is_empty()
+            && !self
+                .invalidations_since_fill
+                .iter()
+                .any(|r| r.core == self.ctx.core)
         {
             writeln!(
                 f,
