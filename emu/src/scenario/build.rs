@@ -825,12 +825,14 @@ fn referenced_names(s: &Scenario, asm: &str) -> BTreeSet<String> {
             if ch.is_ascii_alphanumeric() || ch == '_' || ch == '.' || ch == '$' {
                 cur.push(ch);
             } else {
-                if cur.contains(".pte.")
-                    || cur.contains(".pde.")
-                    || cur.contains(".pdpte.")
-                    || cur.contains(".pml4e.")
+                // An AT&T immediate (`$k.pte.400000`) names the symbol without its `$`.
+                let name = cur.trim_start_matches('$');
+                if name.contains(".pte.")
+                    || name.contains(".pde.")
+                    || name.contains(".pdpte.")
+                    || name.contains(".pml4e.")
                 {
-                    out.insert(cur.clone());
+                    out.insert(name.to_string());
                 }
                 cur.clear();
             }
