@@ -97,7 +97,8 @@ fn documentation_examples_are_the_feature_files() {
     for f in feature_scenarios() {
         let rel = format!(
             "scenarios/features/{}",
-            f.file_name().map_or(String::new(), |n| n.to_string_lossy().into_owned())
+            f.file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned())
         );
         if !shown.contains(&rel) {
             problems.push(format!("{rel} is not shown in docs/scenario-format.md"));

@@ -295,9 +295,10 @@ fn place(
     Ok(())
 }
 
-/// Largest TLB (entries per array) a scenario may ask for; real parts have at most
-/// a few thousand, and the arrays are allocated up front.
-pub const MAX_TLB_ENTRIES: usize = 1 << 16;
+/// Largest TLB (entries per array) a scenario may ask for. Real second-level TLBs
+/// hold a few thousand entries; the arrays are allocated up front for every core
+/// (twice with a split TLB), so the limit also bounds a 64-core machine's memory.
+pub const MAX_TLB_ENTRIES: usize = 1 << 13;
 /// Largest paging-structure cache (entries per level); allocated up front too.
 pub const MAX_PSC_ENTRIES: usize = 1 << 12;
 

@@ -467,6 +467,22 @@ mod tests {
     }
 
     #[test]
+    fn innermost_path_at_an_offset() {
+        let src = "Scenario(\n  machine: (cores: \"two\"),\n  flags: [P, Rw],\n)";
+        let l = Locations::scan(src);
+        let at = |needle: &str| src.find(needle).unwrap();
+        assert_eq!(l.path_at(at("\"two"), false), Some("machine.cores"));
+        assert_eq!(l.path_at(at("(cores"), false), Some("machine"));
+        // Just past `Rw`: only an end-inclusive lookup blames the token.
+        let end_rw = at("Rw") + 2;
+        assert_eq!(l.path_at(end_rw, true), Some("flags[1]"));
+        assert_eq!(l.path_at(end_rw, false), Some("flags"));
+        assert_eq!(l.path_at(src.len() + 10, false), None);
+        assert_eq!(l.offset_of_byte_col(2, 3, src), at("machine"));
+        assert_eq!(l.offset_of_byte_col(99, 1, src), src.len());
+    }
+
+    #[test]
     fn never_panics_on_garbage() {
         for s in [
             "",
