@@ -565,9 +565,18 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
             let at =
                 resolve(&d.at, &symbols).map_err(|e| Problem::at(format!("data[{i}].at"), e))?;
             if symbols.insert(n.clone(), at).is_some() {
+                let first = s.data[..i]
+                    .iter()
+                    .position(|d| d.name.as_deref() == Some(n.as_str()))
+                    .map_or_else(
+                        || "a scenario symbol or address-space value".to_string(),
+                        |j| format!("data[{j}].name"),
+                    );
                 return Err(Problem::at(
                     format!("data[{i}].name"),
-                    format!("symbol `{n}` is defined twice"),
+                    format!(
+                        "symbol `{n}` is already defined by {first}; data names must be unique"
+                    ),
                 ));
             }
         }
