@@ -513,14 +513,45 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
                     ),
                 ));
             }
-            let end = va.wrapping_add(len);
-            if let Some((_, _, j)) = ranges.iter().find(|(a, e, _)| va < *e && *a < end) {
+            if size == PageSize::Size1G && !m.config.features.huge_1g {
                 return Err(Problem::at(
-                    format!("{mpath}.va"),
-                    format!("mapping {va:#x}..{end:#x} overlaps mappings[{j}] of the same address space"),
+                    format!("{mpath}.size"),
+                    "1 GiB pages need the `Huge1G` feature, which machine.features leaves out (add it there or use Size2M)",
                 ));
             }
-            ranges.push((va, end, i));
+            let last = match va.checked_add(len - 1) {
+                Some(l) => l,
+                None => return Err(Problem::at(
+                    format!("{mpath}.len"),
+                    format!(
+                        "mapping {va:#x}+{len:#x} runs past the top of the linear address space"
+                    ),
+                )),
+            };
+            for a in [va, last] {
+                if !VirtAddr(a).is_canonical() {
+                    return Err(Problem::at(
+                        format!("{mpath}.va"),
+                        format!(
+                            "mapping {va:#x}..={last:#x} reaches {a:#x}, which is not canonical (expected below 0x800000000000 or at or above 0xffff800000000000)"
+                        ),
+                    ));
+                }
+            }
+            if (va >> 63) != (last >> 63) {
+                return Err(Problem::at(
+                    format!("{mpath}.len"),
+                    format!("mapping {va:#x}..={last:#x} crosses the non-canonical hole"),
+                ));
+            }
+            // Inclusive ends, so a mapping of the very last page compares correctly.
+            if let Some((a, l, j)) = ranges.iter().find(|(a, l, _)| va <= *l && *a <= last) {
+                return Err(Problem::at(
+                    format!("{mpath}.va"),
+                    format!("mapping {va:#x}..={last:#x} overlaps mappings[{j}] ({a:#x}..={l:#x}) of the same address space"),
+                ));
+            }
+            ranges.push((va, last, i));
             let flags = flag_bits(&mp.flags);
             let mut off = 0;
             while off < len {
@@ -531,7 +562,16 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
                     size,
                     flags,
                 )
-                .map_err(|e| Problem::at(&mpath, e.to_string()))?;
+                .map_err(|e| {
+                    let mut msg = e.to_string();
+                    if msg.contains("exhausted") {
+                        msg.push_str(&format!(
+                            " (page tables are allocated from `page_tables`, {:#x}..{:#x}: make it larger)",
+                            pt.start, pt.end
+                        ));
+                    }
+                    Problem::at(&mpath, msg)
+                })?;
                 off += size.bytes();
             }
         }
