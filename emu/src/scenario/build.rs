@@ -521,12 +521,14 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
             }
             let last = match va.checked_add(len - 1) {
                 Some(l) => l,
-                None => return Err(Problem::at(
-                    format!("{mpath}.len"),
-                    format!(
+                None => {
+                    return Err(Problem::at(
+                        format!("{mpath}.len"),
+                        format!(
                         "mapping {va:#x}+{len:#x} runs past the top of the linear address space"
                     ),
-                )),
+                    ))
+                }
             };
             for a in [va, last] {
                 if !VirtAddr(a).is_canonical() {
