@@ -129,7 +129,7 @@ pub fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> Strin
     }
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
@@ -295,19 +295,87 @@ fn place(
     Ok(())
 }
 
-/// Builds the scenario. `base_dir` is where `file:` paths are relative to.
-pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
-    let cfg = machine_config(s);
-    let mut m = Machine::new(cfg).map_err(|e| Problem::at("machine", e.to_string()))?;
-    if s.machine.memory < (8 << 20) || s.machine.memory > (64 << 30) {
+/// Largest TLB (entries per array) a scenario may ask for. Real second-level TLBs
+/// hold a few thousand entries; the arrays are allocated up front for every core
+/// (twice with a split TLB), so the limit also bounds a 64-core machine's memory.
+pub const MAX_TLB_ENTRIES: usize = 1 << 13;
+/// Largest paging-structure cache (entries per level); allocated up front too.
+pub const MAX_PSC_ENTRIES: usize = 1 << 12;
+
+/// Checks the machine's numbers before anything is allocated from them, so that a
+/// typo such as `memory: 0x4000000000000` is an error at its field instead of an
+/// allocation failure.
+fn check_machine(m: &MachineSpec) -> Result<(), Problem> {
+    let max = crate::machine::MAX_CORES;
+    if m.cores == 0 || m.cores > max {
+        return Err(Problem::at(
+            "machine.cores",
+            format!("{} cores: expected 1 to {max}", m.cores),
+        ));
+    }
+    if m.memory < (8 << 20) || m.memory > (64 << 30) {
         return Err(Problem::at(
             "machine.memory",
             format!(
-                "memory {:#x} is out of range (expected 8 MiB to 64 GiB)",
-                s.machine.memory
+                "memory {:#x} is out of range (expected 8 MiB to 64 GiB, 0x800000..=0x1000000000)",
+                m.memory
             ),
         ));
     }
+    if !(32..=52).contains(&m.maxphyaddr) {
+        return Err(Problem::at(
+            "machine.maxphyaddr",
+            format!(
+                "MAXPHYADDR {} is out of range (expected 32 to 52)",
+                m.maxphyaddr
+            ),
+        ));
+    }
+    if m.memory > 1u64 << m.maxphyaddr {
+        return Err(Problem::at(
+            "machine.memory",
+            format!(
+                "memory {:#x} does not fit below MAXPHYADDR {} ({:#x} bytes)",
+                m.memory,
+                m.maxphyaddr,
+                1u64 << m.maxphyaddr
+            ),
+        ));
+    }
+    let t = &m.tlb;
+    if t.entries == 0 || t.entries > MAX_TLB_ENTRIES {
+        return Err(Problem::at(
+            "machine.tlb.entries",
+            format!("{} TLB entries: expected 1 to {MAX_TLB_ENTRIES}", t.entries),
+        ));
+    }
+    if t.ways == 0 || t.ways > t.entries || !t.entries.is_multiple_of(t.ways) {
+        return Err(Problem::at(
+            "machine.tlb.ways",
+            format!(
+                "{} entries in {} ways is not a whole number of sets (expected ways from 1 to entries, dividing entries)",
+                t.entries, t.ways
+            ),
+        ));
+    }
+    if let Some(p) = &m.psc {
+        for (name, n) in [("pml4e", p.pml4e), ("pdpte", p.pdpte), ("pde", p.pde)] {
+            if n > MAX_PSC_ENTRIES {
+                return Err(Problem::at(
+                    format!("machine.psc.{name}"),
+                    format!("{n} entries: expected 0 (off) to {MAX_PSC_ENTRIES}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Builds the scenario. `base_dir` is where `file:` paths are relative to.
+pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
+    check_machine(&s.machine)?;
+    let cfg = machine_config(s);
+    let mut m = Machine::new(cfg).map_err(|e| Problem::at("machine", e.to_string()))?;
     let mut symbols = s.symbols.clone();
 
     // Address spaces, after the ones they share.
@@ -325,22 +393,27 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
         ));
     }
     let mut order: Vec<&String> = Vec::new();
-    let mut visiting = BTreeSet::new();
+    let mut visiting: Vec<&String> = Vec::new();
     fn visit<'a>(
         n: &'a String,
         s: &'a Scenario,
         order: &mut Vec<&'a String>,
-        visiting: &mut BTreeSet<&'a String>,
+        visiting: &mut Vec<&'a String>,
     ) -> Result<(), Problem> {
         if order.contains(&n) {
             return Ok(());
         }
-        if !visiting.insert(n) {
+        if let Some(at) = visiting.iter().position(|v| *v == n) {
+            let cycle: Vec<&str> = visiting[at..].iter().map(|v| v.as_str()).collect();
             return Err(Problem::at(
                 format!("address_spaces.{n}.share"),
-                format!("address space `{n}` shares itself through a cycle"),
+                format!(
+                    "address space `{n}` shares itself through a cycle ({} -> {n}); `share` must not loop",
+                    cycle.join(" -> ")
+                ),
             ));
         }
+        visiting.push(n);
         for (i, d) in s.address_spaces[n].share.iter().enumerate() {
             if !s.address_spaces.contains_key(d) {
                 return Err(Problem::at(
@@ -358,6 +431,7 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
                 .unwrap_or(n);
             visit(d, s, order, visiting)?;
         }
+        visiting.pop();
         order.push(n);
         Ok(())
     }
@@ -420,14 +494,66 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
                     ),
                 ));
             }
-            let end = va.wrapping_add(len);
-            if let Some((_, _, j)) = ranges.iter().find(|(a, e, _)| va < *e && *a < end) {
+            let align = size.bytes();
+            if !va.is_multiple_of(align) {
                 return Err(Problem::at(
                     format!("{mpath}.va"),
-                    format!("mapping {va:#x}..{end:#x} overlaps mappings[{j}] of the same address space"),
+                    format!(
+                        "va {va:#x} is not aligned to the {} page size (expected a multiple of {align:#x})",
+                        size.name()
+                    ),
                 ));
             }
-            ranges.push((va, end, i));
+            if !pa.is_multiple_of(align) {
+                return Err(Problem::at(
+                    format!("{mpath}.pa"),
+                    format!(
+                        "pa {pa:#x} is not aligned to the {} page size (expected a multiple of {align:#x})",
+                        size.name()
+                    ),
+                ));
+            }
+            if size == PageSize::Size1G && !m.config.features.huge_1g {
+                return Err(Problem::at(
+                    format!("{mpath}.size"),
+                    "1 GiB pages need the `Huge1G` feature, which machine.features leaves out (add it there or use Size2M)",
+                ));
+            }
+            let last = match va.checked_add(len - 1) {
+                Some(l) => l,
+                None => {
+                    return Err(Problem::at(
+                        format!("{mpath}.len"),
+                        format!(
+                        "mapping {va:#x}+{len:#x} runs past the top of the linear address space"
+                    ),
+                    ))
+                }
+            };
+            for a in [va, last] {
+                if !VirtAddr(a).is_canonical() {
+                    return Err(Problem::at(
+                        format!("{mpath}.va"),
+                        format!(
+                            "mapping {va:#x}..={last:#x} reaches {a:#x}, which is not canonical (expected below 0x800000000000 or at or above 0xffff800000000000)"
+                        ),
+                    ));
+                }
+            }
+            if (va >> 63) != (last >> 63) {
+                return Err(Problem::at(
+                    format!("{mpath}.len"),
+                    format!("mapping {va:#x}..={last:#x} crosses the non-canonical hole"),
+                ));
+            }
+            // Inclusive ends, so a mapping of the very last page compares correctly.
+            if let Some((a, l, j)) = ranges.iter().find(|(a, l, _)| va <= *l && *a <= last) {
+                return Err(Problem::at(
+                    format!("{mpath}.va"),
+                    format!("mapping {va:#x}..={last:#x} overlaps mappings[{j}] ({a:#x}..={l:#x}) of the same address space"),
+                ));
+            }
+            ranges.push((va, last, i));
             let flags = flag_bits(&mp.flags);
             let mut off = 0;
             while off < len {
@@ -438,7 +564,16 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
                     size,
                     flags,
                 )
-                .map_err(|e| Problem::at(&mpath, e.to_string()))?;
+                .map_err(|e| {
+                    let mut msg = e.to_string();
+                    if msg.contains("exhausted") {
+                        msg.push_str(&format!(
+                            " (page tables are allocated from `page_tables`, {:#x}..{:#x}: make it larger)",
+                            pt.start, pt.end
+                        ));
+                    }
+                    Problem::at(&mpath, msg)
+                })?;
                 off += size.bytes();
             }
         }
@@ -472,9 +607,18 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
             let at =
                 resolve(&d.at, &symbols).map_err(|e| Problem::at(format!("data[{i}].at"), e))?;
             if symbols.insert(n.clone(), at).is_some() {
+                let first = s.data[..i]
+                    .iter()
+                    .position(|d| d.name.as_deref() == Some(n.as_str()))
+                    .map_or_else(
+                        || "a scenario symbol or address-space value".to_string(),
+                        |j| format!("data[{j}].name"),
+                    );
                 return Err(Problem::at(
                     format!("data[{i}].name"),
-                    format!("symbol `{n}` is defined twice"),
+                    format!(
+                        "symbol `{n}` is already defined by {first}; data names must be unique"
+                    ),
                 ));
             }
         }
@@ -487,9 +631,20 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
         let path = format!("code[{i}]");
         let given = [c.asm.is_some(), c.hex.is_some(), c.file.is_some()];
         if given.iter().filter(|g| **g).count() != 1 {
+            let names: Vec<&str> = ["asm", "hex", "file"]
+                .iter()
+                .zip(given)
+                .filter(|(_, g)| *g)
+                .map(|(n, _)| *n)
+                .collect();
+            let has = if names.is_empty() {
+                "it has none".to_string()
+            } else {
+                format!("it has {}", names.join(" and "))
+            };
             return Err(Problem::at(
                 &path,
-                "a code section needs exactly one of `asm`, `hex` or `file`",
+                format!("a code section needs exactly one of `asm`, `hex` or `file`; {has}"),
             ));
         }
         let syntax = match c.syntax {
@@ -535,12 +690,14 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
         bases.push(resolve(&c.at, &symbols).map_err(|e| Problem::at(format!("code[{i}].at"), e))?);
     }
     let mut labels: BTreeMap<String, u64> = BTreeMap::new();
+    let mut label_section: BTreeMap<String, usize> = BTreeMap::new();
     let mut outputs: Vec<Assembled> = Vec::new();
     let mut stable = false;
     for pass in 0..8 {
         let mut known = symbols.clone();
         known.extend(labels.iter().map(|(k, v)| (k.clone(), *v)));
         let mut new_labels: BTreeMap<String, u64> = BTreeMap::new();
+        label_section.clear();
         outputs.clear();
         for (i, src) in sources.iter().enumerate() {
             match src {
@@ -557,17 +714,24 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
                     let a = assemble(text, &opts).map_err(|e| Problem::asm(i, &s.code[i], e))?;
                     for (name, addr) in &a.labels {
                         if symbols.contains_key(name) {
+                            let what = if s.symbols.contains_key(name) {
+                                format!("`symbols.{name}`")
+                            } else {
+                                "a data name or address-space value".to_string()
+                            };
                             return Err(Problem::at(
                                 format!("code[{i}]"),
-                                format!("label `{name}` clashes with a scenario symbol of the same name"),
+                                format!("label `{name}` in code[{i}] clashes with {what} of the same name; rename one"),
                             ));
                         }
                         if new_labels.insert(name.clone(), *addr).is_some() {
+                            let first = label_section.get(name).copied().unwrap_or(0);
                             return Err(Problem::at(
                                 format!("code[{i}]"),
-                                format!("label `{name}` is defined in two code sections"),
+                                format!("label `{name}` is defined in code[{first}] and again in code[{i}]"),
                             ));
                         }
+                        label_section.insert(name.clone(), i);
                     }
                     outputs.push((a.bytes, a.line_addrs));
                 }
@@ -643,8 +807,20 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
             let gp = format!("idt.gates[{i}]");
             let h = resolve(&g.handler, &symbols)
                 .map_err(|e| Problem::at(format!("{gp}.handler"), e))?;
-            if g.ist > 7 || g.dpl > 3 {
-                return Err(Problem::at(&gp, "ist must be 0..=7 and dpl 0..=3"));
+            if g.ist > 7 {
+                return Err(Problem::at(
+                    format!("{gp}.ist"),
+                    format!(
+                        "IST index {} is out of range (expected 0 to 7; 0 means no IST)",
+                        g.ist
+                    ),
+                ));
+            }
+            if g.dpl > 3 {
+                return Err(Problem::at(
+                    format!("{gp}.dpl"),
+                    format!("DPL {} is out of range (expected 0 to 3)", g.dpl),
+                ));
             }
             let ty: u64 = if g.trap { 0xf } else { 0xe };
             let lo = (h & 0xffff)
@@ -689,17 +865,17 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
         }
         let f = &c.cpu.features;
         for b in &ci.cr4 {
-            let (bit, ok) = match b {
-                Cr4Bit::Pge => (CR4_PGE, f.pge),
-                Cr4Bit::Pcide => (CR4_PCIDE, f.pcid),
-                Cr4Bit::Smep => (CR4_SMEP, f.smep),
-                Cr4Bit::Smap => (CR4_SMAP, f.smap),
+            let (bit, ok, feature) = match b {
+                Cr4Bit::Pge => (CR4_PGE, f.pge, "Pge"),
+                Cr4Bit::Pcide => (CR4_PCIDE, f.pcid, "Pcid"),
+                Cr4Bit::Smep => (CR4_SMEP, f.smep, "Smep"),
+                Cr4Bit::Smap => (CR4_SMAP, f.smap, "Smap"),
             };
             if !ok {
                 return Err(Problem::at(
                     format!("{p}.cr4"),
                     format!(
-                        "CR4 bit {b:?} needs the CPU feature, which machine.features leaves out"
+                        "CR4 bit {b:?} needs the CPU feature `{feature}`, which machine.features leaves out (add it there or drop the bit)"
                     ),
                 ));
             }
@@ -722,6 +898,16 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
                     } else {
                         sp.root.raw()
                     }
+                }
+                Value::Sym(n) if !n.contains(['+', '-']) && !symbols.contains_key(n) => {
+                    return Err(Problem::at(
+                        format!("{p}.cr3"),
+                        format!(
+                            "`{n}` is neither an address space nor a symbol (expected an address-space name such as {}, or a CR3 value){}",
+                            spaces.keys().next().map_or("`k`".to_string(), |k| format!("`{k}`")),
+                            suggest(n, spaces.keys().chain(symbols.keys()))
+                        ),
+                    ));
                 }
                 v => resolve(v, &symbols).map_err(|e| Problem::at(format!("{p}.cr3"), e))?,
             };
@@ -825,12 +1011,14 @@ fn referenced_names(s: &Scenario, asm: &str) -> BTreeSet<String> {
             if ch.is_ascii_alphanumeric() || ch == '_' || ch == '.' || ch == '$' {
                 cur.push(ch);
             } else {
-                if cur.contains(".pte.")
-                    || cur.contains(".pde.")
-                    || cur.contains(".pdpte.")
-                    || cur.contains(".pml4e.")
+                // An AT&T immediate (`$k.pte.400000`) names the symbol without its `$`.
+                let name = cur.trim_start_matches('$');
+                if name.contains(".pte.")
+                    || name.contains(".pde.")
+                    || name.contains(".pdpte.")
+                    || name.contains(".pml4e.")
                 {
-                    out.insert(cur.clone());
+                    out.insert(name.to_string());
                 }
                 cur.clear();
             }

@@ -180,3 +180,276 @@ impl Problem {
         }
     }
 }
+
+/// What a scenario type is called in messages (`PteFlag` → "page-table flag").
+fn type_desc(name: &str) -> String {
+    let d = match name {
+        "Scenario" => "the scenario",
+        "MachineSpec" => "`machine`",
+        "TlbSpec" => "`machine.tlb`",
+        "PscSpec" => "`machine.psc`",
+        "Range" => "`page_tables`",
+        "AddressSpace" => "an address space",
+        "Mapping" => "a mapping",
+        "Data" => "a data item",
+        "Code" => "a code section",
+        "IdtSpec" => "`idt`",
+        "Gate" => "an IDT gate",
+        "CoreInit" => "a core entry",
+        "Feature" => "CPU feature",
+        "Policy" => "TLB policy",
+        "ErratumSpec" => "erratum",
+        "PteFlag" => "page-table flag",
+        "SizeSpec" => "page size",
+        "SyntaxSpec" => "assembly syntax",
+        "Cr4Bit" => "CR4 bit",
+        "Until" => "stop condition",
+        "Sched" => "schedule step",
+        "Coherence" => "coherence rule",
+        "KindSpec" => "access kind",
+        "Expect" => "expectation",
+        other => return format!("`{other}`"),
+    };
+    d.to_string()
+}
+
+fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
+}
+
+/// Closest name, comparing without regard to case (so `Rw` suggests `RW`); only
+/// names a third of whose letters at most differ, so `Sse` suggests nothing.
+fn closest(found: &str, names: &[&str]) -> String {
+    let f = found.to_ascii_lowercase();
+    let mut best: Option<(usize, &str)> = None;
+    for n in names {
+        let d = super::build::edit_distance(&f, &n.to_ascii_lowercase());
+        if d <= 1.max(found.chars().count() / 3) && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, n));
+        }
+    }
+    best.map_or(String::new(), |(_, n)| format!(" (did you mean `{n}`?)"))
+}
+
+/// When the last string before `offset` runs over several lines, a hint that it
+/// may be missing its closing quote (then everything after it was read as string
+/// text, and the error shows up far from the real mistake).
+fn open_string_hint(text: &str, offset: usize, locations: &Locations) -> String {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let mut last: Option<(usize, usize)> = None;
+    while i < offset.min(b.len()) {
+        match b[i] {
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'r' if matches!(b.get(i + 1), Some(b'"') | Some(b'#'))
+                && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')) =>
+            {
+                let mut j = i + 1;
+                let mut hashes = 0;
+                while b.get(j) == Some(&b'#') {
+                    hashes += 1;
+                    j += 1;
+                }
+                if b.get(j) != Some(&b'"') {
+                    i += 1;
+                    continue;
+                }
+                let start = i;
+                j += 1;
+                while j < b.len() {
+                    if b[j] == b'"' && (1..=hashes).all(|k| b.get(j + k) == Some(&b'#')) {
+                        j += hashes;
+                        break;
+                    }
+                    j += 1;
+                }
+                i = j + 1;
+                if i <= offset {
+                    last = Some((start, j.min(b.len())));
+                }
+                continue;
+            }
+            b'"' => {
+                let start = i;
+                let mut j = i + 1;
+                while j < b.len() && b[j] != b'"' {
+                    if b[j] == b'\\' {
+                        j += 1;
+                    }
+                    j += 1;
+                }
+                i = j + 1;
+                if i <= offset {
+                    last = Some((start, j.min(b.len())));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    match last {
+        Some((start, end)) => {
+            let a = locations.pos_of(start, text);
+            let z = locations.pos_of(end, text);
+            if a.line != z.line {
+                format!(
+                    "; the string that starts at line {}, column {} runs to line {}: is its closing quote missing?",
+                    a.line, a.col, z.line
+                )
+            } else {
+                String::new()
+            }
+        }
+        None => String::new(),
+    }
+}
+
+/// The range of values an integer field takes, for "out of range" messages.
+fn int_range(path: &str) -> &'static str {
+    let last = path.rsplit(['.', '[']).next().unwrap_or("");
+    match last {
+        "vector" => "0 to 255",
+        "dpl" => "0 to 3",
+        "ist" => "0 to 7",
+        "cpl" => "0 or 3",
+        "maxphyaddr" => "32 to 52",
+        "size" => "1, 2, 4 or 8",
+        "pcid" => "0 to 4095",
+        "bytes" | "0]" => "0 to 255",
+        _ if path.contains(".bytes[") => "0 to 255",
+        _ => "0 to 0xffffffffffffffff",
+    }
+}
+
+/// Turns a `ron` syntax or type error into a located message that names the
+/// value at fault (`machine.cores`) and what was expected there.
+pub(crate) fn ron_diagnostic(e: &ron::error::SpannedError, src: &Source) -> Diagnostic {
+    use ron::error::Error as E;
+    let file = src.path.display().to_string();
+    let off = src
+        .locations
+        .offset_of_byte_col(e.position.line, e.position.col, &src.text);
+    let pos = if e.position.line == 0 {
+        Pos::default()
+    } else {
+        src.locations.pos_of(off, &src.text)
+    };
+    // A bad token is reported where it ends; a missing piece where the enclosing
+    // value goes on or closes.
+    let token_error = matches!(
+        e.code,
+        E::NoSuchEnumVariant { .. }
+            | E::IntegerOutOfBounds
+            | E::InvalidValueForType { .. }
+            | E::Message(_)
+    );
+    let path = src
+        .locations
+        .path_at(off, token_error)
+        .filter(|p| !p.starts_with('['))
+        .unwrap_or("")
+        .to_string();
+    // Point at the start of a bad token rather than just past it.
+    let pos = match src.locations.find(&path) {
+        Some(sp) if token_error && !path.is_empty() && sp.end == off => sp.start,
+        _ => pos,
+    };
+    let at = if path.is_empty() {
+        String::new()
+    } else {
+        format!(" for `{path}`")
+    };
+    let inside = if path.is_empty() {
+        String::new()
+    } else {
+        format!(" (in `{path}`)")
+    };
+    let blank = src
+        .text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with("//"));
+    let message = match &e.code {
+        _ if blank => {
+            "the file holds no scenario (expected `Scenario( name: ..., schedule: [...] )`)".into()
+        }
+        E::ExpectedInteger => format!(
+            "expected an unsigned integer{at} (decimal, 0x hex or 0b binary; no sign)"
+        ),
+        E::IntegerOutOfBounds => format!(
+            "integer out of range{at} (expected {})",
+            int_range(&path)
+        ),
+        E::ExpectedString => format!("expected a string in double quotes{at}"),
+        E::ExpectedStringEnd => "unterminated string: expected the closing `\"` (or `\"#` for a raw string `r#\"...\"#`)".into(),
+        E::ExpectedBoolean => format!("expected `true` or `false`{at}"),
+        E::ExpectedArray => format!("expected a list `[ ... ]`{at}"),
+        E::ExpectedArrayEnd => format!("expected `,` or the closing `]`{inside}"),
+        E::ExpectedMap => format!("expected a map `{{ \"name\": value, ... }}`{at}"),
+        E::ExpectedMapColon => format!("expected `:` after the map key{inside}"),
+        E::ExpectedMapEnd => format!("expected `,` or the closing `}}`{inside}"),
+        E::ExpectedStructLike => format!("expected `( ... )`{at}"),
+        E::ExpectedNamedStructLike(name) => {
+            format!("expected `(` to open {}{at}", type_desc(name))
+        }
+        E::ExpectedStructLikeEnd => format!("expected `,` or the closing `)`{inside}"),
+        E::ExpectedDifferentStructName { expected, found } => {
+            format!("expected `{expected}( ... )`, found `{found}`")
+        }
+        E::ExpectedComma => format!(
+            "expected `,` here: fields and list items are separated by commas{inside}{}",
+            open_string_hint(&src.text, off, &src.locations)
+        ),
+        E::ExpectedIdentifier => format!("expected a field or variant name{inside}"),
+        E::ExpectedOption => format!("expected a value{at}"),
+        E::Eof => "unexpected end of file: a `(`, `[`, `{` or string is not closed".into(),
+        E::TrailingCharacters => {
+            "unexpected text after the end of the scenario (its closing `)` is above)".into()
+        }
+        E::UnclosedBlockComment => "unterminated `/*` comment".into(),
+        E::UnexpectedByte(c) => format!("unexpected character `{c}`{inside}"),
+        E::InvalidEscape(what) => format!("invalid escape in a string: {what}"),
+        E::ExceededRecursionLimit => "values are nested too deeply".into(),
+        E::NoSuchEnumVariant {
+            expected,
+            found,
+            outer,
+        } => format!(
+            "unknown {} `{found}`{at}: expected one of {}{}",
+            outer.as_deref().map_or("variant".to_string(), type_desc),
+            one_of(expected),
+            closest(found, expected)
+        ),
+        E::NoSuchStructField {
+            expected,
+            found,
+            outer,
+        } => format!(
+            "unknown field `{found}` in {}{inside}: expected one of {}{}",
+            outer.as_deref().map_or("this value".to_string(), type_desc),
+            one_of(expected),
+            closest(found, expected)
+        ),
+        E::MissingStructField { field, outer } => format!(
+            "missing field `{field}` in {}{inside} (it is required)",
+            outer.as_deref().map_or("this value".to_string(), type_desc),
+        ),
+        E::DuplicateStructField { field, outer } => format!(
+            "field `{field}` appears twice in {}{inside}",
+            outer.as_deref().map_or("this value".to_string(), type_desc),
+        ),
+        E::InvalidValueForType { expected, found } => {
+            format!("expected {expected}{at}, found {found}")
+        }
+        E::Message(m) if m.contains("untagged enum Value") => format!(
+            "expected a number or a symbol expression in quotes (\"name\", \"name+0x10\", \"space.cr3\"){at}"
+        ),
+        other => format!("{other}{at}"),
+    };
+    Diagnostic { file, pos, message }
+}

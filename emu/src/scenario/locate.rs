@@ -26,6 +26,8 @@ pub struct Span {
     pub start: Pos,
     /// Byte offset of the first character.
     pub offset: usize,
+    /// Byte offset just past the value's last character.
+    pub end: usize,
     /// For a string value: byte offset of the first character of its contents, and
     /// whether it is a raw string (no escapes, so offsets map one to one).
     pub string: Option<(usize, bool)>,
@@ -81,6 +83,44 @@ impl Locations {
     /// Line and column of a byte offset.
     pub fn pos_of(&self, offset: usize, src: &str) -> Pos {
         pos_at(&self.line_starts, src, offset)
+    }
+
+    /// Byte offset of a 1-based line and a 1-based column counted in bytes (how
+    /// `ron` reports positions), clamped to the text.
+    pub fn offset_of_byte_col(&self, line: usize, col: usize, src: &str) -> usize {
+        let Some(start) = line.checked_sub(1).and_then(|l| self.line_starts.get(l)) else {
+            return src.len();
+        };
+        let mut off = (start + col.saturating_sub(1)).min(src.len());
+        while !src.is_char_boundary(off) {
+            off -= 1;
+        }
+        off
+    }
+
+    /// The path of the innermost value whose text contains `offset`; with
+    /// `end_inclusive`, an offset just past a value's last character counts as
+    /// inside it (parsers report a bad token where it ends). `None` outside every
+    /// value.
+    pub fn path_at(&self, offset: usize, end_inclusive: bool) -> Option<&str> {
+        let mut best: Option<(&String, &Span)> = None;
+        for (p, sp) in &self.spans {
+            let inside =
+                sp.offset <= offset && (offset < sp.end || (end_inclusive && offset == sp.end));
+            if p.ends_with("#key") || !inside {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((bp, bs)) => {
+                    sp.offset > bs.offset || (sp.offset == bs.offset && p.len() > bp.len())
+                }
+            };
+            if better {
+                best = Some((p, sp));
+            }
+        }
+        best.map(|(p, _)| p.as_str())
     }
 
     /// Every recorded path (for tests and debugging).
@@ -149,8 +189,19 @@ impl Scanner<'_> {
         self.out.entry(path.to_string()).or_insert(Span {
             start,
             offset,
+            end: offset,
             string,
         });
+    }
+
+    /// Records where the value recorded at `offset` under `path` ends.
+    fn finish(&mut self, path: &str, offset: usize) {
+        let end = self.i.min(self.b.len());
+        if let Some(sp) = self.out.get_mut(path) {
+            if sp.offset == offset {
+                sp.end = end;
+            }
+        }
     }
 
     fn ident(&mut self) -> Option<&str> {
@@ -212,7 +263,7 @@ impl Scanner<'_> {
                 } else {
                     self.record(&path, start, None);
                     self.ident();
-                    self.after_ident(path);
+                    self.after_ident(&path);
                 }
             }
             Some(b'\'') => {
@@ -287,7 +338,7 @@ impl Scanner<'_> {
             Some(c) if c.is_ascii_alphabetic() || c == b'_' => {
                 self.record(&path, start, None);
                 self.ident();
-                self.after_ident(path);
+                self.after_ident(&path);
             }
             Some(_) => {
                 // Number or anything else: up to a delimiter.
@@ -300,14 +351,15 @@ impl Scanner<'_> {
                 }
             }
         }
+        self.finish(&path, start);
         self.depth -= 1;
     }
 
-    fn after_ident(&mut self, path: String) {
+    fn after_ident(&mut self, path: &str) {
         let save = self.i;
         self.skip_ws();
         if self.peek() == Some(b'(') {
-            self.parens(&path);
+            self.parens(path);
         } else {
             self.i = save;
         }
@@ -412,6 +464,22 @@ mod tests {
         assert_eq!(p("cores[1].nothing"), Pos { line: 3, col: 24 });
         let code = l.find("code").unwrap();
         assert_eq!(code.string, Some((src.find("mov").unwrap(), true)));
+    }
+
+    #[test]
+    fn innermost_path_at_an_offset() {
+        let src = "Scenario(\n  machine: (cores: \"two\"),\n  flags: [P, Rw],\n)";
+        let l = Locations::scan(src);
+        let at = |needle: &str| src.find(needle).unwrap();
+        assert_eq!(l.path_at(at("\"two"), false), Some("machine.cores"));
+        assert_eq!(l.path_at(at("(cores"), false), Some("machine"));
+        // Just past `Rw`: only an end-inclusive lookup blames the token.
+        let end_rw = at("Rw") + 2;
+        assert_eq!(l.path_at(end_rw, true), Some("flags[1]"));
+        assert_eq!(l.path_at(end_rw, false), Some("flags"));
+        assert_eq!(l.path_at(src.len() + 10, false), None);
+        assert_eq!(l.offset_of_byte_col(2, 3, src), at("machine"));
+        assert_eq!(l.offset_of_byte_col(99, 1, src), src.len());
     }
 
     #[test]

@@ -32,7 +32,9 @@ pub fn load(path: &Path) -> Result<(Scenario, Source), Diagnostic> {
     };
     let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read scenario: {e}")))?;
     if meta.is_dir() {
-        return Err(fail("is a directory, not a scenario file".into()));
+        return Err(fail(
+            "is a directory, not a scenario file (expected the path of a .ron file)".into(),
+        ));
     }
     if meta.len() > MAX_SCENARIO_BYTES {
         return Err(fail(format!(
@@ -41,12 +43,33 @@ pub fn load(path: &Path) -> Result<(Scenario, Source), Diagnostic> {
         )));
     }
     let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read scenario: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        fail(format!(
-            "scenario is not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let good = e.utf8_error().valid_up_to();
+            let before = &e.as_bytes()[..good];
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            let line_start = before
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |i| i + 1);
+            let col = String::from_utf8_lossy(&before[line_start..])
+                .chars()
+                .count()
+                + 1;
+            return Err(Diagnostic {
+                file,
+                pos: Pos {
+                    line: line as u32,
+                    col: col as u32,
+                },
+                message: format!(
+                    "scenario is not UTF-8 text: byte {:#04x} at offset {good} (expected UTF-8; re-save the file as UTF-8)",
+                    e.as_bytes().get(good).copied().unwrap_or(0)
+                ),
+            });
+        }
+    };
     parse(path, text)
 }
 
@@ -58,14 +81,7 @@ pub fn parse(path: &Path, text: String) -> Result<(Scenario, Source), Diagnostic
         ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     match opts.from_str::<Scenario>(&src.text) {
         Ok(s) => Ok((s, src)),
-        Err(e) => Err(Diagnostic {
-            file: path.display().to_string(),
-            pos: Pos {
-                line: e.position.line as u32,
-                col: e.position.col as u32,
-            },
-            message: e.code.to_string(),
-        }),
+        Err(e) => Err(diag::ron_diagnostic(&e, &src)),
     }
 }
 
@@ -119,7 +135,8 @@ pub fn validate(s: &Scenario, b: &Built) -> Result<(), Problem> {
                     Err(Problem::at(
                         format!("{path}[0]"),
                         format!(
-                            "unknown event kind `{k}` (expected one of {})",
+                            "unknown event kind `{k}`{} (expected one of {})",
+                            suggest_event(k),
                             EVENT_KINDS.join(", ")
                         ),
                     ))
@@ -244,7 +261,8 @@ pub fn validate(s: &Scenario, b: &Built) -> Result<(), Problem> {
                     return Err(Problem::at(
                         format!("{p}.kind"),
                         format!(
-                            "unknown event kind `{kind}` (expected one of {})",
+                            "unknown event kind `{kind}`{} (expected one of {})",
+                            suggest_event(kind),
                             EVENT_KINDS.join(", ")
                         ),
                     ));
@@ -254,6 +272,12 @@ pub fn validate(s: &Scenario, b: &Built) -> Result<(), Problem> {
         }
     }
     Ok(())
+}
+
+/// " (did you mean `stale-use`?)" for a misspelt event kind.
+fn suggest_event(k: &str) -> String {
+    let names: Vec<String> = EVENT_KINDS.iter().map(|s| s.to_string()).collect();
+    suggest(k, names.iter())
 }
 
 /// Event kind names accepted by `Until::Event` and `Events` expectations.

@@ -1,0 +1,2 @@
+    nop
+    mov rax, [rbx*3]

@@ -1,0 +1,3 @@
+    nop
+    addq %rax
+    hlt

@@ -1,0 +1,3 @@
+file_entry:
+    movq $0x5151, %rdx
+    jmp intel_entry
