@@ -156,6 +156,16 @@ pub struct StaleUse {
     pub log_truncated: bool,
 }
 
+/// Flag names of an entry, or "none" for an entry with no flags (all zero).
+fn flags_or_none(v: u64) -> String {
+    let n = crate::paging::entry::flag_names(v);
+    if n.is_empty() {
+        "none".to_string()
+    } else {
+        n
+    }
+}
+
 impl fmt::Display for StaleUse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
@@ -177,7 +187,7 @@ impl fmt::Display for StaleUse {
                 e.level,
                 e.pa,
                 e.value,
-                crate::paging::entry::flag_names(e.value)
+                flags_or_none(e.value)
             )?;
         }
         let w = &self.made_stale_by;
@@ -189,9 +199,9 @@ impl fmt::Display for StaleUse {
             w.rip,
             w.pa,
             w.old,
-            crate::paging::entry::flag_names(w.old),
+            flags_or_none(w.old),
             w.new,
-            crate::paging::entry::flag_names(w.new)
+            flags_or_none(w.new)
         )?;
         if self.invalidations_since_fill.is_empty() {
             writeln!(f, "  no invalidations on any core since the fill")?;

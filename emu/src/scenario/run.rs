@@ -786,7 +786,15 @@ fn stale_matches(
     kind: &Option<KindSpec>,
 ) -> bool {
     core.is_none_or(|c| r.detail.ctx.core == c as u32)
-        && va.is_none_or(|a| (r.detail.va.raw() >> 12) == (a >> 12))
+        && va.is_none_or(|a| {
+            // Any address inside the page the stale entry maps matches, whatever
+            // its size (a 2 MiB entry covers 512 small pages).
+            let mask = match r.detail.cached {
+                WalkResult::Leaf { size, .. } => !size.offset_mask(),
+                _ => !0xfff,
+            };
+            r.detail.va.raw() & mask == a & mask
+        })
         && kind_matches(*kind, &r.detail)
 }
 
