@@ -3,18 +3,102 @@
 //! Mnemonics are routed to their family (one file per family under `insn/`); the
 //! family's `exec` picks the form. A mnemonic no family claims is an explicit
 //! [`crate::EmuError::Unsupported`], never a panic and never a silent no-op.
+//!
+//! The choice is made once per decode, not once per step: [`resolve`] turns an
+//! [`Instruction`] into an [`Op`] that the decode cache keeps next to it, and
+//! [`exec`] is then a single jump on [`Handler`]. Before this, every step paid iced's
+//! `Code → Mnemonic` table lookup, the family match here and the family's own match
+//! on the mnemonic (~20 % of the `cpu_loop` profile, see `/work/notes/perf-cpu-loop.md`).
+//!
+//! A handful of very common forms (32/64-bit ALU and MOV between general-purpose
+//! registers, with an immediate or to/from memory, INC/DEC of a register, Jcc and
+//! JMP rel) get their own [`Handler`] with the register numbers, size and immediate
+//! or branch target extracted at decode time. Each fast handler lives in its
+//! family's file next to the generic code, performs the same reads, checks and
+//! writes in the same order, and uses the same flag helpers; every other form takes
+//! the family route unchanged.
 
 use crate::bus::Bus;
 use crate::insn::{
     arith, bit, ctrl_xfer, data_xfer, flag_ctrl, logical, mult, shift, stack, string, system, Exec,
     ExecResult,
 };
-use iced_x86::Mnemonic as M;
+use crate::state::gpr_slot;
+use iced_x86::{Code, ConditionCode, Instruction, Mnemonic as M, OpKind};
 
-/// Executes the instruction in `x`.
-#[inline]
-pub(crate) fn dispatch<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
-    let m = x.ins.mnemonic();
+/// Which handler runs an instruction: a family (whose `exec` matches on the
+/// mnemonic as before) or one of the pre-resolved fast forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Handler {
+    Arith,
+    Mult,
+    Logical,
+    Shift,
+    Bit,
+    Stack,
+    CtrlXfer,
+    String,
+    FlagCtrl,
+    System,
+    DataXfer,
+    Unsupported,
+    // Fast forms. `R` = a 32/64-bit GPR (`Op::r0`/`Op::r1`), `I` = an immediate
+    // (`Op::imm`), `M` = the memory operand. Sizes are `Op::size` (4 or 8).
+    AddRR,
+    AdcRR,
+    SubRR,
+    SbbRR,
+    CmpRR,
+    AndRR,
+    OrRR,
+    XorRR,
+    TestRR,
+    AddRI,
+    AdcRI,
+    SubRI,
+    SbbRI,
+    CmpRI,
+    AndRI,
+    OrRI,
+    XorRI,
+    TestRI,
+    IncR,
+    DecR,
+    MovRR,
+    MovRI,
+    /// MOV m, r (a store).
+    MovMR,
+    /// MOV r, m (a load).
+    MovRM,
+    /// Jcc rel with the condition in `Op::cc` and the target in `Op::imm`.
+    Jcc,
+    /// JMP rel with the target in `Op::imm`.
+    JmpRel,
+}
+
+/// An instruction's handler and the operands its fast form needs, resolved once
+/// when the instruction is decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Op {
+    pub(crate) handler: Handler,
+    /// Passed to the family's `exec`.
+    pub(crate) mnemonic: M,
+    /// Jcc condition.
+    pub(crate) cc: ConditionCode,
+    /// GPR index (0 = RAX .. 15 = R15) of operand 0 / operand 1 of a fast form.
+    pub(crate) r0: u8,
+    pub(crate) r1: u8,
+    /// Operand size in bytes of a fast form (4 or 8).
+    pub(crate) size: u8,
+    /// The instruction is PAUSE (kept for `LastInsn::pause`, which is read every step).
+    pub(crate) pause: bool,
+    /// Immediate (as iced sign-extends it) or branch target of a fast form.
+    pub(crate) imm: u64,
+}
+
+/// The family that executes mnemonic `m` (the routing table; unchanged rules).
+fn family(ins: &Instruction) -> Handler {
+    let m = ins.mnemonic();
     match m {
         M::Add
         | M::Adc
@@ -27,9 +111,9 @@ pub(crate) fn dispatch<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
         | M::Xadd
         | M::Cmpxchg
         | M::Cmpxchg8b
-        | M::Cmpxchg16b => arith::exec(x, m),
-        M::Mul | M::Imul | M::Div | M::Idiv => mult::exec(x, m),
-        M::And | M::Or | M::Xor | M::Test | M::Not => logical::exec(x, m),
+        | M::Cmpxchg16b => Handler::Arith,
+        M::Mul | M::Imul | M::Div | M::Idiv => Handler::Mult,
+        M::And | M::Or | M::Xor | M::Test | M::Not => Handler::Logical,
         M::Shl
         | M::Sal
         | M::Shr
@@ -39,7 +123,7 @@ pub(crate) fn dispatch<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
         | M::Rcl
         | M::Rcr
         | M::Shld
-        | M::Shrd => shift::exec(x, m),
+        | M::Shrd => Handler::Shift,
         M::Bt
         | M::Bts
         | M::Btr
@@ -49,8 +133,8 @@ pub(crate) fn dispatch<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
         | M::Tzcnt
         | M::Lzcnt
         | M::Popcnt
-        | M::Bswap => bit::exec(x, m),
-        M::Push | M::Pop | M::Pushfq | M::Popfq | M::Leave => stack::exec(x, m),
+        | M::Bswap => Handler::Bit,
+        M::Push | M::Pop | M::Pushfq | M::Popfq | M::Leave => Handler::Stack,
         M::Jmp
         | M::Call
         | M::Ret
@@ -69,7 +153,7 @@ pub(crate) fn dispatch<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
         | M::Jl
         | M::Jge
         | M::Jle
-        | M::Jg => ctrl_xfer::exec(x, m),
+        | M::Jg => Handler::CtrlXfer,
         M::Movsb
         | M::Movsw
         | M::Movsd
@@ -89,8 +173,8 @@ pub(crate) fn dispatch<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
         | M::Scasb
         | M::Scasw
         | M::Scasd
-        | M::Scasq => string::exec(x, m),
-        M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Cli | M::Sti => flag_ctrl::exec(x, m),
+        | M::Scasq => Handler::String,
+        M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Cli | M::Sti => Handler::FlagCtrl,
         M::Nop
         | M::Pause
         | M::Lfence
@@ -112,12 +196,10 @@ pub(crate) fn dispatch<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
         | M::Lidt
         | M::Lgdt
         | M::Sidt
-        | M::Sgdt => system::exec(x, m),
+        | M::Sgdt => Handler::System,
         // MOV to or from a control register is a system instruction; every other
         // MOV form is a data transfer.
-        M::Mov if x.ins.op0_register().is_cr() || x.ins.op1_register().is_cr() => {
-            system::exec(x, m)
-        }
+        M::Mov if ins.op0_register().is_cr() || ins.op1_register().is_cr() => Handler::System,
         M::Mov
         | M::Movzx
         | M::Movsx
@@ -161,7 +243,272 @@ pub(crate) fn dispatch<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
         | M::Cmovl
         | M::Cmovge
         | M::Cmovle
-        | M::Cmovg => data_xfer::exec(x, m),
-        _ => Err(x.unsupported()),
+        | M::Cmovg => Handler::DataXfer,
+        _ => Handler::Unsupported,
+    }
+}
+
+/// GPR index and size of a 32- or 64-bit general-purpose register operand.
+fn gpr32_64(ins: &Instruction, i: u32) -> Option<(u8, u8)> {
+    if ins.op_kind(i) != OpKind::Register {
+        return None;
+    }
+    let r = ins.op_register(i);
+    if !(r.is_gpr64() || r.is_gpr32()) {
+        return None;
+    }
+    let s = gpr_slot(r)?;
+    Some((s.index as u8, s.size))
+}
+
+/// True for the immediate kinds `Exec::read_op` returns as `ins.immediate(i)`.
+fn is_immediate(k: OpKind) -> bool {
+    matches!(
+        k,
+        OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64
+    )
+}
+
+/// The fast form of `ins`, if it has one (see [`Handler`]).
+fn fast_form(ins: &Instruction, op: &mut Op) -> Option<Handler> {
+    let m = op.mnemonic;
+    if ins.has_lock_prefix() || ins.op_count() > 2 {
+        return None;
+    }
+    // Branches first: they have no register operands.
+    if op.handler == Handler::CtrlXfer {
+        if ins.op0_kind() != OpKind::NearBranch64 {
+            return None;
+        }
+        op.imm = ins.near_branch_target();
+        if ins.is_jcc_short_or_near() {
+            op.cc = ins.condition_code();
+            return Some(Handler::Jcc);
+        }
+        return match ins.code() {
+            Code::Jmp_rel8_64 | Code::Jmp_rel32_64 => Some(Handler::JmpRel),
+            _ => None,
+        };
+    }
+    if op.handler == Handler::Arith && ins.op_count() == 1 {
+        let (r, size) = gpr32_64(ins, 0)?;
+        op.r0 = r;
+        op.size = size;
+        return match m {
+            M::Inc => Some(Handler::IncR),
+            M::Dec => Some(Handler::DecR),
+            _ => None,
+        };
+    }
+    if ins.op_count() != 2 {
+        return None;
+    }
+    let k1 = ins.op1_kind();
+    if m == M::Mov && op.handler == Handler::DataXfer {
+        // MOV between a GPR and memory of the same size (no moffs forms).
+        if ins.op0_kind() == OpKind::Memory {
+            let (r, size) = gpr32_64(ins, 1)?;
+            if ins.memory_size().size() != size as usize {
+                return None;
+            }
+            op.r1 = r;
+            op.size = size;
+            return Some(Handler::MovMR);
+        }
+        let (r, size) = gpr32_64(ins, 0)?;
+        op.r0 = r;
+        op.size = size;
+        if k1 == OpKind::Memory {
+            if ins.memory_size().size() != size as usize {
+                return None;
+            }
+            return Some(Handler::MovRM);
+        }
+        if is_immediate(k1) {
+            op.imm = ins.immediate(1);
+            return Some(Handler::MovRI);
+        }
+        let (r1, size1) = gpr32_64(ins, 1)?;
+        if size1 != size {
+            return None;
+        }
+        op.r1 = r1;
+        return Some(Handler::MovRR);
+    }
+    if op.handler != Handler::Arith && op.handler != Handler::Logical {
+        return None;
+    }
+    let (r0, size) = gpr32_64(ins, 0)?;
+    op.r0 = r0;
+    op.size = size;
+    let reg = if is_immediate(k1) {
+        op.imm = ins.immediate(1);
+        false
+    } else {
+        let (r1, size1) = gpr32_64(ins, 1)?;
+        if size1 != size {
+            return None;
+        }
+        op.r1 = r1;
+        true
+    };
+    Some(match (m, reg) {
+        (M::Add, true) => Handler::AddRR,
+        (M::Adc, true) => Handler::AdcRR,
+        (M::Sub, true) => Handler::SubRR,
+        (M::Sbb, true) => Handler::SbbRR,
+        (M::Cmp, true) => Handler::CmpRR,
+        (M::And, true) => Handler::AndRR,
+        (M::Or, true) => Handler::OrRR,
+        (M::Xor, true) => Handler::XorRR,
+        (M::Test, true) => Handler::TestRR,
+        (M::Add, false) => Handler::AddRI,
+        (M::Adc, false) => Handler::AdcRI,
+        (M::Sub, false) => Handler::SubRI,
+        (M::Sbb, false) => Handler::SbbRI,
+        (M::Cmp, false) => Handler::CmpRI,
+        (M::And, false) => Handler::AndRI,
+        (M::Or, false) => Handler::OrRI,
+        (M::Xor, false) => Handler::XorRI,
+        (M::Test, false) => Handler::TestRI,
+        _ => return None,
+    })
+}
+
+/// Resolves the handler of a decoded instruction (done once, at decode time).
+pub(crate) fn resolve(ins: &Instruction) -> Op {
+    let op = Op {
+        handler: family(ins),
+        mnemonic: ins.mnemonic(),
+        cc: ConditionCode::None,
+        r0: 0,
+        r1: 0,
+        size: 0,
+        pause: ins.mnemonic() == M::Pause,
+        imm: 0,
+    };
+    let mut fast = op;
+    if let Some(h) = fast_form(ins, &mut fast) {
+        fast.handler = h;
+        return fast;
+    }
+    op
+}
+
+/// Executes the instruction in `x`, whose handler `op` was resolved by [`resolve`].
+#[inline]
+pub(crate) fn exec<B: Bus>(x: &mut Exec<'_, B>, op: &Op) -> ExecResult {
+    let m = op.mnemonic;
+    match op.handler {
+        Handler::AddRR => arith::alu_fast(x, op, arith::FastAlu::Add, true),
+        Handler::AdcRR => arith::alu_fast(x, op, arith::FastAlu::Adc, true),
+        Handler::SubRR => arith::alu_fast(x, op, arith::FastAlu::Sub, true),
+        Handler::SbbRR => arith::alu_fast(x, op, arith::FastAlu::Sbb, true),
+        Handler::CmpRR => arith::alu_fast(x, op, arith::FastAlu::Cmp, true),
+        Handler::AddRI => arith::alu_fast(x, op, arith::FastAlu::Add, false),
+        Handler::AdcRI => arith::alu_fast(x, op, arith::FastAlu::Adc, false),
+        Handler::SubRI => arith::alu_fast(x, op, arith::FastAlu::Sub, false),
+        Handler::SbbRI => arith::alu_fast(x, op, arith::FastAlu::Sbb, false),
+        Handler::CmpRI => arith::alu_fast(x, op, arith::FastAlu::Cmp, false),
+        Handler::AndRR => logical::binary_fast(x, op, |a, b| a & b, true, true),
+        Handler::OrRR => logical::binary_fast(x, op, |a, b| a | b, true, true),
+        Handler::XorRR => logical::binary_fast(x, op, |a, b| a ^ b, true, true),
+        Handler::TestRR => logical::binary_fast(x, op, |a, b| a & b, false, true),
+        Handler::AndRI => logical::binary_fast(x, op, |a, b| a & b, true, false),
+        Handler::OrRI => logical::binary_fast(x, op, |a, b| a | b, true, false),
+        Handler::XorRI => logical::binary_fast(x, op, |a, b| a ^ b, true, false),
+        Handler::TestRI => logical::binary_fast(x, op, |a, b| a & b, false, false),
+        Handler::IncR => arith::inc_dec_fast(x, op, false),
+        Handler::DecR => arith::inc_dec_fast(x, op, true),
+        Handler::MovRR => data_xfer::mov_rr_fast(x, op),
+        Handler::MovRI => data_xfer::mov_ri_fast(x, op),
+        Handler::MovMR => data_xfer::mov_store_fast(x, op),
+        Handler::MovRM => data_xfer::mov_load_fast(x, op),
+        Handler::Jcc => ctrl_xfer::jcc_fast(x, op),
+        Handler::JmpRel => ctrl_xfer::jmp_rel_fast(x, op),
+        Handler::Arith => arith::exec(x, m),
+        Handler::Mult => mult::exec(x, m),
+        Handler::Logical => logical::exec(x, m),
+        Handler::Shift => shift::exec(x, m),
+        Handler::Bit => bit::exec(x, m),
+        Handler::Stack => stack::exec(x, m),
+        Handler::CtrlXfer => ctrl_xfer::exec(x, m),
+        Handler::String => string::exec(x, m),
+        Handler::FlagCtrl => flag_ctrl::exec(x, m),
+        Handler::System => system::exec(x, m),
+        Handler::DataXfer => data_xfer::exec(x, m),
+        Handler::Unsupported => Err(x.unsupported()),
+    }
+}
+
+/// Which registers a fast form may name: used by the tests to check that
+/// `resolve` picked a fast form only for GPR operands.
+#[cfg(test)]
+fn fast_regs_ok(ins: &Instruction) -> bool {
+    (0..ins.op_count()).all(|i| {
+        ins.op_kind(i) != OpKind::Register || {
+            let r = ins.op_register(i);
+            r.is_gpr32() || r.is_gpr64()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iced_x86::{Decoder, DecoderOptions};
+
+    fn op_of(bytes: &[u8]) -> (Instruction, Op) {
+        let ins = Decoder::with_ip(64, bytes, 0x1000, DecoderOptions::NONE).decode();
+        (ins, resolve(&ins))
+    }
+
+    #[test]
+    fn common_forms_resolve_fast() {
+        let cases: &[(&[u8], Handler)] = &[
+            (&[0x48, 0x01, 0xd8], Handler::AddRR),  // add rax, rbx
+            (&[0x48, 0x31, 0xc1], Handler::XorRR),  // xor rcx, rax
+            (&[0x48, 0x89, 0x0e], Handler::MovMR),  // mov [rsi], rcx
+            (&[0x48, 0x8b, 0x0e], Handler::MovRM),  // mov rcx, [rsi]
+            (&[0x48, 0xff, 0xca], Handler::DecR),   // dec rdx
+            (&[0x75, 0xf0], Handler::Jcc),          // jnz
+            (&[0xeb, 0xf0], Handler::JmpRel),       // jmp short
+            (&[0x83, 0xc0, 0x01], Handler::AddRI),  // add eax, 1
+            (&[0xb8, 1, 0, 0, 0], Handler::MovRI),  // mov eax, 1
+            (&[0x89, 0xd8], Handler::MovRR),        // mov eax, ebx
+            (&[0x48, 0x85, 0xc0], Handler::TestRR), // test rax, rax
+        ];
+        for (bytes, h) in cases {
+            let (ins, op) = op_of(bytes);
+            assert_eq!(op.handler, *h, "{ins}");
+            assert!(fast_regs_ok(&ins));
+        }
+    }
+
+    #[test]
+    fn other_forms_take_the_family_route() {
+        let cases: &[(&[u8], Handler)] = &[
+            (&[0x00, 0xd8], Handler::Arith),             // add al, bl
+            (&[0x66, 0x01, 0xd8], Handler::Arith),       // add ax, bx
+            (&[0xf0, 0x48, 0x01, 0x06], Handler::Arith), // lock add [rsi], rax
+            (&[0x48, 0x01, 0x06], Handler::Arith),       // add [rsi], rax
+            (&[0x88, 0x0e], Handler::DataXfer),          // mov [rsi], cl
+            (&[0x8c, 0xd8], Handler::DataXfer),          // mov eax, ds
+            (&[0x0f, 0x20, 0xd8], Handler::System),      // mov rax, cr3
+            (&[0xff, 0xe0], Handler::CtrlXfer),          // jmp rax
+            (&[0xf3, 0x90], Handler::System),            // pause
+        ];
+        for (bytes, h) in cases {
+            let (ins, op) = op_of(bytes);
+            assert_eq!(op.handler, *h, "{ins}");
+        }
+        assert!(op_of(&[0xf3, 0x90]).1.pause);
     }
 }

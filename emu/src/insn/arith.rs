@@ -206,3 +206,64 @@ fn cmpxchg16b<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
     }
     Ok(())
 }
+
+/// The ADD-family operation of a fast form (see [`crate::dispatch::Handler`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FastAlu {
+    Add,
+    Adc,
+    Sub,
+    Sbb,
+    Cmp,
+}
+
+/// ADD/ADC/SUB/SBB/CMP r32/r64, r or imm: what [`add_sub`] does for a register
+/// destination, with the register numbers, size and immediate resolved at decode
+/// time (no operand-kind matches, no `Loc`). Same reads, flag helpers and masking:
+/// the source is masked to the size as `read_gpr` does, and the result is already
+/// masked, which is the 32-bit zero extension `write_gpr` applies.
+#[inline(always)]
+pub(crate) fn alu_fast<B: Bus>(
+    x: &mut Exec<'_, B>,
+    op: &crate::dispatch::Op,
+    alu: FastAlu,
+    reg: bool,
+) -> ExecResult {
+    let size = op.size as u32;
+    let m = flags::mask(size);
+    let a = x.cpu.gpr[op.r0 as usize] & m;
+    let b = if reg {
+        x.cpu.gpr[op.r1 as usize] & m
+    } else {
+        op.imm
+    };
+    let carry = matches!(alu, FastAlu::Adc | FastAlu::Sbb) && x.cpu.rflags & CF != 0;
+    let (r, f) = match alu {
+        FastAlu::Add | FastAlu::Adc => flags::add(size, a, b, carry),
+        FastAlu::Sub | FastAlu::Sbb | FastAlu::Cmp => flags::sub(size, a, b, carry),
+    };
+    if alu != FastAlu::Cmp {
+        x.cpu.gpr[op.r0 as usize] = r;
+    }
+    x.set_flags(flags::STATUS, f);
+    Ok(())
+}
+
+/// INC/DEC r32/r64: [`inc_dec`] for a register operand resolved at decode time.
+#[inline(always)]
+pub(crate) fn inc_dec_fast<B: Bus>(
+    x: &mut Exec<'_, B>,
+    op: &crate::dispatch::Op,
+    decrement: bool,
+) -> ExecResult {
+    let size = op.size as u32;
+    let a = x.cpu.gpr[op.r0 as usize] & flags::mask(size);
+    let (r, f) = if decrement {
+        flags::sub(size, a, 1, false)
+    } else {
+        flags::add(size, a, 1, false)
+    };
+    x.cpu.gpr[op.r0 as usize] = r;
+    x.set_flags(flags::STATUS & !CF, f);
+    Ok(())
+}

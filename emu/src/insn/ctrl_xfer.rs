@@ -82,3 +82,22 @@ fn ret<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
     x.next_rip = t;
     Ok(())
 }
+
+/// Jcc rel (64-bit): [`jcc`] with the condition and the decoder-resolved target
+/// taken at decode time; a non-canonical target still faults on the branch.
+#[inline(always)]
+pub(crate) fn jcc_fast<B: Bus>(x: &mut Exec<'_, B>, op: &crate::dispatch::Op) -> ExecResult {
+    if flags::condition(x.cpu.rflags, op.cc) {
+        x.canonical(Register::CS, op.imm)?;
+        x.next_rip = op.imm;
+    }
+    Ok(())
+}
+
+/// JMP rel8/rel32 (64-bit): [`jmp`] with the target taken at decode time.
+#[inline(always)]
+pub(crate) fn jmp_rel_fast<B: Bus>(x: &mut Exec<'_, B>, op: &crate::dispatch::Op) -> ExecResult {
+    x.canonical(Register::CS, op.imm)?;
+    x.next_rip = op.imm;
+    Ok(())
+}

@@ -44,3 +44,30 @@ fn not<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
     let a = x.load(dst, size)?;
     x.store(dst, size, !a & flags::mask(size))
 }
+
+/// AND/OR/XOR/TEST r32/r64, r or imm: [`binary`] for a register destination with
+/// the operands resolved at decode time. The result is masked to the size, which
+/// is also the 32-bit zero extension `write_gpr` applies.
+#[inline(always)]
+pub(crate) fn binary_fast<B: Bus>(
+    x: &mut Exec<'_, B>,
+    op: &crate::dispatch::Op,
+    f: fn(u64, u64) -> u64,
+    write: bool,
+    reg: bool,
+) -> ExecResult {
+    let size = op.size as u32;
+    let m = flags::mask(size);
+    let a = x.cpu.gpr[op.r0 as usize] & m;
+    let b = if reg {
+        x.cpu.gpr[op.r1 as usize] & m
+    } else {
+        op.imm
+    };
+    let r = f(a, b) & m;
+    if write {
+        x.cpu.gpr[op.r0 as usize] = r;
+    }
+    x.set_flags(flags::STATUS, flags::logic(size, r));
+    Ok(())
+}
