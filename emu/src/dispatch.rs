@@ -24,7 +24,7 @@ use crate::insn::{
     ExecResult,
 };
 use crate::state::gpr_slot;
-use iced_x86::{Code, ConditionCode, Instruction, Mnemonic as M, OpKind};
+use iced_x86::{Code, ConditionCode, Instruction, Mnemonic as M, OpKind, Register};
 
 /// Which handler runs an instruction: a family (whose `exec` matches on the
 /// mnemonic as before) or one of the pre-resolved fast forms.
@@ -94,6 +94,48 @@ pub(crate) struct Op {
     pub(crate) pause: bool,
     /// Immediate (as iced sign-extends it) or branch target of a fast form.
     pub(crate) imm: u64,
+    /// Memory operand of MovMR/MovRM, which are only chosen when it is "simple":
+    /// 64-bit addressing (base and index are 64-bit GPRs, RIP or absent) and no FS/GS
+    /// segment, so the linear address is `disp + base + (index << scale_shift)`.
+    /// `base`/`index` are GPR indexes, 16 when absent (RIP-relative operands were
+    /// resolved into `disp` by the decoder).
+    pub(crate) base: u8,
+    pub(crate) index: u8,
+    pub(crate) scale_shift: u8,
+    /// The operand's segment is SS (a non-canonical address is #SS(0), not #GP(0)).
+    pub(crate) seg_ss: bool,
+    pub(crate) disp: u64,
+}
+
+/// GPR index of a 64-bit address register, 16 for none; `None` for anything else
+/// (32-bit address registers, EIP).
+fn addr_reg(r: Register) -> Option<u8> {
+    if r == Register::None || r == Register::RIP {
+        Some(16)
+    } else if r.is_gpr64() {
+        gpr_slot(r).map(|s| s.index as u8)
+    } else {
+        None
+    }
+}
+
+/// Extracts the memory operand's address parts into `op` when it is simple (see
+/// [`Op::base`]); false otherwise.
+fn simple_memory(ins: &Instruction, op: &mut Op) -> bool {
+    let seg = ins.memory_segment();
+    if seg == Register::FS || seg == Register::GS {
+        return false;
+    }
+    let (Some(base), Some(index)) = (addr_reg(ins.memory_base()), addr_reg(ins.memory_index()))
+    else {
+        return false;
+    };
+    op.base = base;
+    op.index = index;
+    op.scale_shift = ins.memory_index_scale().trailing_zeros() as u8;
+    op.seg_ss = seg == Register::SS;
+    op.disp = ins.memory_displacement64();
+    true
 }
 
 /// The family that executes mnemonic `m` (the routing table; unchanged rules).
@@ -315,7 +357,7 @@ fn fast_form(ins: &Instruction, op: &mut Op) -> Option<Handler> {
         // MOV between a GPR and memory of the same size (no moffs forms).
         if ins.op0_kind() == OpKind::Memory {
             let (r, size) = gpr32_64(ins, 1)?;
-            if ins.memory_size().size() != size as usize {
+            if ins.memory_size().size() != size as usize || !simple_memory(ins, op) {
                 return None;
             }
             op.r1 = r;
@@ -326,7 +368,7 @@ fn fast_form(ins: &Instruction, op: &mut Op) -> Option<Handler> {
         op.r0 = r;
         op.size = size;
         if k1 == OpKind::Memory {
-            if ins.memory_size().size() != size as usize {
+            if ins.memory_size().size() != size as usize || !simple_memory(ins, op) {
                 return None;
             }
             return Some(Handler::MovRM);
@@ -393,6 +435,11 @@ pub(crate) fn resolve(ins: &Instruction) -> Op {
         size: 0,
         pause: ins.mnemonic() == M::Pause,
         imm: 0,
+        base: 16,
+        index: 16,
+        scale_shift: 0,
+        seg_ss: false,
+        disp: 0,
     };
     let mut fast = op;
     if let Some(h) = fast_form(ins, &mut fast) {
@@ -495,20 +542,37 @@ mod tests {
     #[test]
     fn other_forms_take_the_family_route() {
         let cases: &[(&[u8], Handler)] = &[
-            (&[0x00, 0xd8], Handler::Arith),             // add al, bl
-            (&[0x66, 0x01, 0xd8], Handler::Arith),       // add ax, bx
-            (&[0xf0, 0x48, 0x01, 0x06], Handler::Arith), // lock add [rsi], rax
-            (&[0x48, 0x01, 0x06], Handler::Arith),       // add [rsi], rax
-            (&[0x88, 0x0e], Handler::DataXfer),          // mov [rsi], cl
-            (&[0x8c, 0xd8], Handler::DataXfer),          // mov eax, ds
-            (&[0x0f, 0x20, 0xd8], Handler::System),      // mov rax, cr3
-            (&[0xff, 0xe0], Handler::CtrlXfer),          // jmp rax
-            (&[0xf3, 0x90], Handler::System),            // pause
+            (&[0x00, 0xd8], Handler::Arith),                // add al, bl
+            (&[0x66, 0x01, 0xd8], Handler::Arith),          // add ax, bx
+            (&[0xf0, 0x48, 0x01, 0x06], Handler::Arith),    // lock add [rsi], rax
+            (&[0x48, 0x01, 0x06], Handler::Arith),          // add [rsi], rax
+            (&[0x88, 0x0e], Handler::DataXfer),             // mov [rsi], cl
+            (&[0x8c, 0xd8], Handler::DataXfer),             // mov eax, ds
+            (&[0x0f, 0x20, 0xd8], Handler::System),         // mov rax, cr3
+            (&[0xff, 0xe0], Handler::CtrlXfer),             // jmp rax
+            (&[0xf3, 0x90], Handler::System),               // pause
+            (&[0x64, 0x48, 0x8b, 0x06], Handler::DataXfer), // mov rax, fs:[rsi]
+            (&[0x67, 0x48, 0x8b, 0x06], Handler::DataXfer), // mov rax, [esi]
         ];
         for (bytes, h) in cases {
             let (ins, op) = op_of(bytes);
             assert_eq!(op.handler, *h, "{ins}");
         }
         assert!(op_of(&[0xf3, 0x90]).1.pause);
+    }
+
+    #[test]
+    fn simple_memory_parts() {
+        // mov rax, [rsi+rcx*4+8]
+        let (_, op) = op_of(&[0x48, 0x8b, 0x44, 0x8e, 0x08]);
+        assert_eq!((op.base, op.index, op.scale_shift, op.disp), (6, 1, 2, 8));
+        assert!(!op.seg_ss);
+        // mov rax, [rsp+8]: SS
+        let (_, op) = op_of(&[0x48, 0x8b, 0x44, 0x24, 0x08]);
+        assert_eq!((op.base, op.index, op.disp), (4, 16, 8));
+        assert!(op.seg_ss);
+        // mov rax, [rip+0x10]: resolved against the instruction's end (0x1000 + 7)
+        let (_, op) = op_of(&[0x48, 0x8b, 0x05, 0x10, 0, 0, 0]);
+        assert_eq!((op.base, op.index, op.disp), (16, 16, 0x1017));
     }
 }

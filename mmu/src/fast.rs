@@ -56,14 +56,15 @@ pub(crate) struct FastPath {
 /// 3 implicit supervisor.
 #[inline]
 fn class(a: &Access) -> u8 {
-    if a.is_user() {
-        0
-    } else if a.implicit_supervisor {
+    // Same classes as `is_user()` first: an implicit access is supervisor whatever
+    // the CPL; otherwise CPL 3 is user and the rest split on AC (AC is a bool, so
+    // `1 + ac` is 1 or 2 without a branch).
+    if a.implicit_supervisor {
         3
-    } else if a.rflags_ac {
-        2
+    } else if a.cpl == 3 {
+        0
     } else {
-        1
+        1 + a.rflags_ac as u8
     }
 }
 

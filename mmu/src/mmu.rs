@@ -198,7 +198,11 @@ impl CoreMmu {
         self.translate_slow(mem, tracker, regs, va, access, ctx, sink)
     }
 
+    /// Out of line on purpose: inlined into every `translate` caller (the machine
+    /// bus inlines `translate`), the walk made the fast path save and restore
+    /// most callee-saved registers on every hit.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn translate_slow(
         &mut self,
         mem: &mut PhysMem,

@@ -222,6 +222,9 @@ pub(crate) enum FastAlu {
 /// time (no operand-kind matches, no `Loc`). Same reads, flag helpers and masking:
 /// the source is masked to the size as `read_gpr` does, and the result is already
 /// masked, which is the 32-bit zero extension `write_gpr` applies.
+///
+/// Each size gets its own copy with the size a constant and the flags from
+/// [`super::fast_flags`] (the same formulas, folded).
 #[inline(always)]
 pub(crate) fn alu_fast<B: Bus>(
     x: &mut Exec<'_, B>,
@@ -229,8 +232,22 @@ pub(crate) fn alu_fast<B: Bus>(
     alu: FastAlu,
     reg: bool,
 ) -> ExecResult {
-    let size = op.size as u32;
-    let m = flags::mask(size);
+    if op.size == 8 {
+        alu_sized::<B, 8>(x, op, alu, reg)
+    } else {
+        alu_sized::<B, 4>(x, op, alu, reg)
+    }
+}
+
+#[inline(always)]
+fn alu_sized<B: Bus, const SIZE: u32>(
+    x: &mut Exec<'_, B>,
+    op: &crate::dispatch::Op,
+    alu: FastAlu,
+    reg: bool,
+) -> ExecResult {
+    use super::fast_flags;
+    let m = flags::mask(SIZE);
     let a = x.cpu.gpr[op.r0 as usize] & m;
     let b = if reg {
         x.cpu.gpr[op.r1 as usize] & m
@@ -239,8 +256,8 @@ pub(crate) fn alu_fast<B: Bus>(
     };
     let carry = matches!(alu, FastAlu::Adc | FastAlu::Sbb) && x.cpu.rflags & CF != 0;
     let (r, f) = match alu {
-        FastAlu::Add | FastAlu::Adc => flags::add(size, a, b, carry),
-        FastAlu::Sub | FastAlu::Sbb | FastAlu::Cmp => flags::sub(size, a, b, carry),
+        FastAlu::Add | FastAlu::Adc => fast_flags::add::<SIZE>(a, b, carry),
+        FastAlu::Sub | FastAlu::Sbb | FastAlu::Cmp => fast_flags::sub::<SIZE>(a, b, carry),
     };
     if alu != FastAlu::Cmp {
         x.cpu.gpr[op.r0 as usize] = r;
@@ -256,12 +273,25 @@ pub(crate) fn inc_dec_fast<B: Bus>(
     op: &crate::dispatch::Op,
     decrement: bool,
 ) -> ExecResult {
-    let size = op.size as u32;
-    let a = x.cpu.gpr[op.r0 as usize] & flags::mask(size);
-    let (r, f) = if decrement {
-        flags::sub(size, a, 1, false)
+    if op.size == 8 {
+        inc_dec_sized::<B, 8>(x, op, decrement)
     } else {
-        flags::add(size, a, 1, false)
+        inc_dec_sized::<B, 4>(x, op, decrement)
+    }
+}
+
+#[inline(always)]
+fn inc_dec_sized<B: Bus, const SIZE: u32>(
+    x: &mut Exec<'_, B>,
+    op: &crate::dispatch::Op,
+    decrement: bool,
+) -> ExecResult {
+    use super::fast_flags;
+    let a = x.cpu.gpr[op.r0 as usize] & flags::mask(SIZE);
+    let (r, f) = if decrement {
+        fast_flags::sub::<SIZE>(a, 1, false)
+    } else {
+        fast_flags::add::<SIZE>(a, 1, false)
     };
     x.cpu.gpr[op.r0 as usize] = r;
     x.set_flags(flags::STATUS & !CF, f);

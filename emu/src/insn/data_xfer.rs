@@ -263,7 +263,7 @@ pub(crate) fn mov_ri_fast<B: Bus>(x: &mut Exec<'_, B>, op: &crate::dispatch::Op)
 pub(crate) fn mov_store_fast<B: Bus>(x: &mut Exec<'_, B>, op: &crate::dispatch::Op) -> ExecResult {
     let size = op.size as u32;
     let v = x.cpu.gpr[op.r1 as usize] & flags::mask(size);
-    let la = x.mem_la()?;
+    let la = x.mem_la_simple(op)?;
     let dst = x.translate(la, size as usize, crate::bus::AccessKind::Write)?;
     x.store(dst, size, v)
 }
@@ -273,7 +273,7 @@ pub(crate) fn mov_store_fast<B: Bus>(x: &mut Exec<'_, B>, op: &crate::dispatch::
 #[inline(always)]
 pub(crate) fn mov_load_fast<B: Bus>(x: &mut Exec<'_, B>, op: &crate::dispatch::Op) -> ExecResult {
     let size = op.size as u32;
-    let la = x.mem_la()?;
+    let la = x.mem_la_simple(op)?;
     let v = x.read_la(la, size)?;
     x.cpu.gpr[op.r0 as usize] = v & flags::mask(size);
     Ok(())

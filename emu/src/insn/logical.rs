@@ -56,8 +56,23 @@ pub(crate) fn binary_fast<B: Bus>(
     write: bool,
     reg: bool,
 ) -> ExecResult {
-    let size = op.size as u32;
-    let m = flags::mask(size);
+    if op.size == 8 {
+        binary_sized::<B, 8>(x, op, f, write, reg)
+    } else {
+        binary_sized::<B, 4>(x, op, f, write, reg)
+    }
+}
+
+/// [`binary_fast`] for one size, a constant.
+#[inline(always)]
+fn binary_sized<B: Bus, const SIZE: u32>(
+    x: &mut Exec<'_, B>,
+    op: &crate::dispatch::Op,
+    f: fn(u64, u64) -> u64,
+    write: bool,
+    reg: bool,
+) -> ExecResult {
+    let m = flags::mask(SIZE);
     let a = x.cpu.gpr[op.r0 as usize] & m;
     let b = if reg {
         x.cpu.gpr[op.r1 as usize] & m
@@ -68,6 +83,6 @@ pub(crate) fn binary_fast<B: Bus>(
     if write {
         x.cpu.gpr[op.r0 as usize] = r;
     }
-    x.set_flags(flags::STATUS, flags::logic(size, r));
+    x.set_flags(flags::STATUS, super::fast_flags::logic::<SIZE>(r));
     Ok(())
 }

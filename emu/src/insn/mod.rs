@@ -11,6 +11,7 @@ pub(crate) mod arith;
 pub(crate) mod bit;
 pub(crate) mod ctrl_xfer;
 pub(crate) mod data_xfer;
+pub(crate) mod fast_flags;
 pub(crate) mod flag_ctrl;
 pub(crate) mod logical;
 pub(crate) mod mult;
@@ -106,6 +107,29 @@ impl<'a, B: Bus> Exec<'a, B> {
         let seg = self.ins.memory_segment();
         let la = self.cpu.seg_base(seg).wrapping_add(self.effective_offset());
         self.canonical(seg, la)
+    }
+
+    /// [`Exec::mem_la`] for a memory operand whose address parts were extracted at
+    /// decode time ([`crate::dispatch::Op::mem_simple`]: 64-bit addressing, no FS/GS
+    /// override, so the segment base is 0): the same sum and the same canonical
+    /// check, without iced's register getters and `read_gpr`'s register decoding.
+    #[inline(always)]
+    pub fn mem_la_simple(&self, op: &crate::dispatch::Op) -> Result<VirtAddr, Fault> {
+        let mut a = op.disp;
+        if op.base < 16 {
+            a = a.wrapping_add(self.cpu.gpr[op.base as usize]);
+        }
+        if op.index < 16 {
+            a = a.wrapping_add(self.cpu.gpr[op.index as usize] << op.scale_shift);
+        }
+        let va = VirtAddr(a);
+        if va.is_canonical() {
+            Ok(va)
+        } else if op.seg_ss {
+            Err(Exception::StackFault(0).into())
+        } else {
+            Err(Exception::GeneralProtection(0).into())
+        }
     }
 
     /// Applies the canonical-address check for an access through segment `seg`.
