@@ -450,7 +450,11 @@ pub(crate) fn resolve(ins: &Instruction) -> Op {
 }
 
 /// Executes the instruction in `x`, whose handler `op` was resolved by [`resolve`].
-#[inline]
+///
+/// Always inlined into `Cpu::step`: left to LLVM it stayed a call on the machine's
+/// bus (~25 Ir per step of call, spills and returning `ExecResult` through memory
+/// in the paged `cpu_loop`); the family handlers behind it stay out of line.
+#[inline(always)]
 pub(crate) fn exec<B: Bus>(x: &mut Exec<'_, B>, op: &Op) -> ExecResult {
     let m = op.mnemonic;
     match op.handler {

@@ -264,8 +264,7 @@ pub(crate) fn mov_store_fast<B: Bus>(x: &mut Exec<'_, B>, op: &crate::dispatch::
     let size = op.size as u32;
     let v = x.cpu.gpr[op.r1 as usize] & flags::mask(size);
     let la = x.mem_la_simple(op)?;
-    let dst = x.translate(la, size as usize, crate::bus::AccessKind::Write)?;
-    x.store(dst, size, v)
+    x.write_la_fast(la, size, v)
 }
 
 /// MOV r32/r64, m32/m64: [`mov`]'s order — read memory (translated for reading),
@@ -274,7 +273,7 @@ pub(crate) fn mov_store_fast<B: Bus>(x: &mut Exec<'_, B>, op: &crate::dispatch::
 pub(crate) fn mov_load_fast<B: Bus>(x: &mut Exec<'_, B>, op: &crate::dispatch::Op) -> ExecResult {
     let size = op.size as u32;
     let la = x.mem_la_simple(op)?;
-    let v = x.read_la(la, size)?;
+    let v = x.read_la_fast(la, size)?;
     x.cpu.gpr[op.r0 as usize] = v & flags::mask(size);
     Ok(())
 }
