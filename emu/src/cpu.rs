@@ -5,7 +5,6 @@ use crate::decode_cache::{Cached, DecodeCache};
 use crate::dispatch;
 use crate::exception::{EmuError, Exception, Fault};
 use crate::features::CpuFeatures;
-use crate::insn::Exec;
 use crate::state::CpuState;
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction};
 use mmu::{PhysAddr, VirtAddr};
@@ -105,19 +104,19 @@ impl Cpu {
                 Err(Fault::Emu(e)) => return Err(e),
             },
         };
-        let len = c.ins.len() as u64;
-        let mut x = Exec {
-            cpu: &mut self.state,
+        let mut next_rip = rip.wrapping_add(c.ins.len() as u64);
+        let r = dispatch::exec(
+            &mut self.state,
             bus,
-            ins: &c.ins,
-            next_rip: rip.wrapping_add(len),
-            features: &self.features,
-            core_id: self.id,
-        };
-        match dispatch::exec(&mut x, &c.op) {
+            &c.ins,
+            &c.op,
+            &mut next_rip,
+            &self.features,
+            self.id,
+        );
+        match r {
             Ok(()) => {
-                let next = x.next_rip;
-                self.state.rip = next;
+                self.state.rip = next_rip;
                 if self.state.halted {
                     Ok(StepOutcome::Halted)
                 } else {
@@ -126,7 +125,7 @@ impl Cpu {
             }
             Err(Fault::Exception(e)) => {
                 if e.is_trap() {
-                    self.state.rip = x.next_rip;
+                    self.state.rip = next_rip;
                 }
                 Ok(StepOutcome::Exception(e))
             }

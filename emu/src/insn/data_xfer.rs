@@ -11,6 +11,7 @@ use super::{Exec, ExecResult};
 use crate::bus::Bus;
 use crate::exception::{Exception, GP0, UD};
 use crate::flags;
+use crate::state::CpuState;
 use crate::state::{Seg, RAX};
 use iced_x86::{Mnemonic, OpKind, Register};
 
@@ -244,16 +245,16 @@ fn sign_to_rdx<B: Bus>(x: &mut Exec<'_, B>, size: u32) -> ExecResult {
 /// MOV r32/r64, r32/r64: [`mov`] between two GPRs of the same size, resolved at
 /// decode time (a 32-bit write zero-extends, as `write_gpr` does).
 #[inline(always)]
-pub(crate) fn mov_rr_fast<B: Bus>(x: &mut Exec<'_, B>, op: &crate::dispatch::Op) -> ExecResult {
-    let v = x.cpu.gpr[op.r1 as usize] & flags::mask(op.size as u32);
-    x.cpu.gpr[op.r0 as usize] = v;
+pub(crate) fn mov_rr_fast(cpu: &mut CpuState, op: &crate::dispatch::Op) -> ExecResult {
+    let v = cpu.gpr[op.r1 as usize] & flags::mask(op.size as u32);
+    cpu.gpr[op.r0 as usize] = v;
     Ok(())
 }
 
 /// MOV r32/r64, imm: [`mov`] with the immediate taken at decode time.
 #[inline(always)]
-pub(crate) fn mov_ri_fast<B: Bus>(x: &mut Exec<'_, B>, op: &crate::dispatch::Op) -> ExecResult {
-    x.cpu.gpr[op.r0 as usize] = op.imm & flags::mask(op.size as u32);
+pub(crate) fn mov_ri_fast(cpu: &mut CpuState, op: &crate::dispatch::Op) -> ExecResult {
+    cpu.gpr[op.r0 as usize] = op.imm & flags::mask(op.size as u32);
     Ok(())
 }
 

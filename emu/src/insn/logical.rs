@@ -3,6 +3,7 @@
 use super::{Exec, ExecResult};
 use crate::bus::Bus;
 use crate::flags;
+use crate::state::CpuState;
 use iced_x86::Mnemonic;
 
 /// Executes one instruction of the family.
@@ -49,40 +50,44 @@ fn not<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
 /// the operands resolved at decode time. The result is masked to the size, which
 /// is also the 32-bit zero extension `write_gpr` applies.
 #[inline(always)]
-pub(crate) fn binary_fast<B: Bus>(
-    x: &mut Exec<'_, B>,
+pub(crate) fn binary_fast(
+    cpu: &mut CpuState,
     op: &crate::dispatch::Op,
     f: fn(u64, u64) -> u64,
     write: bool,
     reg: bool,
 ) -> ExecResult {
     if op.size == 8 {
-        binary_sized::<B, 8>(x, op, f, write, reg)
+        binary_sized::<8>(cpu, op, f, write, reg)
     } else {
-        binary_sized::<B, 4>(x, op, f, write, reg)
+        binary_sized::<4>(cpu, op, f, write, reg)
     }
 }
 
 /// [`binary_fast`] for one size, a constant.
 #[inline(always)]
-fn binary_sized<B: Bus, const SIZE: u32>(
-    x: &mut Exec<'_, B>,
+fn binary_sized<const SIZE: u32>(
+    cpu: &mut CpuState,
     op: &crate::dispatch::Op,
     f: fn(u64, u64) -> u64,
     write: bool,
     reg: bool,
 ) -> ExecResult {
     let m = flags::mask(SIZE);
-    let a = x.cpu.gpr[op.r0 as usize] & m;
+    let a = cpu.gpr[op.r0 as usize] & m;
     let b = if reg {
-        x.cpu.gpr[op.r1 as usize] & m
+        cpu.gpr[op.r1 as usize] & m
     } else {
         op.imm
     };
     let r = f(a, b) & m;
     if write {
-        x.cpu.gpr[op.r0 as usize] = r;
+        cpu.gpr[op.r0 as usize] = r;
     }
-    x.set_flags(flags::STATUS, super::fast_flags::logic::<SIZE>(r));
+    flags::set(
+        &mut cpu.rflags,
+        flags::STATUS,
+        super::fast_flags::logic::<SIZE>(r),
+    );
     Ok(())
 }
