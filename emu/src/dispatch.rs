@@ -545,6 +545,7 @@ fn fast_regs_ok(ins: &Instruction) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::CpuState;
     use iced_x86::{Decoder, DecoderOptions};
 
     fn op_of(bytes: &[u8]) -> (Instruction, Op) {
@@ -594,6 +595,132 @@ mod tests {
             assert_eq!(op.handler, *h, "{ins}");
         }
         assert!(op_of(&[0xf3, 0x90]).1.pause);
+    }
+
+    /// Runs `bytes` once through its resolved (fast) handler and once through its
+    /// family, from the same state, and requires the same outcome, registers,
+    /// flags, RIP and memory.
+    fn same_as_family(bytes: &[u8], regs: [u64; 16], rflags: u64) {
+        use crate::bus::FlatBus;
+        use crate::exception::Fault;
+        use mmu::PhysAddr;
+        let (ins, fast) = op_of(bytes);
+        assert!(
+            !matches!(
+                fast.handler,
+                Handler::Arith | Handler::Logical | Handler::DataXfer | Handler::CtrlXfer
+            ),
+            "{ins} has no fast form"
+        );
+        let mut slow = fast;
+        slow.handler = family(&ins);
+        let run = |op: &Op| {
+            let mut bus = FlatBus::new(4 << 20);
+            for a in (0..0x3000u64).step_by(8) {
+                bus.mem
+                    .write_u64(PhysAddr(a), a.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+                    .unwrap();
+            }
+            let mut cpu = CpuState {
+                gpr: regs,
+                rflags,
+                rip: ins.ip(),
+                ..CpuState::default()
+            };
+            let mut next = ins.next_ip();
+            let r = exec(
+                &mut cpu,
+                &mut bus,
+                &ins,
+                op,
+                &mut next,
+                &CpuFeatures::default(),
+                0,
+            );
+            let r = r.map_err(|f| match f {
+                Fault::Exception(e) => format!("{e:?}"),
+                Fault::Emu(e) => format!("{e}"),
+            });
+            let mut mem = vec![0u8; 0x3000];
+            bus.mem.read(PhysAddr(0), &mut mem).unwrap();
+            (r, cpu, next, mem)
+        };
+        assert_eq!(
+            run(&fast),
+            run(&slow),
+            "{ins} with {regs:x?} rflags {rflags:#x}"
+        );
+    }
+
+    #[test]
+    fn fast_forms_match_their_family() {
+        let forms: &[&[u8]] = &[
+            &[0x48, 0x01, 0xd8],                         // add rax, rbx
+            &[0x01, 0xd8],                               // add eax, ebx
+            &[0x48, 0x11, 0xd8],                         // adc rax, rbx
+            &[0x48, 0x29, 0xd8],                         // sub rax, rbx
+            &[0x19, 0xd8],                               // sbb eax, ebx
+            &[0x48, 0x39, 0xd8],                         // cmp rax, rbx
+            &[0x48, 0x21, 0xd8],                         // and rax, rbx
+            &[0x09, 0xd8],                               // or eax, ebx
+            &[0x48, 0x31, 0xc1],                         // xor rcx, rax
+            &[0x85, 0xd8],                               // test eax, ebx
+            &[0x48, 0x83, 0xc0, 0x80],                   // add rax, -128
+            &[0x83, 0xd0, 0x7f],                         // adc eax, 127
+            &[0x48, 0x2d, 0, 0, 0, 0x80],                // sub rax, imm32 (sign-extended)
+            &[0x83, 0xd8, 0xff],                         // sbb eax, -1
+            &[0x48, 0x83, 0xf8, 0x01],                   // cmp rax, 1
+            &[0x25, 0xff, 0, 0, 0x80],                   // and eax, 0x800000ff
+            &[0x48, 0x83, 0xc8, 0xf0],                   // or rax, -16
+            &[0x83, 0xf0, 0x55],                         // xor eax, 0x55
+            &[0x48, 0xa9, 0xff, 0xff, 0xff, 0xff],       // test rax, -1
+            &[0x48, 0xff, 0xc0],                         // inc rax
+            &[0xff, 0xc8],                               // dec eax
+            &[0x48, 0x89, 0xd8],                         // mov rax, rbx
+            &[0x89, 0xd8],                               // mov eax, ebx
+            &[0x48, 0xb8, 1, 2, 3, 4, 5, 6, 7, 0x88],    // mov rax, imm64
+            &[0x48, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff], // mov rax, -1 (imm32)
+            &[0xb8, 0xff, 0xff, 0xff, 0xff],             // mov eax, 0xffffffff
+            &[0x48, 0x89, 0x0e],                         // mov [rsi], rcx
+            &[0x89, 0x0e],                               // mov [rsi], ecx
+            &[0x48, 0x89, 0x4c, 0x9e, 0xf8],             // mov [rsi+rbx*4-8], rcx
+            &[0x48, 0x89, 0x0c, 0x24],                   // mov [rsp], rcx
+            &[0x48, 0x8b, 0x0e],                         // mov rcx, [rsi]
+            &[0x8b, 0x0e],                               // mov ecx, [rsi]
+            &[0x48, 0x8b, 0x0c, 0x24],                   // mov rcx, [rsp]
+            &[0x48, 0x8b, 0x05, 0x10, 0, 0, 0],          // mov rax, [rip+0x10]
+            &[0x75, 0x10],                               // jnz +0x10
+            &[0x0f, 0x8c, 0, 1, 0, 0],                   // jl +0x100
+            &[0x76, 0xf0],                               // jbe -0x10
+            &[0xeb, 0x10],                               // jmp +0x10
+            &[0xe9, 0, 0, 0, 1],                         // jmp +0x1000000
+        ];
+        // Addresses: inside memory, crossing a page, outside memory, non-canonical.
+        let ptrs = [0x1000u64, 0x1ffc, 0x7f_fff8, 0x8000_0000_0000_0000];
+        let values = [
+            0u64,
+            1,
+            0x7fff_ffff,
+            0x8000_0000,
+            0xffff_ffff,
+            u64::MAX,
+            0x8000_0000_0000_0000,
+        ];
+        for form in forms {
+            for (i, &v) in values.iter().enumerate() {
+                for &p in &ptrs {
+                    let mut regs = [0u64; 16];
+                    regs[0] = v; // rax
+                    regs[1] = values[(i + 3) % values.len()]; // rcx
+                    regs[3] = values[(i + 1) % values.len()] & 0x3ff; // rbx: small index
+                    regs[4] = p; // rsp
+                    regs[6] = p; // rsi
+                    for rflags in [0x2, 0x2 | 0x8d5] {
+                        same_as_family(form, regs, rflags);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
