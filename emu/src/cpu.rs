@@ -1,14 +1,13 @@
 //! One core's step: fetch through the bus, decode (cached), dispatch, retire.
 
 use crate::bus::{AccessKind, Bus};
-use crate::decode_cache::DecodeCache;
-use crate::dispatch::dispatch;
+use crate::decode_cache::{Cached, DecodeCache};
+use crate::dispatch;
 use crate::exception::{EmuError, Exception, Fault};
 use crate::features::CpuFeatures;
-use crate::insn::Exec;
 use crate::state::CpuState;
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction};
-use mmu::VirtAddr;
+use mmu::{PhysAddr, VirtAddr};
 
 /// What one step did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +62,11 @@ impl Cpu {
     ///
     /// Faults leave the state as it was before the instruction; an emulator error
     /// (unsupported instruction, missing physical memory) leaves it too.
+    ///
+    /// The hot path (a decode-cache hit) borrows the cached instruction and its
+    /// pre-resolved handler instead of copying the `Instruction` out, and dispatches
+    /// with one jump (see [`crate::dispatch`]).
+    #[inline]
     pub fn step<B: Bus>(
         &mut self,
         cache: &mut DecodeCache,
@@ -74,24 +78,45 @@ impl Cpu {
         // The STI / MOV SS shadow covers exactly one instruction (SDM Vol. 3A 6.8.3).
         self.state.interrupt_shadow = false;
         let rip = self.state.rip;
-        let ins = match self.fetch(cache, bus, rip) {
-            Ok(ins) => ins,
+        // Fetches are execute accesses (SDM Vol. 3A 4.6).
+        let va = VirtAddr(rip);
+        if !va.is_canonical() {
+            return Ok(StepOutcome::Exception(Exception::GeneralProtection(0)));
+        }
+        let pa = match bus.translate(&self.state, va, AccessKind::Execute, false) {
+            Ok(pa) => pa,
             Err(Fault::Exception(e)) => return Ok(StepOutcome::Exception(e)),
             Err(Fault::Emu(e)) => return Err(e),
         };
-        let len = ins.len() as u64;
-        let mut x = Exec {
-            cpu: &mut self.state,
-            bus,
-            ins: &ins,
-            next_rip: rip.wrapping_add(len),
-            features: &self.features,
-            core_id: self.id,
+        cache.sync(bus.phys_mem());
+        let c = match cache.lookup(pa, rip) {
+            Some(c) => {
+                self.last.rip = rip;
+                self.last.len = c.ins.len() as u8;
+                self.last.pause = c.op.pause;
+                // Bytes are only needed for events and errors; the cached copy is
+                // exact because any write to the page would have dropped it.
+                c
+            }
+            None => match self.fetch_slow(cache, bus, va, pa) {
+                Ok(c) => c,
+                Err(Fault::Exception(e)) => return Ok(StepOutcome::Exception(e)),
+                Err(Fault::Emu(e)) => return Err(e),
+            },
         };
-        match dispatch(&mut x) {
+        let mut next_rip = rip.wrapping_add(c.ins.len() as u64);
+        let r = dispatch::exec(
+            &mut self.state,
+            bus,
+            &c.ins,
+            &c.op,
+            &mut next_rip,
+            &self.features,
+            self.id,
+        );
+        match r {
             Ok(()) => {
-                let next = x.next_rip;
-                self.state.rip = next;
+                self.state.rip = next_rip;
                 if self.state.halted {
                     Ok(StepOutcome::Halted)
                 } else {
@@ -100,50 +125,46 @@ impl Cpu {
             }
             Err(Fault::Exception(e)) => {
                 if e.is_trap() {
-                    self.state.rip = x.next_rip;
+                    self.state.rip = next_rip;
                 }
                 Ok(StepOutcome::Exception(e))
             }
-            Err(Fault::Emu(EmuError::Unsupported {
+            Err(Fault::Emu(e)) => Err(self.emu_error(bus, e)),
+        }
+    }
+
+    /// An emulator error from a handler; "unsupported" gets the instruction's bytes.
+    #[cold]
+    fn emu_error<B: Bus>(&self, bus: &mut B, e: EmuError) -> EmuError {
+        match e {
+            EmuError::Unsupported {
                 rip,
                 mnemonic,
                 text,
                 ..
-            })) => Err(EmuError::Unsupported {
+            } => EmuError::Unsupported {
                 rip,
                 bytes: self.last_bytes(bus),
                 mnemonic,
                 text,
-            }),
-            Err(Fault::Emu(e)) => Err(e),
+            },
+            e => e,
         }
     }
 
-    /// Fetches and decodes the instruction at `rip` (SDM Vol. 3A 4.6: fetches are
-    /// execute accesses; a fetch that crosses into an unmapped page faults on the
-    /// second page's address).
-    #[inline]
-    fn fetch<B: Bus>(
+    /// Decode-cache miss: reads and decodes the instruction at `va` (physical `pa`)
+    /// and caches it (SDM Vol. 3A 4.6: fetches are execute accesses; a fetch that
+    /// crosses into an unmapped page faults on the second page's address).
+    #[cold]
+    #[inline(never)]
+    fn fetch_slow<'c, B: Bus>(
         &mut self,
-        cache: &mut DecodeCache,
+        cache: &'c mut DecodeCache,
         bus: &mut B,
-        rip: u64,
-    ) -> Result<Instruction, Fault> {
-        let va = VirtAddr(rip);
-        if !va.is_canonical() {
-            return Err(Exception::GeneralProtection(0).into());
-        }
-        let pa = bus.translate(&self.state, va, AccessKind::Execute, false)?;
-        cache.sync(bus.phys_mem());
-        if let Some(ins) = cache.lookup(pa, rip) {
-            let ins = *ins;
-            self.last.rip = rip;
-            self.last.len = ins.len() as u8;
-            self.last.pause = ins.mnemonic() == iced_x86::Mnemonic::Pause;
-            // Bytes are only needed for events and errors; the cached copy is exact
-            // because any write to the page would have dropped it.
-            return Ok(ins);
-        }
+        va: VirtAddr,
+        pa: PhysAddr,
+    ) -> Result<&'c Cached, Fault> {
+        let rip = va.raw();
         let mut buf = [0u8; 15];
         let first = ((4096 - va.page_offset()) as usize).min(15);
         bus.read_phys(&self.state, pa, &mut buf[..first])?;
@@ -171,10 +192,11 @@ impl Cpu {
             self.last.len = 1;
             return Err(Exception::InvalidOpcode.into());
         }
-        if !crosses {
-            cache.insert(bus.phys_mem(), pa, ins);
+        if crosses {
+            Ok(cache.uncached(ins))
+        } else {
+            Ok(cache.insert(bus.phys_mem(), pa, ins))
         }
-        Ok(ins)
     }
 
     /// The bytes of the last instruction, read again through `bus` if it came from the

@@ -13,17 +13,41 @@
 //! A cached instruction also remembers the RIP it was decoded at, because iced
 //! resolves RIP-relative operands and branch targets against it: the same physical
 //! page mapped at two linear addresses decodes again for the other address.
+//!
+//! Each cached instruction is stored with its resolved handler ([`Cached::op`],
+//! see [`crate::dispatch`]), and a hit hands out a reference to both: no per-step
+//! copy of the 40-byte `Instruction` (the copy through `Result<Instruction, Fault>`
+//! used to cost a store-forwarding stall on every step) and no per-step handler
+//! lookup.
 
+use crate::dispatch::{resolve, Op};
 use iced_x86::Instruction;
 use mmu::{page_flags, Pfn, PhysAddr, PhysMem};
 use std::collections::BTreeMap;
+
+/// A decoded instruction and its handler, resolved once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cached {
+    pub(crate) ins: Instruction,
+    pub(crate) op: Op,
+}
+
+impl Cached {
+    /// Decodes nothing: resolves the handler of an already decoded instruction.
+    pub(crate) fn new(ins: Instruction) -> Self {
+        Cached {
+            op: resolve(&ins),
+            ins,
+        }
+    }
+}
 
 #[derive(Clone)]
 struct CodePage {
     pfn: u64,
     /// Per byte offset: 1 + index into `insns`, or 0 when nothing is cached there.
     slots: Box<[u32; 4096]>,
-    insns: Vec<Instruction>,
+    insns: Vec<Cached>,
 }
 
 /// The cache. Cloned with the machine (snapshots keep their warm cache).
@@ -36,6 +60,9 @@ pub struct DecodeCache {
     free: Vec<usize>,
     last_pfn: u64,
     last_idx: usize,
+    /// The last instruction that was not cached (it crosses a page boundary): the
+    /// step borrows it from here like a cached one.
+    uncached: Option<Cached>,
     /// Counters for statistics and tests.
     pub hits: u64,
     /// Number of decodes (misses).
@@ -83,7 +110,7 @@ impl DecodeCache {
 
     /// The instruction cached at physical address `pa`, if it was decoded at `rip`.
     #[inline]
-    pub fn lookup(&mut self, pa: PhysAddr, rip: u64) -> Option<&Instruction> {
+    pub(crate) fn lookup(&mut self, pa: PhysAddr, rip: u64) -> Option<&Cached> {
         let pfn = pa.raw() >> 12;
         if pfn != self.last_pfn {
             let i = *self.index.get(&pfn)?;
@@ -95,17 +122,24 @@ impl DecodeCache {
         if slot == 0 {
             return None;
         }
-        let ins = &page.insns[slot as usize - 1];
-        if ins.ip() == rip {
+        let c = &page.insns[slot as usize - 1];
+        if c.ins.ip() == rip {
             self.hits += 1;
-            Some(ins)
+            Some(c)
         } else {
             None
         }
     }
 
-    /// Caches `ins`, decoded from physical address `pa` (it must not cross a page).
-    pub fn insert(&mut self, mem: &mut PhysMem, pa: PhysAddr, ins: Instruction) {
+    /// Holds an instruction that is not cached (it crosses a page) for this step.
+    pub(crate) fn uncached(&mut self, ins: Instruction) -> &Cached {
+        self.uncached.insert(Cached::new(ins))
+    }
+
+    /// Caches `ins`, decoded from physical address `pa` (it must not cross a page),
+    /// and returns it with its resolved handler.
+    pub(crate) fn insert(&mut self, mem: &mut PhysMem, pa: PhysAddr, ins: Instruction) -> &Cached {
+        let c = Cached::new(ins);
         self.misses += 1;
         let pfn = pa.raw() >> 12;
         let idx = match self.index.get(&pfn) {
@@ -134,12 +168,15 @@ impl DecodeCache {
         debug_assert_eq!(page.pfn, pfn);
         let off = pa.page_offset() as usize;
         let slot = page.slots[off];
-        if slot != 0 {
-            page.insns[slot as usize - 1] = ins;
+        let i = if slot != 0 {
+            page.insns[slot as usize - 1] = c;
+            slot as usize - 1
         } else {
-            page.insns.push(ins);
+            page.insns.push(c);
             page.slots[off] = page.insns.len() as u32;
-        }
+            page.insns.len() - 1
+        };
+        &page.insns[i]
     }
 
     /// Number of pages with cached instructions.

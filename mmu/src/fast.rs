@@ -53,27 +53,41 @@ pub(crate) struct FastPath {
 }
 
 /// Privilege class of an access: 0 user, 1 supervisor AC=0, 2 supervisor AC=1,
-/// 3 implicit supervisor.
-#[inline]
-fn class(a: &Access) -> u8 {
-    if a.is_user() {
-        0
-    } else if a.implicit_supervisor {
+/// 3 implicit supervisor (an implicit access is supervisor whatever the CPL).
+const fn class_of(implicit: bool, cpl3: bool, ac: bool) -> u8 {
+    if implicit {
         3
-    } else if a.rflags_ac {
+    } else if cpl3 {
+        0
+    } else if ac {
         2
     } else {
         1
     }
 }
 
+/// The permission bit of every (write, implicit, CPL 3, AC) combination, indexed
+/// as in [`perm_bit`]: bit `class` for reads and fetches, bit `class + 4` for
+/// writes. A table lookup replaces the class branches on every fast-path lookup
+/// (~10 of the ~80 x86 instructions of a hit).
+const PERM_BITS: [u8; 16] = {
+    let mut t = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        let c = class_of(i & 4 != 0, i & 2 != 0, i & 1 != 0);
+        t[i] = if i & 8 != 0 { 1 << (c + 4) } else { 1 << c };
+        i += 1;
+    }
+    t
+};
+
 #[inline]
 fn perm_bit(a: &Access) -> u8 {
-    let c = class(a);
-    match a.kind {
-        AccessKind::Write => 1 << (c + 4),
-        _ => 1 << c,
-    }
+    let i = ((a.kind == AccessKind::Write) as usize) << 3
+        | (a.implicit_supervisor as usize) << 2
+        | ((a.cpl == 3) as usize) << 1
+        | a.rflags_ac as usize;
+    PERM_BITS[i]
 }
 
 impl FastPath {
@@ -186,5 +200,45 @@ impl FastPath {
             &mut self.data
         };
         table[(vpn as usize) & (SLOTS - 1)] = e;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table gives the bits the per-class rules give (user = CPL 3 and not
+    /// implicit; implicit = 3; else AC picks 2 or 1; writes use the upper nibble).
+    #[test]
+    fn perm_bits_follow_the_classes() {
+        for kind in [AccessKind::Read, AccessKind::Write, AccessKind::Execute] {
+            for cpl in 0..4u8 {
+                for implicit_supervisor in [false, true] {
+                    for rflags_ac in [false, true] {
+                        let a = Access {
+                            kind,
+                            cpl,
+                            implicit_supervisor,
+                            rflags_ac,
+                        };
+                        let c = if a.is_user() {
+                            0
+                        } else if implicit_supervisor {
+                            3
+                        } else if rflags_ac {
+                            2
+                        } else {
+                            1
+                        };
+                        let want = if kind == AccessKind::Write {
+                            1 << (c + 4)
+                        } else {
+                            1 << c
+                        };
+                        assert_eq!(perm_bit(&a), want, "{a:?}");
+                    }
+                }
+            }
+        }
     }
 }

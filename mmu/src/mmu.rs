@@ -177,28 +177,58 @@ impl CoreMmu {
         if !va.is_canonical() {
             return Err(TranslateError::NonCanonical(va));
         }
-        if !regs.paging() {
-            return Ok(PhysAddr(va.raw()));
-        }
-        let fast = &mut self.caches.fast;
-        if fast.enabled {
-            fast.sync(regs, tracker.generation());
-            if let Some(hit) = fast.lookup(va, &access) {
-                let tlb = if access.kind == AccessKind::Execute {
-                    self.caches.itlb.as_mut().unwrap_or(&mut self.caches.dtlb)
-                } else {
-                    &mut self.caches.dtlb
-                };
-                if let Some(a) = tlb.arrays.get_mut(hit.arr) {
-                    a.touch(hit.slot);
-                }
-                return Ok(PhysAddr(hit.page | va.page_offset()));
-            }
+        if let Some(pa) = self.translate_fast(tracker.generation(), regs, va, access) {
+            return Ok(pa);
         }
         self.translate_slow(mem, tracker, regs, va, access, ctx, sink)
     }
 
+    /// The part of [`CoreMmu::translate`] that needs no memory, tracker or sink:
+    /// identity when paging is off, else a fast-path hit (which refreshes the TLB
+    /// slot's LRU stamp exactly as `translate` does). `None` means "call
+    /// `translate`" (a miss, or a non-canonical `va`, whose error `translate`
+    /// reports). `tracker_gen` is [`Tracker::generation`].
+    ///
+    /// A bus can try this first and build the context `translate` wants (access
+    /// context, event adapter) only on a miss; that is the whole difference, the
+    /// outcome is the same as calling `translate`. Hits never involve stale entries
+    /// (the fast path holds none, see `fast.rs`), so nothing is left unreported.
+    #[inline]
+    pub fn translate_fast(
+        &mut self,
+        tracker_gen: u64,
+        regs: &PagingRegs,
+        va: VirtAddr,
+        access: Access,
+    ) -> Option<PhysAddr> {
+        if !va.is_canonical() {
+            return None;
+        }
+        if !regs.paging() {
+            return Some(PhysAddr(va.raw()));
+        }
+        let fast = &mut self.caches.fast;
+        if !fast.enabled {
+            return None;
+        }
+        fast.sync(regs, tracker_gen);
+        let hit = fast.lookup(va, &access)?;
+        let tlb = if access.kind == AccessKind::Execute {
+            self.caches.itlb.as_mut().unwrap_or(&mut self.caches.dtlb)
+        } else {
+            &mut self.caches.dtlb
+        };
+        if let Some(a) = tlb.arrays.get_mut(hit.arr) {
+            a.touch(hit.slot);
+        }
+        Some(PhysAddr(hit.page | va.page_offset()))
+    }
+
+    /// Out of line on purpose: inlined into every `translate` caller (the machine
+    /// bus inlines `translate`), the walk made the fast path save and restore
+    /// most callee-saved registers on every hit.
     #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
     fn translate_slow(
         &mut self,
         mem: &mut PhysMem,

@@ -14,8 +14,18 @@
 //! next lookup, so self-modifying code stays correct whoever did the write (an
 //! instruction, the walker's A/D update, a debugger). `PAGING` is reported back to
 //! the writer, who owns the context (core, step, RIP) the tracker needs.
+//!
+//! Writes without atomics: `Arc::make_mut` is an atomic compare-exchange on the
+//! strong count, and a store used to pay two (chunk, then page) — about 75 % of
+//! `PhysMem::write` in the `cpu_loop` profile. [`PhysMem`] therefore remembers
+//! which chunks it alone holds (`owned`, one flag per chunk) and each such chunk
+//! remembers which of its pages it alone holds (`Chunk::owned_pages`); a write to
+//! an owned page of an owned chunk goes straight to the bytes. `Clone` clears the
+//! flags of both copies, so the first write after a snapshot takes the
+//! `make_mut` path again and copies what is shared.
 
 use crate::addr::{Pfn, PhysAddr, PAGE_SIZE};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -34,10 +44,24 @@ const CHUNK_SHIFT: u32 = 21;
 #[repr(align(64))]
 struct Page([u8; PAGE_SIZE as usize]);
 
-#[derive(Clone)]
 struct Chunk {
     pages: [Option<Arc<Page>>; PAGES_PER_CHUNK],
     flags: [u8; PAGES_PER_CHUNK],
+    /// Bit i set: `pages[i]` is `Some` and its `Arc` is referenced by this chunk
+    /// only. Meaningful only while the owning [`PhysMem`] has this chunk's `owned`
+    /// flag set (it is reset whenever that flag is set again).
+    owned_pages: [u64; PAGES_PER_CHUNK / 64],
+}
+
+impl Clone for Chunk {
+    /// A copy shares every page with the original, so it owns none of them.
+    fn clone(&self) -> Self {
+        Chunk {
+            pages: self.pages.clone(),
+            flags: self.flags,
+            owned_pages: [0; PAGES_PER_CHUNK / 64],
+        }
+    }
 }
 
 impl Chunk {
@@ -45,7 +69,36 @@ impl Chunk {
         Chunk {
             pages: std::array::from_fn(|_| None),
             flags: [0; PAGES_PER_CHUNK],
+            owned_pages: [0; PAGES_PER_CHUNK / 64],
         }
+    }
+
+    /// The bytes of page `idx` for writing (allocated zeroed on first write).
+    #[inline(always)]
+    fn page_mut(&mut self, idx: usize) -> &mut Page {
+        if self.owned_pages[idx / 64] & (1u64 << (idx % 64)) != 0 {
+            if let Some(page) = &self.pages[idx] {
+                let p = Arc::as_ptr(page) as *mut Page;
+                // SAFETY: the `owned_pages` bit says this chunk holds the only
+                // reference to the page (it is set in `page_mut_slow` right after
+                // `make_mut` made it unique, and cleared on every path that could
+                // share it: `Chunk::clone` and `PhysMem::chunk_mut_slow` taking
+                // ownership again). No `Weak` is ever created. We hold `&mut self`,
+                // so no other reference into the page exists while the returned one
+                // lives. This is what the unstable `Arc::get_mut_unchecked` does.
+                return unsafe { &mut *p };
+            }
+        }
+        self.page_mut_slow(idx)
+    }
+
+    /// First write to a page since this chunk became owned: copy it if shared.
+    #[cold]
+    #[inline(never)]
+    fn page_mut_slow(&mut self, idx: usize) -> &mut Page {
+        self.owned_pages[idx / 64] |= 1u64 << (idx % 64);
+        let page = self.pages[idx].get_or_insert_with(|| Arc::new(Page([0; PAGE_SIZE as usize])));
+        Arc::make_mut(page)
     }
 }
 
@@ -62,11 +115,31 @@ pub struct MemError {
 }
 
 /// Guest physical memory.
-#[derive(Clone)]
 pub struct PhysMem {
     chunks: Vec<Option<Arc<Chunk>>>,
+    /// `owned[i]` set: `chunks[i]` is `Some` and this `PhysMem` holds its only
+    /// reference (set by [`PhysMem::chunk_mut`] after `make_mut`, cleared in both
+    /// copies by `Clone`). Atomic only so that `clone(&self)` can clear it; all
+    /// accesses are relaxed loads and stores (plain moves on x86).
+    owned: Vec<AtomicBool>,
     size: u64,
     code_dropped: Vec<Pfn>,
+}
+
+impl Clone for PhysMem {
+    /// Copies the chunk pointers. Both copies now share every chunk, so neither
+    /// owns any: their next write to a chunk or page goes through `make_mut`.
+    fn clone(&self) -> Self {
+        for o in &self.owned {
+            o.store(false, Ordering::Relaxed);
+        }
+        PhysMem {
+            chunks: self.chunks.clone(),
+            owned: self.owned.iter().map(|_| AtomicBool::new(false)).collect(),
+            size: self.size,
+            code_dropped: self.code_dropped.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for PhysMem {
@@ -84,6 +157,7 @@ impl PhysMem {
         let chunks = size.div_ceil(1 << CHUNK_SHIFT) as usize;
         PhysMem {
             chunks: vec![None; chunks],
+            owned: (0..chunks).map(|_| AtomicBool::new(false)).collect(),
             size: (chunks as u64) << CHUNK_SHIFT,
             code_dropped: Vec::with_capacity(16),
         }
@@ -122,16 +196,56 @@ impl PhysMem {
         chunk.pages[(pfn & 511) as usize].as_deref()
     }
 
-    #[inline]
+    #[inline(always)]
     fn chunk_mut(&mut self, pfn: u64) -> &mut Chunk {
-        let slot = &mut self.chunks[(pfn >> 9) as usize];
-        Arc::make_mut(slot.get_or_insert_with(|| Arc::new(Chunk::new())))
+        let i = (pfn >> 9) as usize;
+        if self.owned[i].load(Ordering::Relaxed) {
+            if let Some(chunk) = &self.chunks[i] {
+                let p = Arc::as_ptr(chunk) as *mut Chunk;
+                // SAFETY: `owned[i]` says this PhysMem holds the only reference to
+                // the chunk: it is set in `chunk_mut_slow` right after `make_mut`
+                // made it unique, and `Clone` (the only way to share a chunk)
+                // clears it in both copies. No `Weak` is ever created. We hold
+                // `&mut self`, so no other reference into the chunk exists while
+                // the returned one lives (what the unstable
+                // `Arc::get_mut_unchecked` does).
+                return unsafe { &mut *p };
+            }
+        }
+        self.chunk_mut_slow(i)
+    }
+
+    /// First write to a chunk since it was allocated or shared by a clone.
+    #[cold]
+    #[inline(never)]
+    fn chunk_mut_slow(&mut self, i: usize) -> &mut Chunk {
+        let slot = &mut self.chunks[i];
+        let chunk = Arc::make_mut(slot.get_or_insert_with(|| Arc::new(Chunk::new())));
+        // The chunk may have been shared until now (its page bits could describe
+        // pages that another copy also holds): start its page ownership afresh.
+        chunk.owned_pages = [0; PAGES_PER_CHUNK / 64];
+        self.owned[i].store(true, Ordering::Relaxed);
+        chunk
     }
 
     /// Reads `buf.len()` bytes at `pa`. Never-written memory reads as zeros.
     #[inline]
     pub fn read(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
         self.check(pa, buf.len())?;
+        let off = (pa.0 & (PAGE_SIZE - 1)) as usize;
+        if off + buf.len() <= PAGE_SIZE as usize {
+            // One page: no loop, and constant-size copies for the usual operand
+            // sizes instead of a `memcpy` call.
+            match self.page(pa.0 >> 12) {
+                Some(p) => match buf.len() {
+                    8 => buf[..8].copy_from_slice(&p.0[off..off + 8]),
+                    4 => buf[..4].copy_from_slice(&p.0[off..off + 4]),
+                    n => buf.copy_from_slice(&p.0[off..off + n]),
+                },
+                None => buf.fill(0),
+            }
+            return Ok(());
+        }
         let mut addr = pa.0;
         let mut done = 0;
         while done < buf.len() {
@@ -152,6 +266,27 @@ impl PhysMem {
     #[inline]
     pub fn write(&mut self, pa: PhysAddr, data: &[u8]) -> Result<u8, MemError> {
         self.check(pa, data.len())?;
+        let off = (pa.0 & (PAGE_SIZE - 1)) as usize;
+        if off + data.len() <= PAGE_SIZE as usize {
+            // One page (every aligned access, and most others): no loop.
+            let pfn = pa.0 >> 12;
+            let idx = (pfn & 511) as usize;
+            let chunk = self.chunk_mut(pfn);
+            let f = chunk.flags[idx];
+            chunk.flags[idx] &= !page_flags::CODE;
+            let page = &mut chunk.page_mut(idx).0;
+            match data.len() {
+                // Constant-size copies for the usual operand sizes instead of a
+                // `memcpy` call.
+                8 => page[off..off + 8].copy_from_slice(&data[..8]),
+                4 => page[off..off + 4].copy_from_slice(&data[..4]),
+                n => page[off..off + n].copy_from_slice(data),
+            }
+            if f & page_flags::CODE != 0 {
+                self.code_dropped.push(Pfn(pfn));
+            }
+            return Ok(f);
+        }
         let mut addr = pa.0;
         let mut done = 0;
         let mut flags = 0;
@@ -166,8 +301,7 @@ impl PhysMem {
             if f & page_flags::CODE != 0 {
                 chunk.flags[idx] &= !page_flags::CODE;
             }
-            let page = chunk.pages[idx].get_or_insert_with(|| Arc::new(Page([0; 4096])));
-            Arc::make_mut(page).0[off..off + n].copy_from_slice(&data[done..done + n]);
+            chunk.page_mut(idx).0[off..off + n].copy_from_slice(&data[done..done + n]);
             if f & page_flags::CODE != 0 {
                 self.code_dropped.push(Pfn(pfn));
             }
@@ -321,6 +455,42 @@ mod tests {
         assert!(a.shares_page_with(&b, Pfn(2)));
         assert_eq!(a.read_u64(PhysAddr(0x1000)).unwrap(), 1);
         assert_eq!(b.read_u64(PhysAddr(0x1000)).unwrap(), 3);
+    }
+
+    #[test]
+    fn owned_fast_writes_stay_copy_on_write() {
+        // Writes before a clone take the owned (no make_mut) path; the clone must
+        // still separate both copies, in either direction, and again after a
+        // second clone of a page that was re-owned.
+        let mut a = PhysMem::new(64 << 20);
+        for i in 0..4u64 {
+            a.write_u64(PhysAddr(0x1000 + i * 8), i).unwrap();
+            a.write_u64(PhysAddr(0x20_1000), i).unwrap(); // second chunk
+        }
+        let mut b = a.clone();
+        a.write_u64(PhysAddr(0x1000), 10).unwrap();
+        a.write_u64(PhysAddr(0x1000), 11).unwrap();
+        assert_eq!(b.read_u64(PhysAddr(0x1000)).unwrap(), 0);
+        b.write_u64(PhysAddr(0x1008), 20).unwrap();
+        b.write_u64(PhysAddr(0x1008), 21).unwrap();
+        assert_eq!(a.read_u64(PhysAddr(0x1008)).unwrap(), 1);
+        assert_eq!(b.read_u64(PhysAddr(0x1000)).unwrap(), 0);
+        assert_eq!(a.read_u64(PhysAddr(0x1000)).unwrap(), 11);
+        assert!(a.shares_page_with(&b, Pfn(0x201)));
+        let c = b.clone();
+        b.write_u64(PhysAddr(0x1008), 22).unwrap();
+        b.write_u64(PhysAddr(0x20_1000), 23).unwrap();
+        assert_eq!(c.read_u64(PhysAddr(0x1008)).unwrap(), 21);
+        assert_eq!(c.read_u64(PhysAddr(0x20_1000)).unwrap(), 3);
+        assert_eq!(a.read_u64(PhysAddr(0x20_1000)).unwrap(), 3);
+        // Flag changes on a shared chunk also copy it.
+        let d = b.clone();
+        b.set_flags(Pfn(1), page_flags::CODE);
+        assert_eq!(d.flags(Pfn(1)), 0);
+        b.write(PhysAddr(0x1ffc), &[1, 2, 3, 4, 5, 6, 7, 8])
+            .unwrap();
+        assert_eq!(d.read_u64(PhysAddr(0x1ffc)).unwrap(), 0);
+        assert_eq!(b.read_u64(PhysAddr(0x1ffc)).unwrap(), 0x0807060504030201);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::bus::{AccessKind, Bus};
 use crate::exception::Exception;
 use crate::flags;
 use crate::state::control::{CF, ZF};
+use crate::state::CpuState;
 use iced_x86::{Mnemonic, OpKind, Register};
 
 /// Executes one instruction of the family.
@@ -204,5 +205,96 @@ fn cmpxchg16b<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
         x.cpu.gpr[2] = (old >> 64) as u64;
         x.set_flags(ZF, 0);
     }
+    Ok(())
+}
+
+/// The ADD-family operation of a fast form (see [`crate::dispatch::Handler`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FastAlu {
+    Add,
+    Adc,
+    Sub,
+    Sbb,
+    Cmp,
+}
+
+/// ADD/ADC/SUB/SBB/CMP r32/r64, r or imm: what [`add_sub`] does for a register
+/// destination, with the register numbers, size and immediate resolved at decode
+/// time (no operand-kind matches, no `Loc`). Same reads, flag helpers and masking:
+/// the source is masked to the size as `read_gpr` does, and the result is already
+/// masked, which is the 32-bit zero extension `write_gpr` applies.
+///
+/// Each size gets its own copy with the size a constant and the flags from
+/// [`super::fast_flags`] (the same formulas, folded).
+#[inline(always)]
+pub(crate) fn alu_fast(
+    cpu: &mut CpuState,
+    op: &crate::dispatch::Op,
+    alu: FastAlu,
+    reg: bool,
+) -> ExecResult {
+    if op.size == 8 {
+        alu_sized::<8>(cpu, op, alu, reg)
+    } else {
+        alu_sized::<4>(cpu, op, alu, reg)
+    }
+}
+
+#[inline(always)]
+fn alu_sized<const SIZE: u32>(
+    cpu: &mut CpuState,
+    op: &crate::dispatch::Op,
+    alu: FastAlu,
+    reg: bool,
+) -> ExecResult {
+    use super::fast_flags;
+    let m = flags::mask(SIZE);
+    let a = cpu.gpr[op.r0 as usize] & m;
+    let b = if reg {
+        cpu.gpr[op.r1 as usize] & m
+    } else {
+        op.imm
+    };
+    let carry = matches!(alu, FastAlu::Adc | FastAlu::Sbb) && cpu.rflags & CF != 0;
+    let (r, f) = match alu {
+        FastAlu::Add | FastAlu::Adc => fast_flags::add::<SIZE>(a, b, carry),
+        FastAlu::Sub | FastAlu::Sbb | FastAlu::Cmp => fast_flags::sub::<SIZE>(a, b, carry),
+    };
+    if alu != FastAlu::Cmp {
+        cpu.gpr[op.r0 as usize] = r;
+    }
+    flags::set(&mut cpu.rflags, flags::STATUS, f);
+    Ok(())
+}
+
+/// INC/DEC r32/r64: [`inc_dec`] for a register operand resolved at decode time.
+#[inline(always)]
+pub(crate) fn inc_dec_fast(
+    cpu: &mut CpuState,
+    op: &crate::dispatch::Op,
+    decrement: bool,
+) -> ExecResult {
+    if op.size == 8 {
+        inc_dec_sized::<8>(cpu, op, decrement)
+    } else {
+        inc_dec_sized::<4>(cpu, op, decrement)
+    }
+}
+
+#[inline(always)]
+fn inc_dec_sized<const SIZE: u32>(
+    cpu: &mut CpuState,
+    op: &crate::dispatch::Op,
+    decrement: bool,
+) -> ExecResult {
+    use super::fast_flags;
+    let a = cpu.gpr[op.r0 as usize] & flags::mask(SIZE);
+    let (r, f) = if decrement {
+        fast_flags::sub::<SIZE>(a, 1, false)
+    } else {
+        fast_flags::add::<SIZE>(a, 1, false)
+    };
+    cpu.gpr[op.r0 as usize] = r;
+    flags::set(&mut cpu.rflags, flags::STATUS & !CF, f);
     Ok(())
 }

@@ -8,6 +8,7 @@
 use super::{Exec, ExecResult};
 use crate::bus::Bus;
 use crate::flags;
+use crate::state::CpuState;
 use crate::state::RSP;
 use iced_x86::{Code, Mnemonic, OpKind, Register};
 
@@ -80,5 +81,26 @@ fn ret<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
     x.canonical(Register::CS, t)?;
     x.cpu.gpr[RSP] = x.cpu.gpr[RSP].wrapping_add(8).wrapping_add(extra);
     x.next_rip = t;
+    Ok(())
+}
+
+/// Jcc rel (64-bit): [`jcc`] with the condition and the decoder-resolved target
+/// taken at decode time; a non-canonical target still faults on the branch
+/// (#GP(0), as `Exec::canonical` does for CS). Needs no `Exec`: register-only.
+#[inline(always)]
+pub(crate) fn jcc_fast(cpu: &CpuState, op: &crate::dispatch::Op, next_rip: &mut u64) -> ExecResult {
+    if flags::condition(cpu.rflags, op.cc) {
+        jmp_rel_fast(op, next_rip)?;
+    }
+    Ok(())
+}
+
+/// JMP rel8/rel32 (64-bit): [`jmp`] with the target taken at decode time.
+#[inline(always)]
+pub(crate) fn jmp_rel_fast(op: &crate::dispatch::Op, next_rip: &mut u64) -> ExecResult {
+    if !mmu::VirtAddr(op.imm).is_canonical() {
+        return Err(crate::exception::Exception::GeneralProtection(0).into());
+    }
+    *next_rip = op.imm;
     Ok(())
 }

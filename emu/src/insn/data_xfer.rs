@@ -11,6 +11,7 @@ use super::{Exec, ExecResult};
 use crate::bus::Bus;
 use crate::exception::{Exception, GP0, UD};
 use crate::flags;
+use crate::state::CpuState;
 use crate::state::{Seg, RAX};
 use iced_x86::{Mnemonic, OpKind, Register};
 
@@ -238,5 +239,42 @@ fn sign_to_rdx<B: Bus>(x: &mut Exec<'_, B>, size: u32) -> ExecResult {
         _ => Register::RDX,
     };
     x.cpu.write_gpr(dst, v);
+    Ok(())
+}
+
+/// MOV r32/r64, r32/r64: [`mov`] between two GPRs of the same size, resolved at
+/// decode time (a 32-bit write zero-extends, as `write_gpr` does).
+#[inline(always)]
+pub(crate) fn mov_rr_fast(cpu: &mut CpuState, op: &crate::dispatch::Op) -> ExecResult {
+    let v = cpu.gpr[op.r1 as usize] & flags::mask(op.size as u32);
+    cpu.gpr[op.r0 as usize] = v;
+    Ok(())
+}
+
+/// MOV r32/r64, imm: [`mov`] with the immediate taken at decode time.
+#[inline(always)]
+pub(crate) fn mov_ri_fast(cpu: &mut CpuState, op: &crate::dispatch::Op) -> ExecResult {
+    cpu.gpr[op.r0 as usize] = op.imm & flags::mask(op.size as u32);
+    Ok(())
+}
+
+/// MOV m32/m64, r32/r64: [`mov`]'s order — read the source register, then translate
+/// the destination for writing (faults leave everything unchanged), then store.
+#[inline(always)]
+pub(crate) fn mov_store_fast<B: Bus>(x: &mut Exec<'_, B>, op: &crate::dispatch::Op) -> ExecResult {
+    let size = op.size as u32;
+    let v = x.cpu.gpr[op.r1 as usize] & flags::mask(size);
+    let la = x.mem_la_simple(op)?;
+    x.write_la_fast(la, size, v)
+}
+
+/// MOV r32/r64, m32/m64: [`mov`]'s order — read memory (translated for reading),
+/// then write the register (zero-extending a 32-bit load).
+#[inline(always)]
+pub(crate) fn mov_load_fast<B: Bus>(x: &mut Exec<'_, B>, op: &crate::dispatch::Op) -> ExecResult {
+    let size = op.size as u32;
+    let la = x.mem_la_simple(op)?;
+    let v = x.read_la_fast(la, size)?;
+    x.cpu.gpr[op.r0 as usize] = v & flags::mask(size);
     Ok(())
 }

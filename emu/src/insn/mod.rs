@@ -11,6 +11,7 @@ pub(crate) mod arith;
 pub(crate) mod bit;
 pub(crate) mod ctrl_xfer;
 pub(crate) mod data_xfer;
+pub(crate) mod fast_flags;
 pub(crate) mod flag_ctrl;
 pub(crate) mod logical;
 pub(crate) mod mult;
@@ -106,6 +107,29 @@ impl<'a, B: Bus> Exec<'a, B> {
         let seg = self.ins.memory_segment();
         let la = self.cpu.seg_base(seg).wrapping_add(self.effective_offset());
         self.canonical(seg, la)
+    }
+
+    /// [`Exec::mem_la`] for a memory operand whose address parts were extracted at
+    /// decode time ([`crate::dispatch::Op::mem_simple`]: 64-bit addressing, no FS/GS
+    /// override, so the segment base is 0): the same sum and the same canonical
+    /// check, without iced's register getters and `read_gpr`'s register decoding.
+    #[inline(always)]
+    pub fn mem_la_simple(&self, op: &crate::dispatch::Op) -> Result<VirtAddr, Fault> {
+        let mut a = op.disp;
+        if op.base < 16 {
+            a = a.wrapping_add(self.cpu.gpr[op.base as usize]);
+        }
+        if op.index < 16 {
+            a = a.wrapping_add(self.cpu.gpr[op.index as usize] << op.scale_shift);
+        }
+        let va = VirtAddr(a);
+        if va.is_canonical() {
+            Ok(va)
+        } else if op.seg_ss {
+            Err(Exception::StackFault(0).into())
+        } else {
+            Err(Exception::GeneralProtection(0).into())
+        }
     }
 
     /// Applies the canonical-address check for an access through segment `seg`.
@@ -227,6 +251,35 @@ impl<'a, B: Bus> Exec<'a, B> {
     pub fn write_la(&mut self, la: VirtAddr, size: u32, v: u64) -> ExecResult {
         let loc = self.translate(la, size as usize, AccessKind::Write)?;
         self.store(loc, size, v)
+    }
+
+    /// [`Exec::write_la`] for the fast forms, with the one-page case inline: the
+    /// same alignment check, translation for write and store, minus the `Loc`
+    /// round trip and two out-of-line calls (~40 Ir per store in `cpu_loop`). A
+    /// page-crossing access takes `write_la` itself.
+    #[inline(always)]
+    pub fn write_la_fast(&mut self, la: VirtAddr, size: u32, v: u64) -> ExecResult {
+        if la.page_offset() + size as u64 > 4096 {
+            return self.write_la(la, size, v);
+        }
+        self.alignment_check(la, size as usize)?;
+        let pa = self.bus.translate(self.cpu, la, AccessKind::Write, false)?;
+        let b = v.to_le_bytes();
+        self.bus.write_phys(self.cpu, pa, &b[..size as usize])
+    }
+
+    /// [`Exec::read_la`] for the fast forms, with the one-page case inline (see
+    /// [`Exec::write_la_fast`]).
+    #[inline(always)]
+    pub fn read_la_fast(&mut self, la: VirtAddr, size: u32) -> Result<u64, Fault> {
+        if la.page_offset() + size as u64 > 4096 {
+            return self.read_la(la, size);
+        }
+        self.alignment_check(la, size as usize)?;
+        let pa = self.bus.translate(self.cpu, la, AccessKind::Read, false)?;
+        let mut b = [0u8; 8];
+        self.bus.read_phys(self.cpu, pa, &mut b[..size as usize])?;
+        Ok(u64::from_le_bytes(b))
     }
 
     /// Location of operand `i` for writing (or read-modify-write): a register, or
