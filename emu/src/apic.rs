@@ -114,6 +114,9 @@ pub struct Apic {
     /// x2APIC ID (equal to the core number).
     pub id: u32,
     irr: BitArr!(for 256, in u64),
+    /// Number of bits set in `irr`, so the every-step "anything pending?" check is
+    /// one compare instead of a 256-bit scan.
+    irr_count: u16,
     isr: BitArr!(for 256, in u64),
     /// Task priority (bits 7:4 matter).
     pub tpr: u8,
@@ -130,6 +133,7 @@ impl Apic {
         Apic {
             id,
             irr: BitArray::ZERO,
+            irr_count: 0,
             isr: BitArray::ZERO,
             tpr: 0,
             svr: 0x1ff,
@@ -143,7 +147,9 @@ impl Apic {
         if vector < 16 {
             return false;
         }
-        self.irr.set(vector as usize, true);
+        if !self.irr.replace(vector as usize, true) {
+            self.irr_count += 1;
+        }
         true
     }
 
@@ -163,6 +169,9 @@ impl Apic {
 
     /// The vector that would be accepted now, if any (SDM 10.8.3.1).
     pub fn deliverable(&self) -> Option<u8> {
+        if self.irr_count == 0 {
+            return None;
+        }
         let v = Self::highest(&self.irr)?;
         if (v & 0xf0) > (self.ppr() & 0xf0) {
             Some(v)
@@ -174,12 +183,14 @@ impl Apic {
     /// True when some vector is requested, deliverable or not (wakes HLT only when
     /// deliverable; this is for display).
     pub fn has_requests(&self) -> bool {
-        self.irr.any()
+        self.irr_count != 0
     }
 
     /// Accepts `vector`: IRR to ISR.
     pub fn accept(&mut self, vector: u8) {
-        self.irr.set(vector as usize, false);
+        if self.irr.replace(vector as usize, false) {
+            self.irr_count -= 1;
+        }
         self.isr.set(vector as usize, true);
     }
 
