@@ -7,31 +7,19 @@ pub mod replay;
 pub mod run;
 pub mod trace;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Writes a new output file. Without `force`, an existing file is an error (the
-/// file is opened with create-new, so nothing is overwritten by a race either).
+/// file is created exclusively, so nothing is overwritten by a race either). The
+/// debugger's `save` uses the same rule through the same function.
 pub fn write_output(path: &Path, text: &str, force: bool) -> Result<(), String> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true);
-    if force {
-        opts.create(true).truncate(true);
-    } else {
-        opts.create_new(true);
-    }
-    let mut f = opts.open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            format!(
-                "{}: error: the file exists; refusing to overwrite it (pass --force to replace it)",
-                path.display()
-            )
-        } else {
-            format!("{}: error: cannot create: {e}", path.display())
-        }
-    })?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| format!("{}: error: cannot write: {e}", path.display()))
+    emu::debug::write_new(path, text, force).map_err(|e| match e {
+        emu::debug::SaveError::Exists(_) => format!(
+            "{}: error: the file exists; refusing to overwrite it (pass --force to replace it)",
+            path.display()
+        ),
+        other => format!("{}: error: {other}", path.display()),
+    })
 }
 
 /// Refuses early (before any work) when an output exists and `force` is off.
