@@ -238,3 +238,28 @@ fn json_report_carries_the_explanation() {
     assert_eq!(u["mismatch"]["write"], true);
     assert_eq!(j["violations"], 1);
 }
+
+#[test]
+fn invlpg_is_not_madv_inval_and_is_listed() {
+    // A wrong fix: the vkernel (run at CPL 0 here so it may) INVLPGs the page after
+    // the VPTE change. That flushes TLBs, not the host's real PTE: the write is
+    // still a stale use, and the explanation lists the INVLPG.
+    let mut s = load_file("vkernel-vpte-no-madv-inval.ron");
+    s.cores[0].cpl = 0;
+    patch_guest(
+        &mut s,
+        "vk_vpte_cleared:\n",
+        "vk_vpte_cleared:\n    invlpg GVA\n",
+    );
+    s.expect = vec![Expect::Violations(1)];
+    let r = run_scenario(&s);
+    passes(&r);
+    let u = &r.soft_stale_uses[0];
+    assert_eq!(u.invalidations.len(), 1, "{:?}", u.invalidations);
+    let n = u.invalidations[0];
+    assert_eq!(n.core, 0);
+    assert_eq!(n.op.to_string(), format!("INVLPG {}", mmu::VirtAddr(GVA)));
+    let text = r.to_text(true);
+    assert!(text.contains("hardware invalidations (they flush TLBs, not the real PTE)"));
+    assert!(text.contains("INVLPG"), "{text}");
+}

@@ -329,6 +329,8 @@ impl Runner {
     /// The machine, mutably (debuggers poking memory; the tracker still sees writes
     /// made through [`Machine::write_phys`]).
     pub fn machine_mut(&mut self) -> &mut Machine {
+        // Whatever the caller writes bypasses the access observer.
+        self.oracle.soft.force_rescan();
         &mut self.machine
     }
 

@@ -164,6 +164,19 @@ pub fn walk_vpte(
     backing: u64,
     offset: u64,
 ) -> SoftEntry {
+    walk_vpte_watch(mem, root_pa, root, levels, backing, offset, &mut Vec::new())
+}
+
+/// [`walk_vpte`], pushing the page number of every table entry it read to `watch`.
+fn walk_vpte_watch(
+    mem: &PhysMem,
+    root_pa: u64,
+    root: u64,
+    levels: u8,
+    backing: u64,
+    offset: u64,
+    watch: &mut Vec<u64>,
+) -> SoftEntry {
     let mut v = root;
     let mut at = root_pa;
     let mut shift = 9 * levels as u32; // index bits remaining below `v`
@@ -197,6 +210,7 @@ pub fn walk_vpte(
         shift -= 9;
         let index = (offset >> (12 + shift)) & 511;
         at = backing.wrapping_add(v & vpte::FRAME) + index * 8;
+        watch.push(at >> 12);
         // A table outside memory reads as an invalid entry: the host would fail.
         v = mem.read_u64(PhysAddr(at)).unwrap_or(0);
     }
@@ -397,19 +411,25 @@ struct Table {
     backing: u64,
     params: mmu::WalkParams,
     pages: Vec<Page>,
+    /// Sorted page numbers of every entry the last scan read (real paging
+    /// structures, the root entry, VPTE tables): only a write to one of them can
+    /// change the snapshot, so steps without one skip the rescan.
+    watched: Vec<u64>,
 }
 
 impl Table {
-    fn real(&self, mem: &PhysMem, va: u64) -> Option<RealPte> {
+    fn real(&self, mem: &PhysMem, va: u64, watch: &mut Vec<u64>) -> Option<RealPte> {
         let mut path = mmu::Path::new();
-        match mmu::walk(
+        let r = mmu::walk(
             mem,
             VirtAddr(va),
             mmu::WalkStart::root(PhysAddr(self.root)),
             self.params,
             0,
             &mut path,
-        ) {
+        );
+        watch.extend(path.entries().iter().map(|e| e.pa.raw() >> 12));
+        match r {
             Ok(WalkResult::Leaf {
                 frame,
                 size,
@@ -429,9 +449,18 @@ impl Table {
         }
     }
 
-    fn soft(&self, mem: &PhysMem, off: u64) -> SoftEntry {
+    fn soft(&self, mem: &PhysMem, off: u64, watch: &mut Vec<u64>) -> SoftEntry {
         let root = mem.read_u64(PhysAddr(self.root_pa)).unwrap_or(0);
-        walk_vpte(mem, self.root_pa, root, self.levels, self.backing, off)
+        watch.push(self.root_pa >> 12);
+        walk_vpte_watch(
+            mem,
+            self.root_pa,
+            root,
+            self.levels,
+            self.backing,
+            off,
+            watch,
+        )
     }
 
     fn page_of(&self, va: u64) -> Option<usize> {
@@ -456,6 +485,11 @@ struct Access {
 pub struct SoftCheck {
     tables: Vec<Table>,
     accesses: Vec<Access>,
+    /// Page numbers the current step wrote (through translations).
+    writes: Vec<u64>,
+    /// Rescan after the next step whatever it wrote (memory changed behind the
+    /// observer's back, e.g. a debugger poke).
+    force: bool,
     invals: Vec<InvalNote>,
     /// Stale uses so far.
     pub uses: Vec<SoftStaleUse>,
@@ -541,13 +575,15 @@ impl SoftCheck {
                 backing,
                 params,
                 pages: Vec::new(),
+                watched: Vec::new(),
             };
+            let mut watch = Vec::new();
             table.pages = (0..len >> 12)
                 .map(|n| {
-                    let real = table.real(&m.mem, base + (n << 12));
+                    let real = table.real(&m.mem, base + (n << 12), &mut watch);
                     Page {
                         real,
-                        soft: table.soft(&m.mem, n << 12),
+                        soft: table.soft(&m.mem, n << 12, &mut watch),
                         filled: None,
                         staled_by: None,
                         source_writes: Vec::new(),
@@ -555,12 +591,21 @@ impl SoftCheck {
                     }
                 })
                 .collect();
+            watch.sort_unstable();
+            watch.dedup();
+            table.watched = watch;
             tables.push(table);
         }
         Ok(SoftCheck {
             tables,
             ..SoftCheck::default()
         })
+    }
+
+    /// Memory may have changed without a translated write (a debugger writing
+    /// physical memory): rescan after the next step.
+    pub fn force_rescan(&mut self) {
+        self.force = true;
     }
 
     /// Whether anything is declared (the runner only observes accesses then).
@@ -570,6 +615,9 @@ impl SoftCheck {
 
     /// An access the observer reported; kept when it falls in a region.
     pub fn access(&mut self, core: u32, step: u64, la: VirtAddr, pa: PhysAddr, kind: AccessKind) {
+        if kind == AccessKind::Write && self.writes.last() != Some(&(pa.raw() >> 12)) {
+            self.writes.push(pa.raw() >> 12);
+        }
         let la = la.raw();
         if self.tables.iter().any(|t| t.page_of(la).is_some()) {
             self.accesses.push(Access {
@@ -606,6 +654,8 @@ impl SoftCheck {
     ) {
         let accesses = std::mem::take(&mut self.accesses);
         let invals = std::mem::take(&mut self.invals);
+        let writes = std::mem::take(&mut self.writes);
+        let force = std::mem::take(&mut self.force);
         let cr3 = m.cores[core].cpu.state.cr3 & 0x000f_ffff_ffff_f000;
         let step = m.steps;
         for t in &mut self.tables {
@@ -618,7 +668,15 @@ impl SoftCheck {
                     }
                     seen.push((n, a.kind));
                     let pg = &t.pages[n];
-                    let Some(real) = pg.real else { continue };
+                    let Some(mut real) = pg.real else { continue };
+                    // The snapshot skips A/D updates; show the entry as it is.
+                    let now = m
+                        .mem
+                        .read_u64(PhysAddr(real.entry_pa))
+                        .unwrap_or(real.value);
+                    if now & !REAL_AD == real.value & !REAL_AD {
+                        real.value = now;
+                    }
                     // A translation that did not come from the real PTE came from a
                     // stale TLB entry: the hardware tracker's business.
                     if a.pa & !0xfff != real.frame {
@@ -647,7 +705,15 @@ impl SoftCheck {
                     });
                 }
             }
-            t.rescan(&m.mem, step, core as u32, rip, &invals);
+            // Every write a step makes to memory goes through a translation the
+            // observer reports, except the walker's own A/D updates, which the
+            // snapshot ignores; so a step that wrote no watched page changed
+            // nothing here.
+            if force || writes.iter().any(|p| t.watched.binary_search(p).is_ok()) {
+                t.rescan(&m.mem, step, core as u32, rip, &invals);
+            } else if !invals.is_empty() {
+                t.note_invalidations(&invals);
+            }
         }
     }
 }
@@ -676,10 +742,11 @@ impl Table {
             old,
             new,
         };
+        let mut watch = Vec::new();
         for n in 0..self.pages.len() {
             let va = self.base + ((n as u64) << 12);
-            let real = self.real(mem, va);
-            let soft = self.soft(mem, (n as u64) << 12);
+            let real = self.real(mem, va, &mut watch);
+            let soft = self.soft(mem, (n as u64) << 12, &mut watch);
             let pg = &self.pages[n];
             let was_stale = pg.real.is_some_and(|r| compare(&r, &pg.soft).any());
             let old_real = pg.real;
@@ -714,11 +781,29 @@ impl Table {
                     pg.staled_by = Some(w);
                 }
             }
-            for i in invals {
-                if self.covers(&i.op, va) && self.pages[n].invalidations.len() < HISTORY {
-                    self.pages[n].invalidations.push(*i);
-                }
+            self.note_page(n, invals);
+        }
+        watch.sort_unstable();
+        watch.dedup();
+        self.watched = watch;
+    }
+
+    /// Adds the invalidations covering page `n` to its history (while cached).
+    fn note_page(&mut self, n: usize, invals: &[InvalNote]) {
+        if self.pages[n].real.is_none() {
+            return;
+        }
+        let va = self.base + ((n as u64) << 12);
+        for i in invals {
+            if self.covers(&i.op, va) && self.pages[n].invalidations.len() < HISTORY {
+                self.pages[n].invalidations.push(*i);
             }
+        }
+    }
+
+    fn note_invalidations(&mut self, invals: &[InvalNote]) {
+        for n in 0..self.pages.len() {
+            self.note_page(n, invals);
         }
     }
 }
@@ -814,6 +899,22 @@ mod tests {
         let ps = walk_vpte(&mem, 0x100, 0x200000 | vpte::PS | 0x47, 1, BACK, 0x5123);
         assert!(ps.valid && ps.writable);
         assert_eq!(ps.frame, BACK + 0x205000);
+    }
+
+    #[test]
+    fn two_levels_index_nine_bits_each() {
+        // Root -> table at 0x2000; entry 1 (offset bits 29:21) -> table at 0x3000;
+        // entry 5 (bits 20:12) -> frame 0x40000.
+        let mem = mem_with(&[(BACK + 0x2008, 0x3007), (BACK + 0x3028, 0x40047)]);
+        let off = (1 << 21) | (5 << 12);
+        let e = walk_vpte(&mem, 0, 0x2007, 2, BACK, off);
+        assert!(e.valid && e.writable);
+        assert_eq!((e.entry_pa, e.frame), (BACK + 0x3028, BACK + 0x40000));
+        // A PS entry at the middle level maps 2 MiB.
+        let mem = mem_with(&[(BACK + 0x2008, 0x200000 | vpte::PS | 0x27)]);
+        let e = walk_vpte(&mem, 0, 0x2007, 2, BACK, off + 0x10);
+        assert!(e.valid && !e.writable, "PS leaf without M");
+        assert_eq!(e.frame, BACK + 0x205000);
     }
 
     #[test]
