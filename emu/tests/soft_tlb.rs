@@ -263,3 +263,24 @@ fn invlpg_is_not_madv_inval_and_is_listed() {
     assert!(text.contains("hardware invalidations (they flush TLBs, not the real PTE)"));
     assert!(text.contains("INVLPG"), "{text}");
 }
+
+#[test]
+fn debugger_lists_soft_stale_uses_and_steps_back_over_them() {
+    use emu::debug::{execute, parse, Session};
+    let mut s = Session::open(&dir().join("vkernel-lost-dirty-bit.ron")).unwrap();
+    let mut ok = |s: &mut Session, line: &str| {
+        let r = execute(s, &parse(line).unwrap().unwrap());
+        assert!(!r.error, "`{line}`: {}", r.text);
+        r.text
+    };
+    ok(&mut s, "continue");
+    assert_eq!(s.runner().soft_stale_uses().len(), 1);
+    let t = ok(&mut s, "stale");
+    assert!(t.contains("S1 (violation) vkernel VPTEs on core 1"), "{t}");
+    // Reverse stepping restores the checker with the machine (snapshots clone it).
+    ok(&mut s, "goto 0");
+    assert!(s.runner().soft_stale_uses().is_empty());
+    ok(&mut s, "continue");
+    assert_eq!(s.runner().soft_stale_uses().len(), 1);
+    assert_eq!(s.runner().violations(), 1);
+}
