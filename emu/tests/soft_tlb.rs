@@ -268,7 +268,7 @@ fn invlpg_is_not_madv_inval_and_is_listed() {
 fn debugger_lists_soft_stale_uses_and_steps_back_over_them() {
     use emu::debug::{execute, parse, Session};
     let mut s = Session::open(&dir().join("vkernel-lost-dirty-bit.ron")).unwrap();
-    let mut ok = |s: &mut Session, line: &str| {
+    let ok = |s: &mut Session, line: &str| {
         let r = execute(s, &parse(line).unwrap().unwrap());
         assert!(!r.error, "`{line}`: {}", r.text);
         r.text
