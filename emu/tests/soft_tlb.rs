@@ -284,3 +284,28 @@ fn debugger_lists_soft_stale_uses_and_steps_back_over_them() {
     assert_eq!(s.runner().soft_stale_uses().len(), 1);
     assert_eq!(s.runner().violations(), 1);
 }
+
+#[test]
+fn saved_debugger_session_keeps_the_declaration_and_the_use() {
+    use emu::debug::{execute, parse, Session};
+    let tmp = std::env::temp_dir().join(format!("tlbemu-soft-save-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out = tmp.join("session.ron");
+    let mut s = Session::open(&dir().join("vkernel-vpte-no-madv-inval.ron")).unwrap();
+    for line in ["continue".to_string(), format!("save {}", out.display())] {
+        let r = execute(&mut s, &parse(&line).unwrap().unwrap());
+        assert!(!r.error, "`{line}`: {}", r.text);
+    }
+    let (sc, _) = load(&out).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        sc.soft_tlbs,
+        load_file("vkernel-vpte-no-madv-inval.ron").soft_tlbs
+    );
+    let built = build(&sc, &tmp).unwrap_or_else(|p| panic!("{p:?}"));
+    let r = run(&sc, built, false);
+    assert!(r.passed(true), "{}", r.to_text(true));
+    assert_eq!(r.soft_stale_uses.len(), 1);
+    assert_eq!(r.violations, 1);
+    let _ = std::fs::remove_dir_all(&tmp);
+}

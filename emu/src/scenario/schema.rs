@@ -68,7 +68,9 @@ pub struct Scenario {
     /// Software translation caches to check (`docs/soft-tlb.md`): regions whose
     /// real PTEs a kernel fills from software page tables, so each real PTE there
     /// is a cache of a software entry and can go stale like a TLB entry.
-    #[serde(default)]
+    /// (Left out when saving a scenario that declares none, so saved debugger
+    /// sessions of other scenarios look as they did.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub soft_tlbs: Vec<SoftTlb>,
 }
 
