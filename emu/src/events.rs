@@ -7,7 +7,7 @@
 
 use crate::apic::IpiDest;
 use crate::exception::{EmuError, Exception};
-use mmu::MmuEvent;
+use mmu::{AccessKind, MmuEvent, PhysAddr, VirtAddr};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -166,6 +166,21 @@ pub trait EventSink {
     }
     /// One event.
     fn event(&mut self, ev: Event);
+    /// Whether this sink wants [`EventSink::access`] calls. Asked once per step,
+    /// so a sink that says no (the default) costs one untaken branch per
+    /// translation and nothing else.
+    fn observes_accesses(&self) -> bool {
+        false
+    }
+    /// A successful translation a core's instruction (or its delivery of an
+    /// interrupt) made during step `step`: linear `la` became physical `pa` for
+    /// `kind`. Only called when [`EventSink::observes_accesses`] said yes. This is
+    /// not an event (it is not recorded in traces): oracles that must know which
+    /// pages an instruction touched, such as the scenario runner's software-TLB
+    /// check, use it.
+    fn access(&mut self, core: u32, step: u64, la: VirtAddr, pa: PhysAddr, kind: AccessKind) {
+        let _ = (core, step, la, pa, kind);
+    }
 }
 
 /// Drops everything (and says so, so nothing is built).
@@ -211,6 +226,12 @@ impl<T: EventSink + ?Sized> EventSink for &mut T {
     }
     fn event(&mut self, ev: Event) {
         (**self).event(ev)
+    }
+    fn observes_accesses(&self) -> bool {
+        (**self).observes_accesses()
+    }
+    fn access(&mut self, core: u32, step: u64, la: VirtAddr, pa: PhysAddr, kind: AccessKind) {
+        (**self).access(core, step, la, pa, kind)
     }
 }
 

@@ -207,6 +207,7 @@ impl Machine {
             apics: &mut self.apics,
             core: core as u32,
             step,
+            observe: sink.observes_accesses(),
             sink,
         };
         if let Some(vector) = pending {
@@ -312,6 +313,7 @@ impl Machine {
             apics: &mut self.apics,
             core: core as u32,
             step: self.steps,
+            observe: sink.observes_accesses(),
             sink,
         }
     }
@@ -493,6 +495,9 @@ struct MachineBus<'a> {
     apics: &'a mut [Apic],
     core: u32,
     step: u64,
+    /// The sink asked for [`EventSink::access`] calls (asked once, when the bus is
+    /// made, so translation pays one predictable branch when nobody observes).
+    observe: bool,
     sink: &'a mut dyn EventSink,
 }
 
@@ -525,7 +530,12 @@ impl MachineBus<'_> {
             .mmu
             .translate(self.mem, self.tracker, &regs, la, access, ctx, &mut a)
         {
-            Ok(pa) => Ok(pa),
+            Ok(pa) => {
+                if self.observe {
+                    self.sink.access(self.core, self.step, la, pa, access.kind);
+                }
+                Ok(pa)
+            }
             Err(TranslateError::PageFault(pf)) => Err(Exception::PageFault {
                 addr: pf.addr.raw(),
                 code: pf.error_code,
@@ -582,6 +592,9 @@ impl Bus for MachineBus<'_> {
             .mmu
             .translate_fast(self.tracker.generation(), &regs, la, access)
         {
+            if self.observe {
+                self.sink.access(self.core, self.step, la, pa, access.kind);
+            }
             return Ok(pa);
         }
         self.translate_miss(cpu, la, access)

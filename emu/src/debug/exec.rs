@@ -313,7 +313,8 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
         }
         Command::Stale => {
             let st = s.runner().stale_uses();
-            if st.is_empty() {
+            let soft = s.runner().soft_stale_uses();
+            if st.is_empty() && soft.is_empty() {
                 Reply::ok("no stale uses so far".into())
             } else {
                 let mut t = String::new();
@@ -324,6 +325,16 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
                         i + 1,
                         if r.violation { "violation" } else { "allowed" },
                         r.detail
+                    );
+                }
+                // Uses of stale software-TLB entries (soft_tlbs), numbered apart.
+                for (i, u) in soft.iter().enumerate() {
+                    let _ = write!(
+                        t,
+                        "S{} ({}) {}",
+                        i + 1,
+                        if u.violation { "violation" } else { "allowed" },
+                        u
                     );
                 }
                 Reply::ok(t.trim_end().to_string())

@@ -7,6 +7,7 @@ mod locate;
 mod report;
 mod run;
 pub mod schema;
+pub mod soft_tlb;
 
 pub use build::{build, machine_config, parse_hex, resolve, suggest, Built, SourceMap, SpaceInfo};
 pub use diag::{Diagnostic, Problem, Source};
@@ -145,6 +146,8 @@ pub fn validate(s: &Scenario, b: &Built) -> Result<(), Problem> {
             _ => Ok(()),
         }
     };
+    // The software-TLB declarations resolve against the built machine.
+    soft_tlb::SoftCheck::new(&s.soft_tlbs, b).map_err(|(path, msg)| Problem::at(path, msg))?;
     if s.schedule.is_empty() {
         return Err(Problem::at(
             "schedule",
@@ -243,7 +246,10 @@ pub fn validate(s: &Scenario, b: &Built) -> Result<(), Problem> {
                     }
                 }
             }
-            Expect::StaleUse { core, va, .. } | Expect::NoStaleUse { core, va, .. } => {
+            Expect::StaleUse { core, va, .. }
+            | Expect::NoStaleUse { core, va, .. }
+            | Expect::SoftStaleUse { core, va, .. }
+            | Expect::NoSoftStaleUse { core, va, .. } => {
                 if let Some(c) = core {
                     core_ok(*c, format!("{p}.core"))?;
                 }
@@ -309,7 +315,9 @@ pub fn expects_violations(s: &Scenario) -> bool {
     s.expect.iter().any(|e| {
         matches!(
             e,
-            schema::Expect::Violations(_) | schema::Expect::StaleUse { .. }
+            schema::Expect::Violations(_)
+                | schema::Expect::StaleUse { .. }
+                | schema::Expect::SoftStaleUse { .. }
         )
     })
 }

@@ -69,7 +69,7 @@ impl RunReport {
         let _ = writeln!(
             s,
             "stale uses: {} ({} violation{})",
-            self.stale_uses.len(),
+            self.stale_uses.len() + self.soft_stale_uses.len(),
             self.violations,
             if self.violations == 1 { "" } else { "s" }
         );
@@ -78,6 +78,16 @@ impl RunReport {
             let _ = writeln!(s, "  #{} [{tag}]", i + 1);
             for line in r.detail.to_string().lines() {
                 let _ = writeln!(s, "    {}", self.symbolize(line));
+            }
+        }
+        if !self.soft_stale_uses.is_empty() {
+            let _ = writeln!(s, "software-TLB stale uses: {}", self.soft_stale_uses.len());
+            for (i, u) in self.soft_stale_uses.iter().enumerate() {
+                let tag = if u.violation { "VIOLATION" } else { "allowed" };
+                let _ = writeln!(s, "  S{} [{tag}]", i + 1);
+                for line in u.to_string().lines() {
+                    let _ = writeln!(s, "    {}", self.symbolize(line));
+                }
             }
         }
         if !self.expectations.is_empty() {

@@ -3,6 +3,7 @@
 
 use super::build::{resolve, Built};
 use super::schema::*;
+use super::soft_tlb::{self, SoftCheck, SoftStaleUse};
 use crate::events::{Event, EventKind, EventSink, StopReason};
 use crate::machine::{Machine, StepResult};
 use mmu::{MmuEvent, PhysAddr, StaleUse, VirtAddr, WalkResult};
@@ -77,7 +78,10 @@ pub struct RunReport {
     pub cores: Vec<CoreSummary>,
     /// Stale uses in order.
     pub stale_uses: Vec<StaleRecord>,
-    /// Number of violations.
+    /// Accesses through stale software-TLB entries (`soft_tlbs`), in order.
+    pub soft_stale_uses: Vec<SoftStaleUse>,
+    /// Number of violations: hardware stale uses and software-TLB stale uses the
+    /// coherence rule makes violations.
     pub violations: usize,
     /// Expectations.
     pub expectations: Vec<ExpectResult>,
@@ -146,9 +150,20 @@ struct Oracle {
     exceptions: Vec<(u32, u8)>,
     /// Kinds seen during the current step, as a bit mask over `EVENT_KINDS`.
     seen: u32,
+    /// The software-TLB check (inactive, and never asked for accesses, when the
+    /// scenario declares no `soft_tlbs`).
+    soft: SoftCheck,
 }
 
 impl EventSink for Oracle {
+    fn observes_accesses(&self) -> bool {
+        self.soft.active()
+    }
+
+    fn access(&mut self, core: u32, step: u64, la: VirtAddr, pa: PhysAddr, kind: mmu::AccessKind) {
+        self.soft.access(core, step, la, pa, kind);
+    }
+
     fn event(&mut self, ev: Event) {
         let name = ev.kind.name();
         *self.counts.entry((name, ev.core)).or_insert(0) += 1;
@@ -168,6 +183,9 @@ impl EventSink for Oracle {
                     detail: (**su).clone(),
                     violation,
                 });
+            }
+            EventKind::Mmu(MmuEvent::Invalidation { ctx, op, .. }) => {
+                self.soft.invalidation(*ctx, *op);
             }
             EventKind::Exception { delivered, .. } => {
                 self.exceptions.push((ev.core, delivered.vector()));
@@ -260,6 +278,8 @@ pub struct Runner {
 impl Runner {
     /// A runner at the start of the schedule. With `record`, every event is kept.
     pub fn new(s: &Scenario, built: Built, record: bool) -> Self {
+        // `validate` reports a bad declaration; an unvalidated one is skipped here.
+        let soft = SoftCheck::new(&s.soft_tlbs, &built).unwrap_or_default();
         let Built {
             machine,
             symbols,
@@ -291,6 +311,7 @@ impl Runner {
                 counts: BTreeMap::new(),
                 exceptions: Vec::new(),
                 seen: 0,
+                soft,
             },
             label_addr,
             cursor: Cursor::default(),
@@ -308,6 +329,8 @@ impl Runner {
     /// The machine, mutably (debuggers poking memory; the tracker still sees writes
     /// made through [`Machine::write_phys`]).
     pub fn machine_mut(&mut self) -> &mut Machine {
+        // Whatever the caller writes bypasses the access observer.
+        self.oracle.soft.force_rescan();
         &mut self.machine
     }
 
@@ -341,9 +364,15 @@ impl Runner {
         &self.oracle.stale
     }
 
-    /// Violations so far.
+    /// Violations so far (hardware and software-TLB stale uses).
     pub fn violations(&self) -> usize {
         self.oracle.stale.iter().filter(|r| r.violation).count()
+            + self.oracle.soft.uses.iter().filter(|u| u.violation).count()
+    }
+
+    /// Software-TLB stale uses so far.
+    pub fn soft_stale_uses(&self) -> &[SoftStaleUse] {
+        &self.oracle.soft.uses
     }
 
     /// Recorded events (empty unless recording).
@@ -366,6 +395,7 @@ impl Runner {
     pub fn step_core(&mut self, core: usize) -> StepResult {
         self.oracle.seen = 0;
         let before = self.machine.steps;
+        let rip = self.machine.cores.get(core).map_or(0, |c| c.cpu.state.rip);
         let r = match self.machine.step(core, &mut self.oracle) {
             Ok(r) => r,
             // Only an out-of-range core number gets here; the schedule was
@@ -384,6 +414,19 @@ impl Runner {
                     n: 1,
                 }),
             }
+        }
+        if self.oracle.soft.active() && self.machine.steps != before {
+            let Oracle {
+                soft,
+                coherence,
+                label_reached,
+                freed,
+                ..
+            } = &mut self.oracle;
+            let (c, reached, freed) = (&*coherence, *label_reached, &*freed);
+            soft.after_step(&self.machine, core, rip, &|f| {
+                soft_tlb::is_violation(c, reached, freed, f)
+            });
         }
         if let Some(a) = self.label_addr {
             if !self.oracle.label_reached && self.machine.cores[core].cpu.state.rip == a {
@@ -658,7 +701,10 @@ impl Runner {
                 e,
                 &mut machine,
                 &self.symbols,
-                &self.oracle.stale,
+                Uses {
+                    stale: &self.oracle.stale,
+                    soft: &self.oracle.soft.uses,
+                },
                 violations,
                 &counts,
                 &self.oracle.exceptions,
@@ -695,6 +741,7 @@ impl Runner {
             }),
             cores,
             stale_uses: self.oracle.stale.clone(),
+            soft_stale_uses: self.oracle.soft.uses.clone(),
             violations,
             expectations: results,
             decisions: self.decisions.clone(),
@@ -752,6 +799,12 @@ pub fn describe(e: &Expect) -> String {
         ),
         Expect::StaleUse { core, va, kind } => format!("a stale use{}", filt(core, va, kind)),
         Expect::NoStaleUse { core, va, kind } => format!("no stale use{}", filt(core, va, kind)),
+        Expect::SoftStaleUse { core, va, kind } => {
+            format!("a software-TLB stale use{}", filt(core, va, kind))
+        }
+        Expect::NoSoftStaleUse { core, va, kind } => {
+            format!("no software-TLB stale use{}", filt(core, va, kind))
+        }
         Expect::Violations(n) => format!("{n} violation(s)"),
         Expect::Exception { core, vector } => format!("core {core} took vector {vector:#x}"),
         Expect::Halted(c) => format!("core {c} halted"),
@@ -798,16 +851,24 @@ fn stale_matches(
         && kind_matches(*kind, &r.detail)
 }
 
+/// The stale uses an expectation is checked against.
+#[derive(Clone, Copy)]
+struct Uses<'a> {
+    stale: &'a [StaleRecord],
+    soft: &'a [SoftStaleUse],
+}
+
 fn check(
     e: &Expect,
     m: &mut Machine,
     symbols: &BTreeMap<String, u64>,
-    stale: &[StaleRecord],
+    uses: Uses<'_>,
     violations: usize,
     counts: &BTreeMap<(String, u32), u64>,
     exceptions: &[(u32, u8)],
 ) -> (bool, String) {
     let res = |v: &Value| resolve(v, symbols).unwrap_or(0);
+    let Uses { stale, soft } = uses;
     match e {
         Expect::Reg { core, reg, value } => {
             let st = &m.cores[*core].cpu.state;
@@ -884,6 +945,14 @@ fn check(
                 .filter(|r| stale_matches(r, core, &va, kind))
                 .count();
             (n == 0, format!("{n} matching stale use(s)"))
+        }
+        Expect::SoftStaleUse { core, va, kind } => {
+            let n = soft_tlb::matching(soft, *core, va.as_ref().map(res), *kind);
+            (n > 0, format!("{n} matching software-TLB stale use(s)"))
+        }
+        Expect::NoSoftStaleUse { core, va, kind } => {
+            let n = soft_tlb::matching(soft, *core, va.as_ref().map(res), *kind);
+            (n == 0, format!("{n} matching software-TLB stale use(s)"))
         }
         Expect::Violations(n) => (violations == *n, format!("{violations}")),
         Expect::Exception { core, vector } => {

@@ -65,6 +65,75 @@ pub struct Scenario {
     /// What must hold at the end.
     #[serde(default)]
     pub expect: Vec<Expect>,
+    /// Software translation caches to check (`docs/soft-tlb.md`): regions whose
+    /// real PTEs a kernel fills from software page tables, so each real PTE there
+    /// is a cache of a software entry and can go stale like a TLB entry.
+    /// (Left out when saving a scenario that declares none, so saved debugger
+    /// sessions of other scenarios look as they did.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub soft_tlbs: Vec<SoftTlb>,
+}
+
+/// A software translation cache: the real PTEs of `region` in `space` are filled
+/// by kernel code from software page tables (the DragonFly vkernel's VPTEs for a
+/// MAP_VPAGETABLE region), so the oracle treats each as a cached copy of the
+/// software entry and reports an access through one that no longer agrees.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoftTlb {
+    /// Shown in reports ("vkernel VPTEs").
+    pub name: String,
+    /// The address space whose real page tables hold the cache; accesses are
+    /// checked on cores whose CR3 names its root.
+    pub space: String,
+    /// The cached region (page aligned; at most 64 MiB).
+    pub region: SoftRegion,
+    /// Where the root software entry lives (the vkernel's master PDE, set with
+    /// MADV_SETMAP). It is re-read after every step, so changing it is seen.
+    pub root: SoftRoot,
+    /// The software entries' layout.
+    pub format: SoftFormat,
+    /// Host physical address of the software "physical" address 0: table and page
+    /// frames named by software entries are at `backing + frame` (the vkernel's
+    /// memory object is backed contiguously at VKPHYS).
+    pub backing: Value,
+}
+
+/// A linear region `[va, va + len)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoftRegion {
+    /// First byte (page aligned).
+    pub va: Value,
+    /// Length in bytes (a multiple of 4 KiB).
+    pub len: Value,
+}
+
+/// The location of a software root entry: a linear address in `space`, or
+/// physical when `space` is absent (as in `Mem` expectations).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SoftRoot {
+    /// Address of the 8-byte root entry.
+    pub at: Value,
+    /// Address space translating `at`; physical when absent.
+    #[serde(default)]
+    pub space: Option<String>,
+}
+
+/// Layouts of software page-table entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SoftFormat {
+    /// DragonFly vkernel VPTEs (x86-like): V 0x1, RW 0x2, U 0x4, A 0x20, M 0x40,
+    /// PS 0x80, G 0x100, NX bit 63, frame 0x000ffffffffff000. The walk starts at the
+    /// root entry and goes down `levels` tables of 512 entries indexed by the
+    /// offset in the region (9 bits each, from bit 12 + 9 * (levels - 1) down); a
+    /// PS entry ends it early. The host enters a writable real PTE only when the
+    /// leaf has RW and M (so the first write faults and sets M).
+    Vpte {
+        /// Table levels below the root entry (the vkernel host code uses 1).
+        levels: u8,
+    },
 }
 
 /// A physical range `[start, end)`.
@@ -576,7 +645,31 @@ pub enum Expect {
         #[serde(default)]
         kind: Option<KindSpec>,
     },
-    /// Exactly this many violations.
+    /// At least one access through a stale software-TLB entry (`soft_tlbs`).
+    SoftStaleUse {
+        /// Core.
+        #[serde(default)]
+        core: Option<usize>,
+        /// Linear address (any address in the page matches).
+        #[serde(default)]
+        va: Option<Value>,
+        /// Access kind (Read, Write or Execute).
+        #[serde(default)]
+        kind: Option<KindSpec>,
+    },
+    /// No access through a stale software-TLB entry matching the fields.
+    NoSoftStaleUse {
+        /// Core.
+        #[serde(default)]
+        core: Option<usize>,
+        /// Linear address.
+        #[serde(default)]
+        va: Option<Value>,
+        /// Access kind.
+        #[serde(default)]
+        kind: Option<KindSpec>,
+    },
+    /// Exactly this many violations (hardware and software-TLB stale uses).
     Violations(usize),
     /// The core took (or stopped on) an exception with this vector.
     Exception {
