@@ -8,7 +8,7 @@
 //! [`Instruction`] into an [`Op`] that the decode cache keeps next to it, and
 //! [`exec`] is then a single jump on [`Handler`]. Before this, every step paid iced's
 //! `Code → Mnemonic` table lookup, the family match here and the family's own match
-//! on the mnemonic (~20 % of the `cpu_loop` profile, see `/work/notes/perf-cpu-loop.md`).
+//! on the mnemonic (~20 % of the `cpu_loop` benchmark's profile).
 //!
 //! A handful of very common forms (32/64-bit ALU and MOV between general-purpose
 //! registers, with an immediate or to/from memory, INC/DEC of a register, Jcc and

@@ -132,9 +132,8 @@ struct Sweep {
 /// every core runs on to its halt. Expectations are dropped; the coherence
 /// rule stays the file's.
 ///
-/// (Not `RoundRobin(until: Halt)`: the runner stops that as soon as the core
-/// it just stepped is idle, not when every listed core is; see
-/// /work/notes/bugs-a-needs.md.)
+/// (Each sweep ends on the shootdown-complete label, then runs every core to
+/// its halt, so the checks see the state right after the shootdown too.)
 fn sweeps(name: &str) -> Vec<Sweep> {
     let base = scenario(name);
     let n = base.cores.len();

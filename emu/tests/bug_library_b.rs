@@ -198,8 +198,8 @@ fn freebsd_pager_lookup_race_fixed_and_sweep() {
     assert_same_workload(&buggy, &fixed);
     // Whichever side wins, the object Pa got is alive and holds exactly its
     // reference.
-    // (Until::Label, not Until::Halt: RoundRobin stops at the first halted core,
-    // see /work/notes/bugs-b-needs.md.)
+    // (Until a label at core 0's final HLT, so the check sees the moment the
+    // lookup side is done.)
     sweep(
         &fixed,
         Until::Label("pa_done".into()),

@@ -2,7 +2,7 @@
 # Shared by freebsd-pager-lookup-race.ron (bug) and
 # freebsd-pager-lookup-race-fixed.ron (fix); they differ in dev_pager_alloc's
 # lookup (core 0), written in each scenario file. Our own code following the
-# sequence in seed 004 and /work/shared/KERNEL-PATHS.md section 5.
+# sequence in seed 004 (the device-pager lookup and object termination).
 #
 # struct vm_object (offsets from the scenario): O_LOCK, O_FLAGS, O_REF,
 # O_HANDLE, O_NEXT (link on dev_pager_object_list).

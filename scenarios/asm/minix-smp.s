@@ -3,8 +3,8 @@
 # minix-stale-tlb-copy.ron (bug) and minix-stale-tlb-copy-fixed.ron (fix); the two
 # differ only in `copy_msg_to_proc`, the kernel's copy into the process.
 #
-# Our own x86-64 code following the steps described in /work/shared/KERNEL-PATHS.md
-# section 3 (commit message in seed 003). Symbols (proc_p, P_*, RTS_VMINHIBIT, ...)
+# Our own x86-64 code following the steps of MINIX's SMP TLB handling
+# (commit message in seed 003). Symbols (proc_p, P_*, RTS_VMINHIBIT, ...)
 # come from the scenario file.
 
 # ---------------------------------------------------------------------------

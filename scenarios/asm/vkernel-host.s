@@ -5,7 +5,7 @@
 #     the real PTEs of a range and shoots them down on every CPU running the pmap;
 #   - the invalidation IPI handler.
 # Shared by every scenarios/vkernel-*.ron. Our own code, following the steps in
-# /work/shared/KERNEL-PATHS.md section 4 and seed 002 (vm_fault_vpagetable).
+# DragonFly's MAP_VPAGETABLE fault path, seed 002 (vm_fault_vpagetable).
 #
 # Symbols from the scenario: dmap, VKPHYS (host physical base of the vkernel's
 # memory image, i.e. guest-physical 0), VPT_BASE/VPT_SIZE (the region), VPTE_*,
