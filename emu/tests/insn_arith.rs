@@ -7,22 +7,8 @@ use emu::{Bus, Cpu, CpuFeatures, DecodeCache, Exception, FlatBus, StepOutcome};
 use iced_x86::code_asm::*;
 use mmu::PhysAddr;
 
-const CODE: u64 = 0x10_0000;
-const DATA: u64 = 0x2000;
-const CF: u64 = 1 << 0;
-const PF: u64 = 1 << 2;
-const AF: u64 = 1 << 4;
-const ZF: u64 = 1 << 6;
-const SF: u64 = 1 << 7;
-const OF: u64 = 1 << 11;
-const STATUS: u64 = CF | PF | AF | ZF | SF | OF;
-
-/// Assembles one instruction at `CODE`.
-fn asm1(f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> Vec<u8> {
-    let mut a = CodeAssembler::new(64).unwrap();
-    f(&mut a).unwrap();
-    a.assemble(CODE).unwrap()
-}
+mod insn_support;
+use insn_support::*;
 
 /// One core after exactly one step.
 struct Run {
