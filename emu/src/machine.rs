@@ -600,6 +600,37 @@ impl Bus for MachineBus<'_> {
         self.translate_miss(cpu, la, access)
     }
 
+    /// Every instruction's fetch translation. The MMU's fetch shortcut gives the
+    /// same result and the same cache effects (LRU touch included) as
+    /// `translate_fast`, and declines whenever anything that could change the
+    /// translation moved; then the ordinary path runs.
+    #[inline]
+    fn translate_fetch(&mut self, cpu: &CpuState, la: VirtAddr) -> Result<PhysAddr, Fault> {
+        if let Some(pa) = self.mmu.translate_fetch_fast(
+            self.tracker.generation(),
+            &regs_of(cpu),
+            la,
+            cpu.cpl() == 3,
+            cpu.rflags & AC != 0,
+        ) {
+            if self.observe {
+                self.sink
+                    .access(self.core, self.step, la, pa, AccessKind::Execute);
+            }
+            return Ok(pa);
+        }
+        self.translate_miss(
+            cpu,
+            la,
+            Access {
+                kind: AccessKind::Execute,
+                cpl: cpu.cpl(),
+                implicit_supervisor: false,
+                rflags_ac: cpu.rflags & AC != 0,
+            },
+        )
+    }
+
     #[inline]
     fn read_phys(&mut self, cpu: &CpuState, pa: PhysAddr, buf: &mut [u8]) -> Result<(), Fault> {
         self.mem.read(pa, buf).map_err(|e| phys_fault(cpu, e))
