@@ -664,7 +664,7 @@ impl<S: EventSink + ?Sized> Bus for MachineBus<'_, S> {
         };
         if let Some(pa) = self
             .mmu
-            .translate_fast(self.tracker.generation(), &regs, la, access)
+            .translate_data_fast(self.tracker.generation(), &regs, la, access)
         {
             if self.observe {
                 self.sink.access(self.core, self.step, la, pa, access.kind);

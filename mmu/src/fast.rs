@@ -72,6 +72,9 @@ pub(crate) struct FastPath {
     data: Box<[FastEntry; SLOTS]>,
     instr: Box<[FastEntry; SLOTS]>,
     fetch: FetchMemo,
+    /// The same for the last data-access hit (key: `perm_index`), mirroring a
+    /// `data` entry; `insert` into `data` clears it.
+    data_memo: FetchMemo,
     gen: u64,
     seen_tracker: u64,
     regs: PagingRegs,
@@ -107,13 +110,19 @@ const PERM_BITS: [u8; 16] = {
     t
 };
 
+/// Index of `a` into [`PERM_BITS`]: everything about an access that decides
+/// whether a fast entry's permissions allow it.
+#[inline]
+pub(crate) fn perm_index(a: &Access) -> u8 {
+    ((a.kind == AccessKind::Write) as u8) << 3
+        | (a.implicit_supervisor as u8) << 2
+        | ((a.cpl == 3) as u8) << 1
+        | a.rflags_ac as u8
+}
+
 #[inline]
 fn perm_bit(a: &Access) -> u8 {
-    let i = ((a.kind == AccessKind::Write) as usize) << 3
-        | (a.implicit_supervisor as usize) << 2
-        | ((a.cpl == 3) as usize) << 1
-        | a.rflags_ac as usize;
-    PERM_BITS[i]
+    PERM_BITS[perm_index(a) as usize]
 }
 
 impl FastPath {
@@ -122,6 +131,7 @@ impl FastPath {
             data: Box::new([EMPTY; SLOTS]),
             instr: Box::new([EMPTY; SLOTS]),
             fetch: NO_MEMO,
+            data_memo: NO_MEMO,
             gen: 1,
             seen_tracker: 0,
             regs: PagingRegs::default(),
@@ -180,7 +190,32 @@ impl FastPath {
         vpn: u64,
         key: u8,
     ) -> Option<FastHit> {
-        let m = &self.fetch;
+        self.memo_hit(&self.fetch, regs, tracker_gen, vpn, key)
+    }
+
+    /// Data accesses only: like [`FastPath::fetch_memo`] for the last data hit,
+    /// `key` being [`perm_index`] of the access (kind, implicit, CPL 3, AC), so a
+    /// read's memo never serves a write.
+    #[inline(always)]
+    pub(crate) fn data_memo(
+        &self,
+        regs: &PagingRegs,
+        tracker_gen: u64,
+        vpn: u64,
+        key: u8,
+    ) -> Option<FastHit> {
+        self.memo_hit(&self.data_memo, regs, tracker_gen, vpn, key)
+    }
+
+    #[inline(always)]
+    fn memo_hit(
+        &self,
+        m: &FetchMemo,
+        regs: &PagingRegs,
+        tracker_gen: u64,
+        vpn: u64,
+        key: u8,
+    ) -> Option<FastHit> {
         if m.vpn == vpn
             && m.gen == self.gen
             && m.key == key
@@ -202,6 +237,20 @@ impl FastPath {
     #[inline(always)]
     pub(crate) fn remember_fetch(&mut self, vpn: u64, key: u8, hit: &FastHit) {
         self.fetch = FetchMemo {
+            vpn,
+            gen: self.gen,
+            page: hit.page,
+            key,
+            arr: hit.arr as u8,
+            slot: hit.slot as u32,
+        };
+    }
+
+    /// Remembers a data `lookup` hit on page `vpn` for `key` (see
+    /// [`FastPath::data_memo`]); call right after that hit.
+    #[inline(always)]
+    pub(crate) fn remember_data(&mut self, vpn: u64, key: u8, hit: &FastHit) {
+        self.data_memo = FetchMemo {
             vpn,
             gen: self.gen,
             page: hit.page,
@@ -272,6 +321,8 @@ impl FastPath {
             self.fetch = NO_MEMO;
             &mut self.instr
         } else {
+            // Likewise for the data memo.
+            self.data_memo = NO_MEMO;
             &mut self.data
         };
         table[(vpn as usize) & (SLOTS - 1)] = e;

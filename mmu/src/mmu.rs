@@ -264,6 +264,46 @@ impl CoreMmu {
         Some(PhysAddr(hit.page | va.page_offset()))
     }
 
+    /// [`CoreMmu::translate_fast`] for a data access (read or write; an execute
+    /// access goes to `translate_fast` unchanged), with the same outcome and cache
+    /// effects (a hit refreshes the TLB slot's LRU stamp). Like the fetch
+    /// shortcut, it first tries the fast path's memo of its last data hit, valid
+    /// only while registers, tracker generation and fast-path generation are
+    /// unchanged and `data` was not written since; the memo is keyed by the
+    /// access's permission class, so a read's memo never serves a write (a write
+    /// needs D=1 in the entry).
+    #[inline]
+    pub fn translate_data_fast(
+        &mut self,
+        tracker_gen: u64,
+        regs: &PagingRegs,
+        va: VirtAddr,
+        access: Access,
+    ) -> Option<PhysAddr> {
+        if access.kind == AccessKind::Execute {
+            return self.translate_fast(tracker_gen, regs, va, access);
+        }
+        let key = crate::fast::perm_index(&access);
+        let vpn = va.vpn();
+        let fast = &mut self.caches.fast;
+        let hit = match fast.data_memo(regs, tracker_gen, vpn, key) {
+            Some(hit) => hit,
+            None => {
+                if !va.is_canonical() || !regs.paging() || !fast.enabled {
+                    return self.translate_fast(tracker_gen, regs, va, access);
+                }
+                fast.sync(regs, tracker_gen);
+                let hit = fast.lookup(va, &access)?;
+                fast.remember_data(vpn, key, &hit);
+                hit
+            }
+        };
+        if let Some(a) = self.caches.dtlb.arrays.get_mut(hit.arr) {
+            a.touch(hit.slot);
+        }
+        Some(PhysAddr(hit.page | va.page_offset()))
+    }
+
     /// Out of line on purpose: inlined into every `translate` caller (the machine
     /// bus inlines `translate`), the walk made the fast path save and restore
     /// most callee-saved registers on every hit.
