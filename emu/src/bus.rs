@@ -29,6 +29,16 @@ pub trait Bus {
         implicit_supervisor: bool,
     ) -> Result<PhysAddr, Fault>;
 
+    /// Translates `la` for an instruction fetch: the same as `translate(cpu, la,
+    /// AccessKind::Execute, false)`, which is the default. A separate entry point
+    /// so a bus can serve the one translation every instruction needs through a
+    /// shortcut (the machine bus memoises the last fetch page in the MMU's fast
+    /// path); overrides must keep the outcome and every side effect identical.
+    #[inline]
+    fn translate_fetch(&mut self, cpu: &CpuState, la: VirtAddr) -> Result<PhysAddr, Fault> {
+        self.translate(cpu, la, AccessKind::Execute, false)
+    }
+
     /// Reads physical memory.
     fn read_phys(&mut self, cpu: &CpuState, pa: PhysAddr, buf: &mut [u8]) -> Result<(), Fault>;
 

@@ -83,7 +83,7 @@ impl Cpu {
         if !va.is_canonical() {
             return Ok(StepOutcome::Exception(Exception::GeneralProtection(0)));
         }
-        let pa = match bus.translate(&self.state, va, AccessKind::Execute, false) {
+        let pa = match bus.translate_fetch(&self.state, va) {
             Ok(pa) => pa,
             Err(Fault::Exception(e)) => return Ok(StepOutcome::Exception(e)),
             Err(Fault::Emu(e)) => return Err(e),

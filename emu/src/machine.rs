@@ -173,20 +173,27 @@ impl Machine {
     }
 
     /// Executes one instruction or one interrupt delivery on `core`.
-    pub fn step(
+    ///
+    /// Generic over the sink (`&mut dyn EventSink` works as before) so that a
+    /// caller with a concrete sink such as [`crate::NullSink`] gets a copy in which
+    /// `enabled()` and `observes_accesses()` are constants and event construction
+    /// folds away. The common case (an instruction retires, nothing to deliver)
+    /// stays here; interrupt delivery, halts, exceptions and stops go through
+    /// out-of-line `#[cold]` functions so the hot path keeps a small frame.
+    #[inline]
+    pub fn step<S: EventSink + ?Sized>(
         &mut self,
         core: usize,
-        sink: &mut dyn EventSink,
+        sink: &mut S,
     ) -> Result<StepResult, MachineError> {
         let n = self.cores.len();
         if core >= n {
             return Err(MachineError::NoSuchCore { core, cores: n });
         }
-        if let Some(r) = &self.cores[core].stopped {
-            return Ok(StepResult::Stopped(r.clone()));
+        let c = &self.cores[core];
+        if c.stopped.is_some() {
+            return Ok(self.stopped_result(core));
         }
-        let emit = sink.enabled();
-        let c = &mut self.cores[core];
         let st = &c.cpu.state;
         // Interrupts are taken at an instruction boundary with IF=1 and no
         // STI/MOV-SS shadow (SDM Vol. 3A 6.8.3), highest priority first.
@@ -195,11 +202,12 @@ impl Machine {
         } else {
             None
         };
-        if pending.is_none() && st.halted {
-            return Ok(StepResult::NoProgress);
+        if pending.is_some() || st.halted {
+            return Ok(self.step_rare(core, sink, pending));
         }
         self.steps += 1;
         let step = self.steps;
+        let c = &mut self.cores[core];
         let mut bus = MachineBus {
             mem: &mut self.mem,
             tracker: &mut self.tracker,
@@ -210,30 +218,6 @@ impl Machine {
             observe: sink.observes_accesses(),
             sink,
         };
-        if let Some(vector) = pending {
-            let was_halted = c.cpu.state.halted;
-            bus.apics[core].accept(vector);
-            let from = c.cpu.state.rip;
-            if was_halted && emit {
-                bus.sink.event(Event {
-                    step,
-                    core: core as u32,
-                    kind: EventKind::Woken,
-                });
-            }
-            c.cpu.state.halted = false;
-            let r = deliver(&mut c.cpu.state, &mut bus, Vectoring::External(vector));
-            return Ok(finish_delivery(
-                &c.cpu.state,
-                &mut c.stopped,
-                bus.sink,
-                step,
-                core,
-                r,
-                Vectoring::External(vector),
-                from,
-            ));
-        }
         let cr8_before = c.cpu.state.cr8;
         let tpr_before = bus.apics[core].tpr;
         let out = c.cpu.step(&mut self.decode, &mut bus);
@@ -244,25 +228,105 @@ impl Machine {
             tpr_before,
         );
         c.spinning = c.cpu.last.pause;
+        if let Ok(StepOutcome::Retired) = out {
+            c.retired += 1;
+            if bus.sink.enabled() {
+                bus.sink.event(Event {
+                    step,
+                    core: core as u32,
+                    kind: EventKind::Retired {
+                        rip: c.cpu.last.rip,
+                        len: c.cpu.last.len,
+                    },
+                });
+            }
+            return Ok(StepResult::Retired);
+        }
+        Ok(self.step_finish(core, sink, step, out))
+    }
+
+    /// The result of stepping a core that has stopped for good.
+    #[cold]
+    #[inline(never)]
+    fn stopped_result(&self, core: usize) -> StepResult {
+        match &self.cores[core].stopped {
+            Some(r) => StepResult::Stopped(r.clone()),
+            None => unreachable!("stopped_result on a running core"),
+        }
+    }
+
+    /// `step` when an interrupt is deliverable or the core is halted: deliver it,
+    /// or make no progress (no global step is consumed).
+    #[cold]
+    #[inline(never)]
+    fn step_rare<S: EventSink + ?Sized>(
+        &mut self,
+        core: usize,
+        sink: &mut S,
+        pending: Option<u8>,
+    ) -> StepResult {
+        let Some(vector) = pending else {
+            return StepResult::NoProgress;
+        };
+        self.steps += 1;
+        let step = self.steps;
+        let emit = sink.enabled();
+        let c = &mut self.cores[core];
+        let mut bus = MachineBus {
+            mem: &mut self.mem,
+            tracker: &mut self.tracker,
+            mmu: &mut c.mmu,
+            apics: &mut self.apics,
+            core: core as u32,
+            step,
+            observe: sink.observes_accesses(),
+            sink,
+        };
+        let was_halted = c.cpu.state.halted;
+        bus.apics[core].accept(vector);
+        let from = c.cpu.state.rip;
+        if was_halted && emit {
+            bus.sink.event(Event {
+                step,
+                core: core as u32,
+                kind: EventKind::Woken,
+            });
+        }
+        c.cpu.state.halted = false;
+        let r = deliver(&mut c.cpu.state, &mut bus, Vectoring::External(vector));
+        finish_delivery(
+            &c.cpu.state,
+            &mut c.stopped,
+            bus.sink,
+            step,
+            core,
+            r,
+            Vectoring::External(vector),
+            from,
+        )
+    }
+
+    /// The rest of `step` after an instruction that did not simply retire: HLT,
+    /// an exception to deliver, or an emulator error that stops the core.
+    #[cold]
+    #[inline(never)]
+    fn step_finish<S: EventSink + ?Sized>(
+        &mut self,
+        core: usize,
+        sink: &mut S,
+        step: u64,
+        out: Result<StepOutcome, EmuError>,
+    ) -> StepResult {
+        let emit = sink.enabled();
+        let c = &mut self.cores[core];
         match out {
             Ok(StepOutcome::Retired) => {
-                c.retired += 1;
-                if emit {
-                    bus.sink.event(Event {
-                        step,
-                        core: core as u32,
-                        kind: EventKind::Retired {
-                            rip: c.cpu.last.rip,
-                            len: c.cpu.last.len,
-                        },
-                    });
-                }
-                Ok(StepResult::Retired)
+                unreachable!("step handles Retired itself")
             }
             Ok(StepOutcome::Halted) => {
                 c.retired += 1;
                 if emit {
-                    bus.sink.event(Event {
+                    sink.event(Event {
                         step,
                         core: core as u32,
                         kind: EventKind::Halted {
@@ -270,12 +334,22 @@ impl Machine {
                         },
                     });
                 }
-                Ok(StepResult::Halted)
+                StepResult::Halted
             }
             Ok(StepOutcome::Exception(e)) => {
+                let mut bus = MachineBus {
+                    mem: &mut self.mem,
+                    tracker: &mut self.tracker,
+                    mmu: &mut c.mmu,
+                    apics: &mut self.apics,
+                    core: core as u32,
+                    step,
+                    observe: sink.observes_accesses(),
+                    sink,
+                };
                 let from = c.cpu.state.rip;
                 let r = deliver(&mut c.cpu.state, &mut bus, Vectoring::Exception(e));
-                Ok(finish_delivery(
+                finish_delivery(
                     &c.cpu.state,
                     &mut c.stopped,
                     bus.sink,
@@ -284,19 +358,19 @@ impl Machine {
                     r,
                     Vectoring::Exception(e),
                     from,
-                ))
+                )
             }
             Err(e) => {
                 let reason = StopReason::Error(e);
                 c.stopped = Some(reason.clone());
                 if emit {
-                    bus.sink.event(Event {
+                    sink.event(Event {
                         step,
                         core: core as u32,
                         kind: EventKind::Stopped(reason.clone()),
                     });
                 }
-                Ok(StepResult::Stopped(reason))
+                StepResult::Stopped(reason)
             }
         }
     }
@@ -366,10 +440,10 @@ fn sync_tpr(state: &mut CpuState, apic: &mut Apic, cr8_before: u64, tpr_before: 
 
 // One call site; the arguments are the pieces of `Machine::step` it reports on.
 #[allow(clippy::too_many_arguments)]
-fn finish_delivery(
+fn finish_delivery<S: EventSink + ?Sized>(
     state: &CpuState,
     stopped: &mut Option<StopReason>,
-    sink: &mut dyn EventSink,
+    sink: &mut S,
     step: u64,
     core: usize,
     r: Result<Delivery, EmuError>,
@@ -467,13 +541,13 @@ pub fn regs_of(s: &CpuState) -> PagingRegs {
 }
 
 /// Forwards MMU events into the machine's stream.
-struct MmuAdapter<'a> {
-    sink: &'a mut dyn EventSink,
+struct MmuAdapter<'a, S: EventSink + ?Sized> {
+    sink: &'a mut S,
     core: u32,
     step: u64,
 }
 
-impl MmuSink for MmuAdapter<'_> {
+impl<S: EventSink + ?Sized> MmuSink for MmuAdapter<'_, S> {
     fn enabled(&self) -> bool {
         self.sink.enabled()
     }
@@ -488,7 +562,7 @@ impl MmuSink for MmuAdapter<'_> {
 
 /// The bus of one core of the machine: its MMU in front of shared memory, the
 /// tracker, and every core's APIC (for IPIs).
-struct MachineBus<'a> {
+struct MachineBus<'a, S: EventSink + ?Sized> {
     mem: &'a mut PhysMem,
     tracker: &'a mut Tracker,
     mmu: &'a mut CoreMmu,
@@ -498,10 +572,10 @@ struct MachineBus<'a> {
     /// The sink asked for [`EventSink::access`] calls (asked once, when the bus is
     /// made, so translation pays one predictable branch when nobody observes).
     observe: bool,
-    sink: &'a mut dyn EventSink,
+    sink: &'a mut S,
 }
 
-impl MachineBus<'_> {
+impl<S: EventSink + ?Sized> MachineBus<'_, S> {
     #[inline]
     fn ctx(&self, cpu: &CpuState) -> AccessCtx {
         AccessCtx {
@@ -569,7 +643,7 @@ fn phys_fault(cpu: &CpuState, e: mmu::MemError) -> Fault {
     })
 }
 
-impl Bus for MachineBus<'_> {
+impl<S: EventSink + ?Sized> Bus for MachineBus<'_, S> {
     #[inline]
     fn translate(
         &mut self,
@@ -590,7 +664,7 @@ impl Bus for MachineBus<'_> {
         };
         if let Some(pa) = self
             .mmu
-            .translate_fast(self.tracker.generation(), &regs, la, access)
+            .translate_data_fast(self.tracker.generation(), &regs, la, access)
         {
             if self.observe {
                 self.sink.access(self.core, self.step, la, pa, access.kind);
@@ -598,6 +672,37 @@ impl Bus for MachineBus<'_> {
             return Ok(pa);
         }
         self.translate_miss(cpu, la, access)
+    }
+
+    /// Every instruction's fetch translation. The MMU's fetch shortcut gives the
+    /// same result and the same cache effects (LRU touch included) as
+    /// `translate_fast`, and declines whenever anything that could change the
+    /// translation moved; then the ordinary path runs.
+    #[inline]
+    fn translate_fetch(&mut self, cpu: &CpuState, la: VirtAddr) -> Result<PhysAddr, Fault> {
+        if let Some(pa) = self.mmu.translate_fetch_fast(
+            self.tracker.generation(),
+            &regs_of(cpu),
+            la,
+            cpu.cpl() == 3,
+            cpu.rflags & AC != 0,
+        ) {
+            if self.observe {
+                self.sink
+                    .access(self.core, self.step, la, pa, AccessKind::Execute);
+            }
+            return Ok(pa);
+        }
+        self.translate_miss(
+            cpu,
+            la,
+            Access {
+                kind: AccessKind::Execute,
+                cpl: cpu.cpl(),
+                implicit_supervisor: false,
+                rflags_ac: cpu.rflags & AC != 0,
+            },
+        )
     }
 
     #[inline]

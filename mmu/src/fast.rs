@@ -42,10 +42,39 @@ pub(crate) struct FastHit {
     pub slot: usize,
 }
 
+/// The last instruction-fetch hit: a copy of the `instr` entry that served it,
+/// with the privilege key it was checked for. It is a shortcut to that entry, not
+/// a separate cache: it is valid only while the generation is unchanged (so the
+/// registers, the tracker and this core's TLBs are as they were) and `instr` has
+/// not been written since (`insert` clears it), i.e. exactly while `lookup` would
+/// return the same hit for the same page and key.
+#[derive(Clone, Copy, Debug)]
+struct FetchMemo {
+    vpn: u64,
+    gen: u64,
+    page: u64,
+    key: u8,
+    arr: u8,
+    slot: u32,
+}
+
+const NO_MEMO: FetchMemo = FetchMemo {
+    vpn: u64::MAX,
+    gen: 0,
+    page: 0,
+    key: 0,
+    arr: 0,
+    slot: 0,
+};
+
 #[derive(Clone, Debug)]
 pub(crate) struct FastPath {
     data: Box<[FastEntry; SLOTS]>,
     instr: Box<[FastEntry; SLOTS]>,
+    fetch: FetchMemo,
+    /// The same for the last data-access hit (key: `perm_index`), mirroring a
+    /// `data` entry; `insert` into `data` clears it.
+    data_memo: FetchMemo,
     gen: u64,
     seen_tracker: u64,
     regs: PagingRegs,
@@ -81,13 +110,19 @@ const PERM_BITS: [u8; 16] = {
     t
 };
 
+/// Index of `a` into [`PERM_BITS`]: everything about an access that decides
+/// whether a fast entry's permissions allow it.
+#[inline]
+pub(crate) fn perm_index(a: &Access) -> u8 {
+    ((a.kind == AccessKind::Write) as u8) << 3
+        | (a.implicit_supervisor as u8) << 2
+        | ((a.cpl == 3) as u8) << 1
+        | a.rflags_ac as u8
+}
+
 #[inline]
 fn perm_bit(a: &Access) -> u8 {
-    let i = ((a.kind == AccessKind::Write) as usize) << 3
-        | (a.implicit_supervisor as usize) << 2
-        | ((a.cpl == 3) as usize) << 1
-        | a.rflags_ac as usize;
-    PERM_BITS[i]
+    PERM_BITS[perm_index(a) as usize]
 }
 
 impl FastPath {
@@ -95,6 +130,8 @@ impl FastPath {
         FastPath {
             data: Box::new([EMPTY; SLOTS]),
             instr: Box::new([EMPTY; SLOTS]),
+            fetch: NO_MEMO,
+            data_memo: NO_MEMO,
             gen: 1,
             seen_tracker: 0,
             regs: PagingRegs::default(),
@@ -136,6 +173,91 @@ impl FastPath {
         } else {
             None
         }
+    }
+
+    /// Instruction fetches only: the memoised hit for page `vpn` under privilege
+    /// `key` (`(CPL == 3) << 1 | AC`, the index `perm_bit` uses for a non-implicit
+    /// access), if the registers and the tracker generation are those `sync` last
+    /// saw and nothing moved the generation or wrote `instr` since. When it returns
+    /// a hit, `sync` would have been a no-op and `lookup` would have returned the
+    /// same hit, so the caller must do what it does after a `lookup` hit (touch
+    /// the TLB slot: LRU order stays exact).
+    #[inline(always)]
+    pub(crate) fn fetch_memo(
+        &self,
+        regs: &PagingRegs,
+        tracker_gen: u64,
+        vpn: u64,
+        key: u8,
+    ) -> Option<FastHit> {
+        self.memo_hit(&self.fetch, regs, tracker_gen, vpn, key)
+    }
+
+    /// Data accesses only: like [`FastPath::fetch_memo`] for the last data hit,
+    /// `key` being [`perm_index`] of the access (kind, implicit, CPL 3, AC), so a
+    /// read's memo never serves a write.
+    #[inline(always)]
+    pub(crate) fn data_memo(
+        &self,
+        regs: &PagingRegs,
+        tracker_gen: u64,
+        vpn: u64,
+        key: u8,
+    ) -> Option<FastHit> {
+        self.memo_hit(&self.data_memo, regs, tracker_gen, vpn, key)
+    }
+
+    #[inline(always)]
+    fn memo_hit(
+        &self,
+        m: &FetchMemo,
+        regs: &PagingRegs,
+        tracker_gen: u64,
+        vpn: u64,
+        key: u8,
+    ) -> Option<FastHit> {
+        if m.vpn == vpn
+            && m.gen == self.gen
+            && m.key == key
+            && self.seen_tracker == tracker_gen
+            && self.regs == *regs
+        {
+            Some(FastHit {
+                page: m.page,
+                arr: m.arr as usize,
+                slot: m.slot as usize,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Remembers an instruction-fetch `lookup` hit on page `vpn` for `key` (see
+    /// [`FastPath::fetch_memo`]); call right after that hit.
+    #[inline(always)]
+    pub(crate) fn remember_fetch(&mut self, vpn: u64, key: u8, hit: &FastHit) {
+        self.fetch = FetchMemo {
+            vpn,
+            gen: self.gen,
+            page: hit.page,
+            key,
+            arr: hit.arr as u8,
+            slot: hit.slot as u32,
+        };
+    }
+
+    /// Remembers a data `lookup` hit on page `vpn` for `key` (see
+    /// [`FastPath::data_memo`]); call right after that hit.
+    #[inline(always)]
+    pub(crate) fn remember_data(&mut self, vpn: u64, key: u8, hit: &FastHit) {
+        self.data_memo = FetchMemo {
+            vpn,
+            gen: self.gen,
+            page: hit.page,
+            key,
+            arr: hit.arr as u8,
+            slot: hit.slot as u32,
+        };
     }
 
     /// Caches the 4 KiB page of `va` from TLB slot (`arr`, `slot`), with the access
@@ -195,8 +317,12 @@ impl FastPath {
             slot: slot as u32,
         };
         let table = if instruction {
+            // The memo mirrors an `instr` entry; this one may overwrite it.
+            self.fetch = NO_MEMO;
             &mut self.instr
         } else {
+            // Likewise for the data memo.
+            self.data_memo = NO_MEMO;
             &mut self.data
         };
         table[(vpn as usize) & (SLOTS - 1)] = e;

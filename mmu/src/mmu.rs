@@ -224,6 +224,86 @@ impl CoreMmu {
         Some(PhysAddr(hit.page | va.page_offset()))
     }
 
+    /// [`CoreMmu::translate_fast`] for an instruction fetch (execute access, not
+    /// implicit) at privilege `cpl3` / `ac` (RFLAGS.AC), with the same outcome and
+    /// the same effect on the caches: on a fast-path hit it refreshes the TLB
+    /// slot's LRU stamp like any hit. What it saves is the lookup work on the
+    /// common case of consecutive fetches from one page: the fast path memoises
+    /// its last fetch hit (see `fast.rs`), valid only while the paging registers,
+    /// the tracker generation (which moves on every staleness mark) and the fast
+    /// path's generation (every fill, eviction, invalidation) are unchanged, so a
+    /// stale translation is never used through it.
+    #[inline]
+    pub fn translate_fetch_fast(
+        &mut self,
+        tracker_gen: u64,
+        regs: &PagingRegs,
+        va: VirtAddr,
+        cpl3: bool,
+        ac: bool,
+    ) -> Option<PhysAddr> {
+        let key = (cpl3 as u8) << 1 | ac as u8;
+        let vpn = va.vpn();
+        let fast = &mut self.caches.fast;
+        let hit = match fast.fetch_memo(regs, tracker_gen, vpn, key) {
+            Some(hit) => hit,
+            None => {
+                if !va.is_canonical() || !regs.paging() || !fast.enabled {
+                    return self.translate_fast(tracker_gen, regs, va, fetch_access(cpl3, ac));
+                }
+                fast.sync(regs, tracker_gen);
+                let hit = fast.lookup(va, &fetch_access(cpl3, ac))?;
+                fast.remember_fetch(vpn, key, &hit);
+                hit
+            }
+        };
+        let tlb = self.caches.itlb.as_mut().unwrap_or(&mut self.caches.dtlb);
+        if let Some(a) = tlb.arrays.get_mut(hit.arr) {
+            a.touch(hit.slot);
+        }
+        Some(PhysAddr(hit.page | va.page_offset()))
+    }
+
+    /// [`CoreMmu::translate_fast`] for a data access (read or write; an execute
+    /// access goes to `translate_fast` unchanged), with the same outcome and cache
+    /// effects (a hit refreshes the TLB slot's LRU stamp). Like the fetch
+    /// shortcut, it first tries the fast path's memo of its last data hit, valid
+    /// only while registers, tracker generation and fast-path generation are
+    /// unchanged and `data` was not written since; the memo is keyed by the
+    /// access's permission class, so a read's memo never serves a write (a write
+    /// needs D=1 in the entry).
+    #[inline]
+    pub fn translate_data_fast(
+        &mut self,
+        tracker_gen: u64,
+        regs: &PagingRegs,
+        va: VirtAddr,
+        access: Access,
+    ) -> Option<PhysAddr> {
+        if access.kind == AccessKind::Execute {
+            return self.translate_fast(tracker_gen, regs, va, access);
+        }
+        let key = crate::fast::perm_index(&access);
+        let vpn = va.vpn();
+        let fast = &mut self.caches.fast;
+        let hit = match fast.data_memo(regs, tracker_gen, vpn, key) {
+            Some(hit) => hit,
+            None => {
+                if !va.is_canonical() || !regs.paging() || !fast.enabled {
+                    return self.translate_fast(tracker_gen, regs, va, access);
+                }
+                fast.sync(regs, tracker_gen);
+                let hit = fast.lookup(va, &access)?;
+                fast.remember_data(vpn, key, &hit);
+                hit
+            }
+        };
+        if let Some(a) = self.caches.dtlb.arrays.get_mut(hit.arr) {
+            a.touch(hit.slot);
+        }
+        Some(PhysAddr(hit.page | va.page_offset()))
+    }
+
     /// Out of line on purpose: inlined into every `translate` caller (the machine
     /// bus inlines `translate`), the walk made the fast path save and restore
     /// most callee-saved registers on every hit.
@@ -782,6 +862,17 @@ impl CoreMmu {
             result,
             tlb,
         }
+    }
+}
+
+/// The access of an instruction fetch at privilege `cpl3` / `ac`.
+#[inline(always)]
+fn fetch_access(cpl3: bool, ac: bool) -> Access {
+    Access {
+        kind: AccessKind::Execute,
+        cpl: if cpl3 { 3 } else { 0 },
+        implicit_supervisor: false,
+        rflags_ac: ac,
     }
 }
 
