@@ -216,17 +216,19 @@ impl Machine {
             core: core as u32,
             step,
             observe: sink.observes_accesses(),
+            tpr_written: false,
             sink,
         };
         let cr8_before = c.cpu.state.cr8;
-        let tpr_before = bus.apics[core].tpr;
         let out = c.cpu.step(&mut self.decode, &mut bus);
-        sync_tpr(
-            &mut c.cpu.state,
-            &mut bus.apics[core],
-            cr8_before,
-            tpr_before,
-        );
+        if c.cpu.state.cr8 != cr8_before || bus.tpr_written {
+            sync_tpr(
+                &mut c.cpu.state,
+                &mut bus.apics[core],
+                cr8_before,
+                bus.tpr_written,
+            );
+        }
         c.spinning = c.cpu.last.pause;
         if let Ok(StepOutcome::Retired) = out {
             c.retired += 1;
@@ -280,6 +282,7 @@ impl Machine {
             core: core as u32,
             step,
             observe: sink.observes_accesses(),
+            tpr_written: false,
             sink,
         };
         let was_halted = c.cpu.state.halted;
@@ -345,6 +348,7 @@ impl Machine {
                     core: core as u32,
                     step,
                     observe: sink.observes_accesses(),
+                    tpr_written: false,
                     sink,
                 };
                 let from = c.cpu.state.rip;
@@ -388,6 +392,7 @@ impl Machine {
             core: core as u32,
             step: self.steps,
             observe: sink.observes_accesses(),
+            tpr_written: false,
             sink,
         }
     }
@@ -430,10 +435,10 @@ impl Machine {
 /// TPR[7:4] and clears TPR[3:0]; a WRMSR to the x2APIC TPR (a change of `tpr`)
 /// shows in CR8. Only one of them can change in one instruction.
 #[inline]
-fn sync_tpr(state: &mut CpuState, apic: &mut Apic, cr8_before: u64, tpr_before: u8) {
+fn sync_tpr(state: &mut CpuState, apic: &mut Apic, cr8_before: u64, tpr_written: bool) {
     if state.cr8 != cr8_before {
         apic.tpr = ((state.cr8 & 0xf) as u8) << 4;
-    } else if apic.tpr != tpr_before {
+    } else if tpr_written {
         state.cr8 = (apic.tpr >> 4) as u64;
     }
 }
@@ -572,6 +577,10 @@ struct MachineBus<'a, S: EventSink + ?Sized> {
     /// The sink asked for [`EventSink::access`] calls (asked once, when the bus is
     /// made, so translation pays one predictable branch when nobody observes).
     observe: bool,
+    /// A WRMSR to the x2APIC TPR happened during this step, so CR8 must follow it
+    /// (SDM Vol. 3A 10.8.6.1). A flag instead of comparing the TPR before and
+    /// after every step keeps the APIC array out of the hot path.
+    tpr_written: bool,
     sink: &'a mut S,
 }
 
@@ -739,7 +748,11 @@ impl<S: EventSink + ?Sized> Bus for MachineBus<'_, S> {
         let Some(v) = write else {
             return self.apics[me].read(msr);
         };
-        match self.apics[me].write(msr, v)? {
+        let w = self.apics[me].write(msr, v)?;
+        if msr == crate::apic::reg::TPR {
+            self.tpr_written = true;
+        }
+        match w {
             ApicWrite::None => {}
             ApicWrite::Eoi(vector) => self.event(EventKind::Eoi { vector }),
             ApicWrite::Ipi(req) => {
