@@ -79,6 +79,21 @@ fn violations_on(r: &RunReport, core: Option<u32>) -> usize {
         .count()
 }
 
+/// The run completes with no violation (the unmodified fixed code on a schedule).
+fn assert_clean(s: &Scenario) {
+    let r = go(s);
+    assert_eq!(r.ending, Ending::Completed, "{:?}", r.ending);
+    assert_eq!(r.violations, 0, "the unmodified fixed code is clean here");
+}
+
+/// The run completes with exactly one violation, on `core`.
+fn assert_one_violation_on(s: &Scenario, core: u32) {
+    let r = go(s);
+    assert_eq!(r.ending, Ending::Completed);
+    assert_eq!(violations_on(&r, Some(core)), 1, "{:#?}", r.stale_uses);
+    assert_eq!(r.violations, 1);
+}
+
 fn expect_pass(name: &str) {
     let s = scenario(name);
     let r = go(&s);
@@ -289,9 +304,7 @@ fn dragonfly_without_handler_invlpg_c_reads_stale() {
     let mut s = scenario(DFLY_FIXED);
     s.schedule = dfly_late_reader_schedule();
     s.expect.clear();
-    let r = go(&s);
-    assert_eq!(r.ending, Ending::Completed);
-    assert_eq!(r.violations, 0, "the unmodified fixed code is clean here");
+    assert_clean(&s);
 
     edit_asm(
         &mut s,
@@ -299,10 +312,7 @@ fn dragonfly_without_handler_invlpg_c_reads_stale() {
         "4:  invlpg  (%rsi)\nipi_invlpg:",
         "4:\nipi_invlpg:",
     );
-    let r = go(&s);
-    assert_eq!(r.ending, Ending::Completed);
-    assert_eq!(violations_on(&r, Some(2)), 1, "{:#?}", r.stale_uses);
-    assert_eq!(r.violations, 1);
+    assert_one_violation_on(&s, 2);
 }
 
 #[test]
@@ -383,10 +393,7 @@ fn freebsd_without_curpmap_store_initiator_skips_its_invlpg() {
         "    movq    %rax, %cr3\n8:",
     );
     s.expect.clear();
-    let r = go(&s);
-    assert_eq!(r.ending, Ending::Completed);
-    assert_eq!(violations_on(&r, Some(0)), 1, "{:#?}", r.stale_uses);
-    assert_eq!(r.violations, 1);
+    assert_one_violation_on(&s, 0);
 }
 
 #[test]
@@ -419,9 +426,7 @@ fn freebsd_without_handler_invlpg_target_reads_stale() {
     let mut s = scenario(FBSD_FIXED);
     s.schedule = late_reader.clone();
     s.expect.clear();
-    let r = go(&s);
-    assert_eq!(r.ending, Ending::Completed, "{:?}", r.ending);
-    assert_eq!(r.violations, 0, "the unmodified fixed code is clean here");
+    assert_clean(&s);
 
     edit_asm(
         &mut s,
@@ -429,10 +434,7 @@ fn freebsd_without_handler_invlpg_target_reads_stale() {
         "    invlpg  (%rax)\n    movq    %rdx, %gs:PC_SMP_TLB_DONE",
         "    movq    %rdx, %gs:PC_SMP_TLB_DONE",
     );
-    let r = go(&s);
-    assert_eq!(r.ending, Ending::Completed);
-    assert_eq!(violations_on(&r, Some(1)), 1, "{:#?}", r.stale_uses);
-    assert_eq!(r.violations, 1);
+    assert_one_violation_on(&s, 1);
 }
 
 #[test]
