@@ -59,6 +59,14 @@ pub trait Bus {
         Err(Exception::GeneralProtection(0).into())
     }
 
+    /// A MOV to CR8 set the task priority to `tpr` (0..=15). CR8 is an alias of
+    /// the local APIC's TPR bits 7:4 (SDM Vol. 3A 10.8.6.1), so a bus with an APIC
+    /// updates it here, at the write, and nothing has to compare the two after
+    /// every step. The default has no APIC.
+    fn set_task_priority(&mut self, tpr: u8) {
+        let _ = tpr;
+    }
+
     /// A MOV to CR0/CR3/CR4, INVLPG or INVPCID changed what the caches may hold;
     /// the bus applies the invalidation the SDM requires (SDM Vol. 3A 4.10.4).
     /// `FlatBus` caches nothing and ignores it.

@@ -186,6 +186,7 @@ fn write_cr8<B: Bus>(x: &mut Exec<'_, B>, v: u64) -> ExecResult {
         return Err(GP0);
     }
     x.cpu.cr8 = v;
+    x.bus.set_task_priority(v as u8);
     Ok(())
 }
 
@@ -330,6 +331,11 @@ fn wrmsr<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
         }
         msr::X2APIC_FIRST..=msr::X2APIC_LAST => {
             x.bus.apic_msr(x.cpu, index, Some(v))?;
+            // CR8 is TPR bits 7:4 (SDM Vol. 3A 10.8.6.1): read back what the APIC
+            // kept, so CR8 follows the write at once.
+            if index == msr::X2APIC_TPR {
+                x.cpu.cr8 = x.bus.apic_msr(x.cpu, index, None)? >> 4;
+            }
         }
         _ => return Err(GP0),
     }

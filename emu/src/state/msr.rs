@@ -33,6 +33,8 @@ pub const IA32_TSC_AUX: u32 = 0xc000_0103;
 pub const X2APIC_FIRST: u32 = 0x800;
 /// Last x2APIC MSR.
 pub const X2APIC_LAST: u32 = 0x8ff;
+/// The x2APIC task-priority register (CR8 is its bits 7:4).
+pub const X2APIC_TPR: u32 = 0x808;
 
 /// The MSRs the core itself holds.
 pub const CORE_MSRS: &[MsrInfo] = &[
