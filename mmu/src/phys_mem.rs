@@ -114,14 +114,37 @@ pub struct MemError {
     pub size: u64,
 }
 
+/// One 2 MiB chunk of guest memory and whether this [`PhysMem`] owns it. The flag
+/// sits next to the pointer so a write finds both with one bounds check.
+struct ChunkSlot {
+    chunk: Option<Arc<Chunk>>,
+    /// Set: `chunk` is `Some` and this `PhysMem` holds its only reference (set by
+    /// [`PhysMem::chunk_mut`] after `make_mut`, cleared in both copies by
+    /// `Clone`). Atomic only so that `clone(&self)` can clear it; all accesses are
+    /// relaxed loads and stores (plain moves on x86).
+    owned: AtomicBool,
+}
+
+impl ChunkSlot {
+    const EMPTY: ChunkSlot = ChunkSlot {
+        chunk: None,
+        owned: AtomicBool::new(false),
+    };
+}
+
+impl Clone for ChunkSlot {
+    /// The copy shares the chunk, so it does not own it.
+    fn clone(&self) -> Self {
+        ChunkSlot {
+            chunk: self.chunk.clone(),
+            owned: AtomicBool::new(false),
+        }
+    }
+}
+
 /// Guest physical memory.
 pub struct PhysMem {
-    chunks: Vec<Option<Arc<Chunk>>>,
-    /// `owned[i]` set: `chunks[i]` is `Some` and this `PhysMem` holds its only
-    /// reference (set by [`PhysMem::chunk_mut`] after `make_mut`, cleared in both
-    /// copies by `Clone`). Atomic only so that `clone(&self)` can clear it; all
-    /// accesses are relaxed loads and stores (plain moves on x86).
-    owned: Vec<AtomicBool>,
+    chunks: Vec<ChunkSlot>,
     size: u64,
     code_dropped: Vec<Pfn>,
 }
@@ -130,12 +153,11 @@ impl Clone for PhysMem {
     /// Copies the chunk pointers. Both copies now share every chunk, so neither
     /// owns any: their next write to a chunk or page goes through `make_mut`.
     fn clone(&self) -> Self {
-        for o in &self.owned {
-            o.store(false, Ordering::Relaxed);
+        for c in &self.chunks {
+            c.owned.store(false, Ordering::Relaxed);
         }
         PhysMem {
             chunks: self.chunks.clone(),
-            owned: self.owned.iter().map(|_| AtomicBool::new(false)).collect(),
             size: self.size,
             code_dropped: self.code_dropped.clone(),
         }
@@ -156,8 +178,7 @@ impl PhysMem {
     pub fn new(size: u64) -> Self {
         let chunks = size.div_ceil(1 << CHUNK_SHIFT) as usize;
         PhysMem {
-            chunks: vec![None; chunks],
-            owned: (0..chunks).map(|_| AtomicBool::new(false)).collect(),
+            chunks: (0..chunks).map(|_| ChunkSlot::EMPTY).collect(),
             size: (chunks as u64) << CHUNK_SHIFT,
             code_dropped: Vec::with_capacity(16),
         }
@@ -172,7 +193,7 @@ impl PhysMem {
     pub fn touched_pages(&self) -> usize {
         self.chunks
             .iter()
-            .flatten()
+            .filter_map(|c| c.chunk.as_ref())
             .map(|c| c.pages.iter().filter(|p| p.is_some()).count())
             .sum()
     }
@@ -192,15 +213,16 @@ impl PhysMem {
 
     #[inline]
     fn page(&self, pfn: u64) -> Option<&Page> {
-        let chunk = self.chunks.get((pfn >> 9) as usize)?.as_ref()?;
+        let chunk = self.chunks.get((pfn >> 9) as usize)?.chunk.as_ref()?;
         chunk.pages[(pfn & 511) as usize].as_deref()
     }
 
     #[inline(always)]
     fn chunk_mut(&mut self, pfn: u64) -> &mut Chunk {
         let i = (pfn >> 9) as usize;
-        if self.owned[i].load(Ordering::Relaxed) {
-            if let Some(chunk) = &self.chunks[i] {
+        let slot = &self.chunks[i];
+        if slot.owned.load(Ordering::Relaxed) {
+            if let Some(chunk) = &slot.chunk {
                 let p = Arc::as_ptr(chunk) as *mut Chunk;
                 // SAFETY: `owned[i]` says this PhysMem holds the only reference to
                 // the chunk: it is set in `chunk_mut_slow` right after `make_mut`
@@ -220,11 +242,11 @@ impl PhysMem {
     #[inline(never)]
     fn chunk_mut_slow(&mut self, i: usize) -> &mut Chunk {
         let slot = &mut self.chunks[i];
-        let chunk = Arc::make_mut(slot.get_or_insert_with(|| Arc::new(Chunk::new())));
+        slot.owned.store(true, Ordering::Relaxed);
+        let chunk = Arc::make_mut(slot.chunk.get_or_insert_with(|| Arc::new(Chunk::new())));
         // The chunk may have been shared until now (its page bits could describe
         // pages that another copy also holds): start its page ownership afresh.
         chunk.owned_pages = [0; PAGES_PER_CHUNK / 64];
-        self.owned[i].store(true, Ordering::Relaxed);
         chunk
     }
 
@@ -263,30 +285,52 @@ impl PhysMem {
 
     /// Writes `data` at `pa`. Returns the union of the flags of the pages written
     /// (before the write), so the caller can notify the coherence tracker.
-    #[inline]
+    ///
+    /// Inlined into every store: the common case (one page, inside memory, the
+    /// page owned) is a handful of loads and the copy; crossing a page, the first
+    /// write after a clone, and a write to a page holding decoded code go out of
+    /// line.
+    #[inline(always)]
     pub fn write(&mut self, pa: PhysAddr, data: &[u8]) -> Result<u8, MemError> {
-        self.check(pa, data.len())?;
         let off = (pa.0 & (PAGE_SIZE - 1)) as usize;
-        if off + data.len() <= PAGE_SIZE as usize {
-            // One page (every aligned access, and most others): no loop.
-            let pfn = pa.0 >> 12;
-            let idx = (pfn & 511) as usize;
-            let chunk = self.chunk_mut(pfn);
-            let f = chunk.flags[idx];
-            chunk.flags[idx] &= !page_flags::CODE;
-            let page = &mut chunk.page_mut(idx).0;
-            match data.len() {
-                // Constant-size copies for the usual operand sizes instead of a
-                // `memcpy` call.
-                8 => page[off..off + 8].copy_from_slice(&data[..8]),
-                4 => page[off..off + 4].copy_from_slice(&data[..4]),
-                n => page[off..off + n].copy_from_slice(data),
-            }
-            if f & page_flags::CODE != 0 {
-                self.code_dropped.push(Pfn(pfn));
-            }
-            return Ok(f);
+        // `size` is a whole number of pages, so an access that starts inside
+        // memory and stays on its page ends inside memory.
+        if off + data.len() > PAGE_SIZE as usize || pa.0 >= self.size {
+            return self.write_spanning(pa, data);
         }
+        let pfn = pa.0 >> 12;
+        let idx = (pfn & 511) as usize;
+        let chunk = self.chunk_mut(pfn);
+        let f = chunk.flags[idx];
+        let page = &mut chunk.page_mut(idx).0;
+        match data.len() {
+            // Constant-size copies for the usual operand sizes instead of a
+            // `memcpy` call.
+            8 => page[off..off + 8].copy_from_slice(&data[..8]),
+            4 => page[off..off + 4].copy_from_slice(&data[..4]),
+            n => page[off..off + n].copy_from_slice(data),
+        }
+        if f & page_flags::CODE != 0 {
+            self.drop_code(pfn);
+        }
+        Ok(f)
+    }
+
+    /// The written frame `pfn` held decoded code: clear its flag and queue it for
+    /// the decode cache.
+    #[cold]
+    #[inline(never)]
+    fn drop_code(&mut self, pfn: u64) {
+        self.chunk_mut(pfn).flags[(pfn & 511) as usize] &= !page_flags::CODE;
+        self.code_dropped.push(Pfn(pfn));
+    }
+
+    /// [`PhysMem::write`] of an access that crosses a page boundary or does not
+    /// fit in memory.
+    #[cold]
+    #[inline(never)]
+    fn write_spanning(&mut self, pa: PhysAddr, data: &[u8]) -> Result<u8, MemError> {
+        self.check(pa, data.len())?;
         let mut addr = pa.0;
         let mut done = 0;
         let mut flags = 0;
@@ -298,12 +342,9 @@ impl PhysMem {
             let idx = (pfn & 511) as usize;
             let f = chunk.flags[idx];
             flags |= f;
-            if f & page_flags::CODE != 0 {
-                chunk.flags[idx] &= !page_flags::CODE;
-            }
             chunk.page_mut(idx).0[off..off + n].copy_from_slice(&data[done..done + n]);
             if f & page_flags::CODE != 0 {
-                self.code_dropped.push(Pfn(pfn));
+                self.drop_code(pfn);
             }
             done += n;
             addr += n as u64;
@@ -356,7 +397,7 @@ impl PhysMem {
     #[inline]
     pub fn flags(&self, pfn: Pfn) -> u8 {
         match self.chunks.get((pfn.0 >> 9) as usize) {
-            Some(Some(c)) => c.flags[(pfn.0 & 511) as usize],
+            Some(ChunkSlot { chunk: Some(c), .. }) => c.flags[(pfn.0 & 511) as usize],
             _ => 0,
         }
     }
@@ -395,11 +436,11 @@ impl PhysMem {
         let a = self
             .chunks
             .get((pfn.0 >> 9) as usize)
-            .and_then(|c| c.as_ref());
+            .and_then(|c| c.chunk.as_ref());
         let b = other
             .chunks
             .get((pfn.0 >> 9) as usize)
-            .and_then(|c| c.as_ref());
+            .and_then(|c| c.chunk.as_ref());
         match (a, b) {
             (Some(a), Some(b)) if Arc::ptr_eq(a, b) => true,
             (Some(a), Some(b)) => {
