@@ -30,6 +30,8 @@ use std::collections::BTreeMap;
 pub(crate) struct Cached {
     pub(crate) ins: Instruction,
     pub(crate) op: Op,
+    /// `ins.ip()`, kept whole so a lookup checks it with one compare.
+    rip: u64,
 }
 
 impl Cached {
@@ -37,6 +39,7 @@ impl Cached {
     pub(crate) fn new(ins: Instruction) -> Self {
         Cached {
             op: resolve(&ins),
+            rip: ins.ip(),
             ins,
         }
     }
@@ -123,7 +126,7 @@ impl DecodeCache {
             return None;
         }
         let c = &page.insns[slot as usize - 1];
-        if c.ins.ip() == rip {
+        if c.rip == rip {
             self.hits += 1;
             Some(c)
         } else {

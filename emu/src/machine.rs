@@ -216,19 +216,9 @@ impl Machine {
             core: core as u32,
             step,
             observe: sink.observes_accesses(),
-            tpr_written: false,
             sink,
         };
-        let cr8_before = c.cpu.state.cr8;
         let out = c.cpu.step(&mut self.decode, &mut bus);
-        if c.cpu.state.cr8 != cr8_before || bus.tpr_written {
-            sync_tpr(
-                &mut c.cpu.state,
-                &mut bus.apics[core],
-                cr8_before,
-                bus.tpr_written,
-            );
-        }
         c.spinning = c.cpu.last.pause;
         if let Ok(StepOutcome::Retired) = out {
             c.retired += 1;
@@ -282,7 +272,6 @@ impl Machine {
             core: core as u32,
             step,
             observe: sink.observes_accesses(),
-            tpr_written: false,
             sink,
         };
         let was_halted = c.cpu.state.halted;
@@ -348,7 +337,6 @@ impl Machine {
                     core: core as u32,
                     step,
                     observe: sink.observes_accesses(),
-                    tpr_written: false,
                     sink,
                 };
                 let from = c.cpu.state.rip;
@@ -392,7 +380,6 @@ impl Machine {
             core: core as u32,
             step: self.steps,
             observe: sink.observes_accesses(),
-            tpr_written: false,
             sink,
         }
     }
@@ -426,20 +413,6 @@ impl Machine {
                 .on_write(&self.mem, pa, data.len() as u64, ctx, &mut a);
         }
         Ok(())
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-/// Keeps CR8 and the local APIC's TPR one register (SDM Vol. 3A 10.8.6.1): in
-/// 64-bit mode CR8[3:0] is TPR[7:4]. MOV to CR8 (seen as a change of `cr8`) loads
-/// TPR[7:4] and clears TPR[3:0]; a WRMSR to the x2APIC TPR (a change of `tpr`)
-/// shows in CR8. Only one of them can change in one instruction.
-#[inline]
-fn sync_tpr(state: &mut CpuState, apic: &mut Apic, cr8_before: u64, tpr_written: bool) {
-    if state.cr8 != cr8_before {
-        apic.tpr = ((state.cr8 & 0xf) as u8) << 4;
-    } else if tpr_written {
-        state.cr8 = (apic.tpr >> 4) as u64;
     }
 }
 
@@ -577,10 +550,6 @@ struct MachineBus<'a, S: EventSink + ?Sized> {
     /// The sink asked for [`EventSink::access`] calls (asked once, when the bus is
     /// made, so translation pays one predictable branch when nobody observes).
     observe: bool,
-    /// A WRMSR to the x2APIC TPR happened during this step, so CR8 must follow it
-    /// (SDM Vol. 3A 10.8.6.1). A flag instead of comparing the TPR before and
-    /// after every step keeps the APIC array out of the hot path.
-    tpr_written: bool,
     sink: &'a mut S,
 }
 
@@ -653,7 +622,7 @@ fn phys_fault(cpu: &CpuState, e: mmu::MemError) -> Fault {
 }
 
 impl<S: EventSink + ?Sized> Bus for MachineBus<'_, S> {
-    #[inline]
+    #[inline(always)]
     fn translate(
         &mut self,
         cpu: &CpuState,
@@ -749,9 +718,6 @@ impl<S: EventSink + ?Sized> Bus for MachineBus<'_, S> {
             return self.apics[me].read(msr);
         };
         let w = self.apics[me].write(msr, v)?;
-        if msr == crate::apic::reg::TPR {
-            self.tpr_written = true;
-        }
         match w {
             ApicWrite::None => {}
             ApicWrite::Eoi(vector) => self.event(EventKind::Eoi { vector }),
@@ -773,6 +739,11 @@ impl<S: EventSink + ?Sized> Bus for MachineBus<'_, S> {
             }
         }
         Ok(0)
+    }
+
+    fn set_task_priority(&mut self, tpr: u8) {
+        // MOV to CR8 loads TPR[7:4] and clears TPR[3:0] (SDM Vol. 3A 10.8.6.1).
+        self.apics[self.core as usize].tpr = (tpr & 0xf) << 4;
     }
 
     fn invalidate(&mut self, cpu: &CpuState, op: Invalidate) -> Result<(), Fault> {
