@@ -9,7 +9,9 @@
 //!   non-stale TLB entries, and a staleness mark empties every fast path);
 //! - a write through a clean (D=0) entry never hits (write classes need D=1);
 //! - LRU order is exact: a fast hit refreshes the TLB slot's stamp, just as a slow
-//!   hit does.
+//!   hit does — except when that slot is already the most recently used of its
+//!   array (see [`FastPath::fetch_touch`]): refreshing it again would change no
+//!   order between any two entries, so it is skipped.
 
 use crate::addr::VirtAddr;
 use crate::paging::access::{access_allowed, Access, AccessKind, PagingRegs, Rights};
@@ -79,6 +81,18 @@ pub(crate) struct FastPath {
     seen_tracker: u64,
     regs: PagingRegs,
     pub(crate) enabled: bool,
+    /// The TLB slot behind `fetch` is the most recently used of its array: it was
+    /// touched last and nothing has touched, filled or emptied a slot of that
+    /// array since. Set by [`FastPath::fetch_touch`]; cleared by every other touch
+    /// ([`FastPath::touched_elsewhere`], a data touch when instruction and data
+    /// share arrays). A fill or removal moves the generation, which invalidates
+    /// the memo itself, and a new memo is always touched before it is relied on.
+    fetch_mru: bool,
+    /// The same for `data_memo`.
+    data_mru: bool,
+    /// Instruction fetches use their own TLB, so data touches leave `fetch_mru`
+    /// alone (and fetch touches `data_mru`).
+    split: bool,
 }
 
 /// Privilege class of an access: 0 user, 1 supervisor AC=0, 2 supervisor AC=1,
@@ -126,7 +140,7 @@ fn perm_bit(a: &Access) -> u8 {
 }
 
 impl FastPath {
-    pub(crate) fn new(enabled: bool) -> Self {
+    pub(crate) fn new(enabled: bool, split: bool) -> Self {
         FastPath {
             data: Box::new([EMPTY; SLOTS]),
             instr: Box::new([EMPTY; SLOTS]),
@@ -136,6 +150,9 @@ impl FastPath {
             seen_tracker: 0,
             regs: PagingRegs::default(),
             enabled,
+            fetch_mru: false,
+            data_mru: false,
+            split,
         }
     }
 
@@ -232,10 +249,52 @@ impl FastPath {
         }
     }
 
+    /// Whether the caller must refresh the LRU stamp of the fetch memo's slot (it
+    /// is about to use it): false when that slot is already its array's most
+    /// recently used, where a refresh changes no relative order, i.e. no future
+    /// eviction. Call on every fetch hit (memo or `lookup`), after
+    /// [`FastPath::remember_fetch`] when the memo is new.
+    ///
+    /// On the benchmark loop this saves the touch on four fetches out of five;
+    /// the order the replacement policy sees is the same as touching every time.
+    #[inline(always)]
+    pub(crate) fn fetch_touch(&mut self) -> bool {
+        if self.fetch_mru {
+            return false;
+        }
+        self.fetch_mru = true;
+        if !self.split {
+            self.data_mru = false;
+        }
+        true
+    }
+
+    /// [`FastPath::fetch_touch`] for the data memo.
+    #[inline(always)]
+    pub(crate) fn data_touch(&mut self) -> bool {
+        if self.data_mru {
+            return false;
+        }
+        self.data_mru = true;
+        if !self.split {
+            self.fetch_mru = false;
+        }
+        true
+    }
+
+    /// A TLB slot was touched outside the memo paths: neither memo's slot can be
+    /// assumed most recently used any more.
+    #[inline(always)]
+    pub(crate) fn touched_elsewhere(&mut self) {
+        self.fetch_mru = false;
+        self.data_mru = false;
+    }
+
     /// Remembers an instruction-fetch `lookup` hit on page `vpn` for `key` (see
     /// [`FastPath::fetch_memo`]); call right after that hit.
     #[inline(always)]
     pub(crate) fn remember_fetch(&mut self, vpn: u64, key: u8, hit: &FastHit) {
+        self.fetch_mru = false;
         self.fetch = FetchMemo {
             vpn,
             gen: self.gen,
@@ -250,6 +309,7 @@ impl FastPath {
     /// [`FastPath::data_memo`]); call right after that hit.
     #[inline(always)]
     pub(crate) fn remember_data(&mut self, vpn: u64, key: u8, hit: &FastHit) {
+        self.data_mru = false;
         self.data_memo = FetchMemo {
             vpn,
             gen: self.gen,

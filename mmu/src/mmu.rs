@@ -134,7 +134,7 @@ impl CoreMmu {
                 dtlb: Tlb::new(&cfg.tlb.data),
                 itlb: cfg.tlb.instruction.as_deref().map(Tlb::new),
                 psc: Psc::new(&cfg.psc),
-                fast: FastPath::new(cfg.fast_path),
+                fast: FastPath::new(cfg.fast_path, cfg.tlb.instruction.is_some()),
             },
         }
     }
@@ -221,6 +221,7 @@ impl CoreMmu {
         if let Some(a) = tlb.arrays.get_mut(hit.arr) {
             a.touch(hit.slot);
         }
+        self.caches.fast.touched_elsewhere();
         Some(PhysAddr(hit.page | va.page_offset()))
     }
 
@@ -257,9 +258,11 @@ impl CoreMmu {
                 hit
             }
         };
-        let tlb = self.caches.itlb.as_mut().unwrap_or(&mut self.caches.dtlb);
-        if let Some(a) = tlb.arrays.get_mut(hit.arr) {
-            a.touch(hit.slot);
+        if self.caches.fast.fetch_touch() {
+            let tlb = self.caches.itlb.as_mut().unwrap_or(&mut self.caches.dtlb);
+            if let Some(a) = tlb.arrays.get_mut(hit.arr) {
+                a.touch(hit.slot);
+            }
         }
         Some(PhysAddr(hit.page | va.page_offset()))
     }
@@ -298,8 +301,10 @@ impl CoreMmu {
                 hit
             }
         };
-        if let Some(a) = self.caches.dtlb.arrays.get_mut(hit.arr) {
-            a.touch(hit.slot);
+        if self.caches.fast.data_touch() {
+            if let Some(a) = self.caches.dtlb.arrays.get_mut(hit.arr) {
+                a.touch(hit.slot);
+            }
         }
         Some(PhysAddr(hit.page | va.page_offset()))
     }
@@ -377,6 +382,7 @@ impl CoreMmu {
                 report_stale(mem, tracker, e.rec, ctx, va, Some(access), sink);
             }
             tlb.arrays[a].touch(s);
+            self.caches.fast.touched_elsewhere();
             let page = e.frame.raw() | (va.raw() & e.size.offset_mask() & !0xfff);
             if !stale {
                 self.caches.fast.insert(
