@@ -126,10 +126,12 @@ struct ChunkSlot {
 }
 
 impl ChunkSlot {
-    const EMPTY: ChunkSlot = ChunkSlot {
-        chunk: None,
-        owned: AtomicBool::new(false),
-    };
+    fn empty() -> Self {
+        ChunkSlot {
+            chunk: None,
+            owned: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Clone for ChunkSlot {
@@ -178,7 +180,7 @@ impl PhysMem {
     pub fn new(size: u64) -> Self {
         let chunks = size.div_ceil(1 << CHUNK_SHIFT) as usize;
         PhysMem {
-            chunks: (0..chunks).map(|_| ChunkSlot::EMPTY).collect(),
+            chunks: (0..chunks).map(|_| ChunkSlot::empty()).collect(),
             size: (chunks as u64) << CHUNK_SHIFT,
             code_dropped: Vec::with_capacity(16),
         }
