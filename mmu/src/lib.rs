@@ -32,7 +32,9 @@
 //! - **Fast path**: a 64-slot direct-mapped array per core and access side in front
 //!   of the TLB model, valid for one generation; see `fast.rs`. It never holds a stale
 //!   entry, never completes a write through a clean entry, and refreshes the TLB's
-//!   LRU stamp on every hit, so eviction order is exactly that of the model.
+//!   LRU stamp on every hit (skipping only the refresh of a slot that is already
+//!   its array's most recent, which orders nothing differently), so eviction order
+//!   is exactly that of the model (`tests/fast_path_lru.rs` checks it).
 //! - **Determinism**: no clocks, no host randomness; maps use a fixed hasher and
 //!   nothing iterates a map into output (dumps and event lists are sorted).
 //!

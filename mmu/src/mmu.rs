@@ -228,7 +228,8 @@ impl CoreMmu {
     /// [`CoreMmu::translate_fast`] for an instruction fetch (execute access, not
     /// implicit) at privilege `cpl3` / `ac` (RFLAGS.AC), with the same outcome and
     /// the same effect on the caches: on a fast-path hit it refreshes the TLB
-    /// slot's LRU stamp like any hit. What it saves is the lookup work on the
+    /// slot's LRU stamp like any hit, unless the slot is already the most recent
+    /// of its array (a refresh would reorder nothing). What it saves is the lookup work on the
     /// common case of consecutive fetches from one page: the fast path memoises
     /// its last fetch hit (see `fast.rs`), valid only while the paging registers,
     /// the tracker generation (which moves on every staleness mark) and the fast
@@ -269,7 +270,8 @@ impl CoreMmu {
 
     /// [`CoreMmu::translate_fast`] for a data access (read or write; an execute
     /// access goes to `translate_fast` unchanged), with the same outcome and cache
-    /// effects (a hit refreshes the TLB slot's LRU stamp). Like the fetch
+    /// effects (a hit refreshes the TLB slot's LRU stamp, skipped as for fetches
+    /// when the slot is already its array's most recent). Like the fetch
     /// shortcut, it first tries the fast path's memo of its last data hit, valid
     /// only while registers, tracker generation and fast-path generation are
     /// unchanged and `data` was not written since; the memo is keyed by the
