@@ -138,7 +138,7 @@ impl FlatBus {
 }
 
 fn phys_err(cpu: &CpuState, e: mmu::MemError) -> Fault {
-    Fault::Emu(EmuError::PhysicalOutOfRange {
+    Fault::from(EmuError::PhysicalOutOfRange {
         rip: cpu.rip,
         addr: e.addr.raw(),
         len: e.len,

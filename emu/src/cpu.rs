@@ -72,6 +72,18 @@ impl Cpu {
         cache: &mut DecodeCache,
         bus: &mut B,
     ) -> Result<StepOutcome, EmuError> {
+        self.step_boxed(cache, bus).map_err(|e| *e)
+    }
+
+    /// [`Cpu::step`] with the (rare, 80-byte) emulator error boxed, so the result
+    /// fits in registers instead of being written to and read back from memory on
+    /// every step; `Machine::step` uses it.
+    #[inline]
+    pub(crate) fn step_boxed<B: Bus>(
+        &mut self,
+        cache: &mut DecodeCache,
+        bus: &mut B,
+    ) -> Result<StepOutcome, Box<EmuError>> {
         if self.state.halted {
             return Ok(StepOutcome::Halted);
         }
@@ -135,21 +147,11 @@ impl Cpu {
 
     /// An emulator error from a handler; "unsupported" gets the instruction's bytes.
     #[cold]
-    fn emu_error<B: Bus>(&self, bus: &mut B, e: EmuError) -> EmuError {
-        match e {
-            EmuError::Unsupported {
-                rip,
-                mnemonic,
-                text,
-                ..
-            } => EmuError::Unsupported {
-                rip,
-                bytes: self.last_bytes(bus),
-                mnemonic,
-                text,
-            },
-            e => e,
+    fn emu_error<B: Bus>(&self, bus: &mut B, mut e: Box<EmuError>) -> Box<EmuError> {
+        if let EmuError::Unsupported { bytes, .. } = &mut *e {
+            *bytes = self.last_bytes(bus);
         }
+        e
     }
 
     /// Decode-cache miss: reads and decodes the instruction at `va` (physical `pa`)

@@ -178,8 +178,10 @@ pub fn hex_bytes(b: &[u8]) -> String {
 pub enum Fault {
     /// Architectural exception; see [`Exception::is_trap`] for where RIP points.
     Exception(Exception),
-    /// The emulator cannot continue.
-    Emu(EmuError),
+    /// The emulator cannot continue. Boxed: an emulator error is rare and large
+    /// (80 bytes), and unboxed it made every handler's `Result<(), Fault>` 80 bytes
+    /// returned through memory; boxed, the result fits in two registers.
+    Emu(Box<EmuError>),
 }
 
 impl From<Exception> for Fault {
@@ -190,7 +192,7 @@ impl From<Exception> for Fault {
 
 impl From<EmuError> for Fault {
     fn from(e: EmuError) -> Self {
-        Fault::Emu(e)
+        Fault::Emu(Box::new(e))
     }
 }
 

@@ -101,7 +101,7 @@ pub fn deliver<B: Bus>(
     for _ in 0..4 {
         match deliver_once(cpu, bus, cur) {
             Ok(()) => return Ok(Delivery::Delivered { what: cur }),
-            Err(Fault::Emu(e)) => return Err(e),
+            Err(Fault::Emu(e)) => return Err(*e),
             Err(Fault::Exception(second)) => {
                 let c1 = class(&cur);
                 let c2 = class(&Vectoring::Exception(second));

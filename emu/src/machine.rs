@@ -218,7 +218,7 @@ impl Machine {
             observe: sink.observes_accesses(),
             sink,
         };
-        let out = c.cpu.step(&mut self.decode, &mut bus);
+        let out = c.cpu.step_boxed(&mut self.decode, &mut bus);
         c.spinning = c.cpu.last.pause;
         if let Ok(StepOutcome::Retired) = out {
             c.retired += 1;
@@ -307,7 +307,7 @@ impl Machine {
         core: usize,
         sink: &mut S,
         step: u64,
-        out: Result<StepOutcome, EmuError>,
+        out: Result<StepOutcome, Box<EmuError>>,
     ) -> StepResult {
         let emit = sink.enabled();
         let c = &mut self.cores[core];
@@ -353,7 +353,7 @@ impl Machine {
                 )
             }
             Err(e) => {
-                let reason = StopReason::Error(e);
+                let reason = StopReason::Error(*e);
                 c.stopped = Some(reason.clone());
                 if emit {
                     sink.event(Event {
@@ -595,7 +595,7 @@ impl<S: EventSink + ?Sized> MachineBus<'_, S> {
             .into()),
             Err(TranslateError::NonCanonical(_)) => Err(Exception::GeneralProtection(0).into()),
             Err(TranslateError::Mem(e)) => Err(phys_fault(cpu, e)),
-            Err(e) => Err(Fault::Emu(EmuError::Paging {
+            Err(e) => Err(Fault::from(EmuError::Paging {
                 rip: cpu.rip,
                 message: e.to_string(),
             })),
@@ -614,7 +614,7 @@ impl<S: EventSink + ?Sized> MachineBus<'_, S> {
 }
 
 fn phys_fault(cpu: &CpuState, e: mmu::MemError) -> Fault {
-    Fault::Emu(EmuError::PhysicalOutOfRange {
+    Fault::from(EmuError::PhysicalOutOfRange {
         rip: cpu.rip,
         addr: e.addr.raw(),
         len: e.len,
