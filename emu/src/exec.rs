@@ -138,6 +138,9 @@ pub fn run(req: &ExecRequest) -> Result<ExecReport, ExecError> {
             return Err(ExecError::UnknownRegister(name.clone()));
         }
     }
+    // CR8 is the APIC's TPR[7:4] (SDM Vol. 3A 10.8.6.1): `--set cr8=N` sets both.
+    let cr8 = m.cores[0].cpu.state.cr8;
+    m.apics[0].tpr = ((cr8 & 0xf) as u8) << 4;
     let mut steps = 0;
     let mut sink = NullSink;
     while steps < req.max_steps {
@@ -262,5 +265,26 @@ impl ExecReport {
             s.push_str(if i % 4 == 3 { "\n" } else { "  " });
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--set cr8=N` reaches the local APIC: RDMSR of the x2APIC TPR reads N << 4
+    /// (CR8 is TPR[7:4], SDM Vol. 3A 10.8.6.1).
+    #[test]
+    fn set_cr8_sets_the_task_priority() {
+        let req = ExecRequest {
+            // mov ecx, 0x808; rdmsr; hlt
+            code: vec![0xb9, 0x08, 0x08, 0, 0, 0x0f, 0x32, 0xf4],
+            base: 0x10_0000,
+            set: vec![("cr8".to_string(), 5)],
+            max_steps: 10,
+        };
+        let r = run(&req).expect("runs");
+        assert_eq!(r.stop, ExecStop::Hlt);
+        assert_eq!(r.cpu.state.gpr[0], 0x50);
     }
 }
