@@ -2,6 +2,7 @@
 //! `tlbemu exec`, used by people poking at an instruction and by external
 //! differential testers.
 
+use crate::bus::Bus;
 use crate::cpu::Cpu;
 use crate::events::{NullSink, StopReason};
 use crate::exception::{EmuError, Exception};
@@ -138,9 +139,10 @@ pub fn run(req: &ExecRequest) -> Result<ExecReport, ExecError> {
             return Err(ExecError::UnknownRegister(name.clone()));
         }
     }
-    // CR8 is the APIC's TPR[7:4] (SDM Vol. 3A 10.8.6.1): `--set cr8=N` sets both.
+    // CR8 is the APIC's TPR[7:4] (SDM Vol. 3A 10.8.6.1): `--set cr8=N` sets both,
+    // the way MOV CR8 does.
     let cr8 = m.cores[0].cpu.state.cr8;
-    m.apics[0].tpr = ((cr8 & 0xf) as u8) << 4;
+    m.bus(0, &mut NullSink).set_task_priority(cr8 as u8);
     let mut steps = 0;
     let mut sink = NullSink;
     while steps < req.max_steps {

@@ -229,12 +229,12 @@ impl CoreMmu {
     /// implicit) at privilege `cpl3` / `ac` (RFLAGS.AC), with the same outcome and
     /// the same effect on the caches: on a fast-path hit it refreshes the TLB
     /// slot's LRU stamp like any hit, unless the slot is already the most recent
-    /// of its array (a refresh would reorder nothing). What it saves is the lookup work on the
-    /// common case of consecutive fetches from one page: the fast path memoises
-    /// its last fetch hit (see `fast.rs`), valid only while the paging registers,
-    /// the tracker generation (which moves on every staleness mark) and the fast
-    /// path's generation (every fill, eviction, invalidation) are unchanged, so a
-    /// stale translation is never used through it.
+    /// of its array (a refresh would reorder nothing). What it saves is the lookup
+    /// work on the common case of consecutive fetches from one page: the fast path
+    /// memoises its last fetch hit (see `fast.rs`), valid only while the paging
+    /// registers, the tracker generation (which moves on every staleness mark) and
+    /// the fast path's generation (every fill, eviction, invalidation) are
+    /// unchanged, so a stale translation is never used through it.
     #[inline]
     pub fn translate_fetch_fast(
         &mut self,
