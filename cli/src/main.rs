@@ -7,6 +7,7 @@
 //! files).
 
 mod commands;
+mod interrupt;
 mod repl;
 mod tui;
 
@@ -48,7 +49,21 @@ enum Command {
     Debug(commands::debug::DebugArgs),
 }
 
+/// Restores the default action of SIGPIPE, which the Rust runtime sets to ignore.
+/// Ignored, a write to a closed pipe (`tlbemu run x.ron | head -1`) returns EPIPE
+/// and every `println!` in every command panics; with the default action the
+/// process ends quietly when its reader goes away, as other command-line tools do.
+/// One fix here covers every command and every later print.
+fn default_sigpipe() {
+    // SAFETY: called first thing in `main`, before any other thread exists, so
+    // nothing races on the signal disposition; SIG_DFL is a valid handler value.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Run(a) => commands::run::run(a),
