@@ -79,6 +79,7 @@ pub(crate) fn directive(
                     format!("size {n} is larger than {MAX_FILL}"),
                 ));
             }
+            p.reserve(n, &lower, pos)?;
             p.push(ItemKind::Bytes(vec![fill; n as usize]), pos);
             Ok(())
         }
@@ -257,6 +258,8 @@ fn align(p: &mut Parser, lower: &str, pos: Pos, c: &mut Cursor<'_>) -> Result<()
         }
     }
     c.expect_end("end of line")?;
+    // Padding is at most `align - 1` bytes (fewer with a `max`).
+    p.reserve(max.map_or(align - 1, |m| m.min(align - 1)), lower, pos)?;
     if fill.is_none() && !p.code {
         fill = Some(0);
     }

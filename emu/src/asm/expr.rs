@@ -56,15 +56,19 @@ impl Expr {
         }
     }
 
-    /// Calls `f` for every symbol name referenced, in source order.
+    /// Calls `f` for every symbol name referenced, in source order. A loop over
+    /// an explicit stack, so a deep tree costs heap, not call stack.
     pub(crate) fn for_each_sym(&self, f: &mut dyn FnMut(&str, Pos)) {
-        match self {
-            Expr::Num(..) | Expr::Dot(_) => {}
-            Expr::Sym(s, p) => f(s, *p),
-            Expr::Un(_, e, _) => e.for_each_sym(f),
-            Expr::Bin(_, l, r, _) => {
-                l.for_each_sym(f);
-                r.for_each_sym(f);
+        let mut todo = vec![self];
+        while let Some(e) = todo.pop() {
+            match e {
+                Expr::Num(..) | Expr::Dot(_) => {}
+                Expr::Sym(s, p) => f(s, *p),
+                Expr::Un(_, e, _) => todo.push(e),
+                Expr::Bin(_, l, r, _) => {
+                    todo.push(r);
+                    todo.push(l);
+                }
             }
         }
     }
@@ -72,12 +76,19 @@ impl Expr {
     /// True if the expression references any name or `.` (so its value is an address or
     /// depends on the program, not just literals).
     pub(crate) fn has_symbols(&self) -> bool {
-        match self {
-            Expr::Num(..) => false,
-            Expr::Sym(..) | Expr::Dot(_) => true,
-            Expr::Un(_, e, _) => e.has_symbols(),
-            Expr::Bin(_, l, r, _) => l.has_symbols() || r.has_symbols(),
+        let mut todo = vec![self];
+        while let Some(e) = todo.pop() {
+            match e {
+                Expr::Num(..) => {}
+                Expr::Sym(..) | Expr::Dot(_) => return true,
+                Expr::Un(_, e, _) => todo.push(e),
+                Expr::Bin(_, l, r, _) => {
+                    todo.push(r);
+                    todo.push(l);
+                }
+            }
         }
+        false
     }
 
     /// The value if the expression is literals only.
@@ -116,8 +127,57 @@ impl Env for NoEnv {
     }
 }
 
-/// Evaluates an expression.
+/// Evaluates an expression: a post-order walk over an explicit stack (operands
+/// left to right, so the first error in source order is the one reported), so
+/// the depth of the tree costs heap, not call stack.
 pub(crate) fn eval(e: &Expr, env: &dyn Env) -> Result<Value, AsmError> {
+    enum Work<'a> {
+        Visit(&'a Expr),
+        Apply(&'a Expr),
+    }
+    let mut work = vec![Work::Visit(e)];
+    let mut vals: Vec<Value> = Vec::new();
+    while let Some(w) = work.pop() {
+        match w {
+            Work::Visit(e) => match e {
+                Expr::Un(_, inner, _) => {
+                    work.push(Work::Apply(e));
+                    work.push(Work::Visit(inner));
+                }
+                Expr::Bin(_, l, r, _) => {
+                    work.push(Work::Apply(e));
+                    work.push(Work::Visit(r));
+                    work.push(Work::Visit(l));
+                }
+                leaf => vals.push(leaf_value(leaf, env)?),
+            },
+            Work::Apply(Expr::Un(op, _, _)) => {
+                let v = pop(&mut vals);
+                vals.push(unary(*op, v));
+            }
+            Work::Apply(Expr::Bin(op, _, _, p)) => {
+                let b = pop(&mut vals);
+                let a = pop(&mut vals);
+                vals.push(binary(*op, a, b, *p)?);
+            }
+            Work::Apply(leaf) => vals.push(leaf_value(leaf, env)?),
+        }
+    }
+    Ok(pop(&mut vals))
+}
+
+/// The top operand. The walk pushes one value per finished subtree, so an
+/// operator always finds its operands; an empty stack would be a broken walk.
+fn pop(vals: &mut Vec<Value>) -> Value {
+    debug_assert!(!vals.is_empty(), "expression walk lost an operand");
+    vals.pop().unwrap_or(Value {
+        value: 0,
+        relocatable: false,
+    })
+}
+
+/// The value of a literal, a name or `.`.
+fn leaf_value(e: &Expr, env: &dyn Env) -> Result<Value, AsmError> {
     Ok(match e {
         Expr::Num(n, _) => Value {
             value: *n,
@@ -148,55 +208,55 @@ pub(crate) fn eval(e: &Expr, env: &dyn Env) -> Result<Value, AsmError> {
                 ))
             }
         },
-        Expr::Un(op, inner, _) => {
-            let v = eval(inner, env)?;
-            let value = match op {
-                UnOp::Neg => v.value.wrapping_neg(),
-                UnOp::Not => !v.value,
-                UnOp::LogNot => u64::from(v.value == 0),
-            };
-            Value {
-                value,
-                relocatable: v.relocatable,
+        Expr::Un(..) | Expr::Bin(..) => unreachable!("leaf_value is only called on leaves"),
+    })
+}
+
+fn unary(op: UnOp, v: Value) -> Value {
+    let value = match op {
+        UnOp::Neg => v.value.wrapping_neg(),
+        UnOp::Not => !v.value,
+        UnOp::LogNot => u64::from(v.value == 0),
+    };
+    Value {
+        value,
+        relocatable: v.relocatable,
+    }
+}
+
+fn binary(op: BinOp, a: Value, b: Value, p: Pos) -> Result<Value, AsmError> {
+    let (x, y) = (a.value, b.value);
+    let div0 = || AsmError::at(p, AsmErrorKind::BadExpression("division by zero".into()));
+    let value = match op {
+        BinOp::Add => x.wrapping_add(y),
+        BinOp::Sub => x.wrapping_sub(y),
+        BinOp::Mul => x.wrapping_mul(y),
+        BinOp::Div => (x as i64).checked_div(y as i64).ok_or_else(div0)? as u64,
+        BinOp::Rem => (x as i64).checked_rem(y as i64).ok_or_else(div0)? as u64,
+        BinOp::Shl => {
+            if y >= 64 {
+                0
+            } else {
+                x << y
             }
         }
-        Expr::Bin(op, l, r, p) => {
-            let a = eval(l, env)?;
-            let b = eval(r, env)?;
-            let (x, y) = (a.value, b.value);
-            let div0 = || AsmError::at(*p, AsmErrorKind::BadExpression("division by zero".into()));
-            let value = match op {
-                BinOp::Add => x.wrapping_add(y),
-                BinOp::Sub => x.wrapping_sub(y),
-                BinOp::Mul => x.wrapping_mul(y),
-                BinOp::Div => (x as i64).checked_div(y as i64).ok_or_else(div0)? as u64,
-                BinOp::Rem => (x as i64).checked_rem(y as i64).ok_or_else(div0)? as u64,
-                BinOp::Shl => {
-                    if y >= 64 {
-                        0
-                    } else {
-                        x << y
-                    }
-                }
-                BinOp::Shr => {
-                    if y >= 64 {
-                        0
-                    } else {
-                        x >> y
-                    }
-                }
-                BinOp::Or => x | y,
-                BinOp::And => x & y,
-                BinOp::Xor => x ^ y,
-            };
-            // The difference of two addresses is a constant, as in `as`.
-            let relocatable = match op {
-                BinOp::Sub => a.relocatable != b.relocatable,
-                _ => a.relocatable || b.relocatable,
-            };
-            Value { value, relocatable }
+        BinOp::Shr => {
+            if y >= 64 {
+                0
+            } else {
+                x >> y
+            }
         }
-    })
+        BinOp::Or => x | y,
+        BinOp::And => x & y,
+        BinOp::Xor => x ^ y,
+    };
+    // The difference of two addresses is a constant, as in `as`.
+    let relocatable = match op {
+        BinOp::Sub => a.relocatable != b.relocatable,
+        _ => a.relocatable || b.relocatable,
+    };
+    Ok(Value { value, relocatable })
 }
 
 /// Names of numeric local labels are internal (`1\u{2}3` is the third `1:`); show them as
@@ -252,17 +312,41 @@ pub(crate) fn parse_level(
     syn: ExprSyntax<'_>,
     min: u8,
 ) -> Result<Expr, AsmError> {
-    parse_binary(c, syn, min, 0)
+    let mut ops = 0;
+    parse_binary(c, syn, min, 0, &mut ops)
 }
 
 /// Nesting limit so that hostile input cannot overflow the stack.
 const MAX_DEPTH: u32 = 64;
 
+/// Operators allowed in one expression. Parsing a chain like `1+1+…+1` is a loop,
+/// but it builds a left-deep tree, and evaluating, walking, comparing and dropping
+/// that tree recurse once per operator: without a cap a long enough line overflows
+/// the stack. Bounding the operators bounds the depth of every tree, so all those
+/// walks stay recursive and simple. Real code uses a handful.
+pub(crate) const MAX_OPERATORS: u32 = 1000;
+
 fn too_deep(c: &Cursor<'_>) -> AsmError {
     AsmError::at(
         c.pos(),
-        AsmErrorKind::BadExpression("expression nested too deeply".into()),
+        AsmErrorKind::BadExpression(format!(
+            "expression nested more than {MAX_DEPTH} levels deep"
+        )),
     )
+}
+
+/// Counts one more operator, failing at the operator that passes the cap.
+fn count_op(ops: &mut u32, pos: Pos) -> Result<(), AsmError> {
+    *ops += 1;
+    if *ops > MAX_OPERATORS {
+        return Err(AsmError::at(
+            pos,
+            AsmErrorKind::BadExpression(format!(
+                "expression has more than {MAX_OPERATORS} operators (split it with `.set` symbols)"
+            )),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_binary(
@@ -270,11 +354,12 @@ fn parse_binary(
     syn: ExprSyntax<'_>,
     min: u8,
     depth: u32,
+    ops: &mut u32,
 ) -> Result<Expr, AsmError> {
     if depth > MAX_DEPTH {
         return Err(too_deep(c));
     }
-    let mut lhs = parse_unary(c, syn, depth + 1)?;
+    let mut lhs = parse_unary(c, syn, depth + 1, ops)?;
     while let Some(tok) = c.peek() {
         let TokKind::Punct(p) = tok.kind else { break };
         let Some((op, prec)) = bin_op(p, syn) else {
@@ -284,14 +369,20 @@ fn parse_binary(
             break;
         }
         let pos = tok.pos;
+        count_op(ops, pos)?;
         c.next();
-        let rhs = parse_binary(c, syn, prec + 1, depth + 1)?;
+        let rhs = parse_binary(c, syn, prec + 1, depth + 1, ops)?;
         lhs = Expr::Bin(op, Box::new(lhs), Box::new(rhs), pos);
     }
     Ok(lhs)
 }
 
-fn parse_unary(c: &mut Cursor<'_>, syn: ExprSyntax<'_>, depth: u32) -> Result<Expr, AsmError> {
+fn parse_unary(
+    c: &mut Cursor<'_>,
+    syn: ExprSyntax<'_>,
+    depth: u32,
+    ops: &mut u32,
+) -> Result<Expr, AsmError> {
     if depth > MAX_DEPTH {
         return Err(too_deep(c));
     }
@@ -306,18 +397,19 @@ fn parse_unary(c: &mut Cursor<'_>, syn: ExprSyntax<'_>, depth: u32) -> Result<Ex
         _ => None,
     };
     if let Some(op) = un {
+        count_op(ops, pos)?;
         c.next();
-        let inner = parse_unary(c, syn, depth + 1)?;
+        let inner = parse_unary(c, syn, depth + 1, ops)?;
         return Ok(Expr::Un(op, Box::new(inner), pos));
     }
     match &tok.kind {
         TokKind::Punct(Punct::Plus) => {
             c.next();
-            parse_unary(c, syn, depth + 1)
+            parse_unary(c, syn, depth + 1, ops)
         }
         TokKind::Punct(Punct::LParen) => {
             c.next();
-            let inner = parse_binary(c, syn, 1, depth + 1)?;
+            let inner = parse_binary(c, syn, 1, depth + 1, ops)?;
             c.expect(Punct::RParen, "`)`")?;
             Ok(inner)
         }

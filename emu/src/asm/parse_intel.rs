@@ -154,8 +154,21 @@ fn parse_bracket(c: &mut Cursor<'_>, syn: ExprSyntax<'_>, pos: Pos) -> Result<Me
         pos,
     };
     let mut first = true;
+    // Terms join into one left-deep displacement tree; cap them like the
+    // operators of any other expression (see `expr::MAX_OPERATORS`).
+    let mut terms = 0u32;
     loop {
         let sign_pos = c.pos();
+        terms += 1;
+        if terms > expr::MAX_OPERATORS {
+            return Err(AsmError::at(
+                sign_pos,
+                AsmErrorKind::BadExpression(format!(
+                    "memory operand has more than {} terms",
+                    expr::MAX_OPERATORS
+                )),
+            ));
+        }
         let negative = if first {
             c.eat(Punct::Minus)
         } else if c.eat(Punct::Plus) {

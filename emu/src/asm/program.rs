@@ -77,7 +77,15 @@ pub(crate) struct Parser {
     pub(crate) code: bool,
     locals: Locals,
     pub(crate) prog: Program,
+    /// Bytes that `.zero`-like and alignment directives may add so far (padding
+    /// counted at its worst case), held under [`MAX_SECTION_BYTES`].
+    reserved: u64,
 }
+
+/// Most bytes that fill and alignment directives may add to one assembly. Each
+/// directive is capped on its own, but a source can repeat one: without a total,
+/// a few lines of `.align 0x1000000` ask for gigabytes.
+pub(crate) const MAX_SECTION_BYTES: u64 = 1 << 24;
 
 impl Parser {
     pub(crate) fn new(syntax: Syntax) -> Self {
@@ -86,6 +94,7 @@ impl Parser {
             code: true,
             locals: Locals::default(),
             prog: Program::default(),
+            reserved: 0,
         }
     }
 
@@ -95,6 +104,25 @@ impl Parser {
             percent_is_rem: self.syntax == Syntax::Intel,
             locals: &self.locals,
         }
+    }
+
+    /// Accounts for `n` more bytes from `directive` at `pos`, before they are
+    /// allocated; fails once the assembly would pass [`MAX_SECTION_BYTES`].
+    pub(crate) fn reserve(&mut self, n: u64, directive: &str, pos: Pos) -> Result<(), AsmError> {
+        let total = self.reserved.saturating_add(n);
+        if total > MAX_SECTION_BYTES {
+            return Err(AsmError::at(
+                pos,
+                AsmErrorKind::BadDirective {
+                    directive: directive.to_string(),
+                    reason: format!(
+                        "fill and alignment would reach {total} bytes; one code section holds at most {MAX_SECTION_BYTES}"
+                    ),
+                },
+            ));
+        }
+        self.reserved = total;
+        Ok(())
     }
 
     pub(crate) fn push(&mut self, kind: ItemKind, pos: Pos) {
