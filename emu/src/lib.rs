@@ -16,6 +16,7 @@ pub mod events;
 mod exception;
 pub mod exec;
 mod features;
+pub mod files;
 mod flags;
 mod insn;
 mod interrupt;

@@ -660,7 +660,7 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
             raw.push(Some(bytes));
         } else if let Some(f) = &c.file {
             let p = base_dir.join(f);
-            let data = std::fs::read(&p).map_err(|e| {
+            let data = crate::files::read_regular(&p, super::MAX_SCENARIO_BYTES).map_err(|e| {
                 Problem::at(
                     format!("{path}.file"),
                     format!("cannot read `{}`: {e}", p.display()),
@@ -990,7 +990,8 @@ fn sources_text(s: &Scenario, base_dir: &Path) -> String {
             t.push('\n');
         }
         if let Some(f) = &c.file {
-            if let Ok(x) = std::fs::read_to_string(base_dir.join(f)) {
+            let bytes = crate::files::read_regular(&base_dir.join(f), super::MAX_SCENARIO_BYTES);
+            if let Some(x) = bytes.ok().and_then(|b| String::from_utf8(b).ok()) {
                 t.push_str(&x);
                 t.push('\n');
             }

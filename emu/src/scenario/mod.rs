@@ -18,6 +18,7 @@ pub use run::{
 };
 pub use schema::Scenario;
 
+use crate::files::ReadError;
 use std::path::Path;
 
 /// Largest scenario file read (a guard against pointing at the wrong file).
@@ -31,19 +32,15 @@ pub fn load(path: &Path) -> Result<(Scenario, Source), Diagnostic> {
         pos: Pos::default(),
         message,
     };
-    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read scenario: {e}")))?;
-    if meta.is_dir() {
-        return Err(fail(
-            "is a directory, not a scenario file (expected the path of a .ron file)".into(),
-        ));
-    }
-    if meta.len() > MAX_SCENARIO_BYTES {
-        return Err(fail(format!(
-            "scenario file is {} bytes; the limit is {MAX_SCENARIO_BYTES}",
-            meta.len()
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read scenario: {e}")))?;
+    let bytes = crate::files::read_regular(path, MAX_SCENARIO_BYTES).map_err(|e| match e {
+        ReadError::Directory => {
+            fail("is a directory, not a scenario file (expected the path of a .ron file)".into())
+        }
+        ReadError::TooLarge { len, limit } => fail(format!(
+            "scenario file is {len} bytes; the limit is {limit}"
+        )),
+        e => fail(format!("cannot read scenario: {e}")),
+    })?;
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
         Err(e) => {

@@ -99,8 +99,9 @@ pub fn replay(t: &Trace, s: &Scenario, built: Built) -> Result<Replay, String> {
             t.steps()
         ));
     }
+    let cores = built.machine.num_cores();
+    t.check_cores(cores).map_err(|e| e.to_string())?;
     let mut r = Runner::new(s, built, true);
-    let cores = r.machine().num_cores();
     let mut checked = 0usize;
     // Compares the events produced since the last check; the RIP is the one the
     // stepped core had before the step.

@@ -121,17 +121,13 @@ impl Trace {
             line: 0,
             message,
         };
-        let meta = std::fs::metadata(path).map_err(|e| whole(format!("cannot read trace: {e}")))?;
-        if meta.is_dir() {
-            return Err(whole("is a directory, not a trace file".into()));
-        }
-        if meta.len() > MAX_TRACE_BYTES {
-            return Err(whole(format!(
-                "trace file is {} bytes; the limit is {MAX_TRACE_BYTES}",
-                meta.len()
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(|e| whole(format!("cannot read trace: {e}")))?;
+        let bytes = crate::files::read_regular(path, MAX_TRACE_BYTES).map_err(|e| match e {
+            crate::files::ReadError::Directory => whole("is a directory, not a trace file".into()),
+            crate::files::ReadError::TooLarge { len, limit } => {
+                whole(format!("trace file is {len} bytes; the limit is {limit}"))
+            }
+            e => whole(format!("cannot read trace: {e}")),
+        })?;
         let text = String::from_utf8(bytes).map_err(|e| {
             whole(format!(
                 "trace is not UTF-8 text (invalid byte at offset {}); expected {FORMAT} JSON lines",
@@ -139,6 +135,29 @@ impl Trace {
             ))
         })?;
         Trace::parse(&text).map_err(|e| TraceError { file, ..e })
+    }
+
+    /// Checks that every decision names a core a machine of `cores` cores has,
+    /// before anything is replayed on it. A trace is only self-consistent (its
+    /// header's core count bounds its decisions); replayed against another
+    /// scenario, a decision may name a core that scenario lacks, and that is bad
+    /// input, reported at the decision's line (the file is left empty).
+    pub fn check_cores(&self, cores: usize) -> Result<(), TraceError> {
+        for (i, d) in self.decisions.iter().enumerate() {
+            let c = decision_core(d);
+            if c as usize >= cores {
+                return Err(TraceError {
+                    file: String::new(),
+                    // The header, then the labels, then the decisions.
+                    line: 2 + self.labels.len() + i,
+                    message: format!(
+                        "a decision names core {c} but the scenario's machine has {cores} core(s) (0..={}); expected a trace recorded from this scenario",
+                        cores.saturating_sub(1)
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Parses trace text. Errors carry the line (the file is left empty).
@@ -198,7 +217,20 @@ impl Trace {
                     .map_err(|e| err(n, format!("expected a JSON {what} line: {e}")))?;
                 match what {
                     "label" => t.labels.push(parse_label(&v).map_err(|m| err(n, m))?),
-                    "decision" => t.decisions.push(parse_decision(&v).map_err(|m| err(n, m))?),
+                    "decision" => {
+                        let d = parse_decision(&v).map_err(|m| err(n, m))?;
+                        let c = decision_core(&d);
+                        if c >= t.cores {
+                            return Err(err(
+                                n,
+                                format!(
+                                    "a decision names core {c} but the trace has {} core(s)",
+                                    t.cores
+                                ),
+                            ));
+                        }
+                        t.decisions.push(d);
+                    }
                     _ => {
                         let e = parse_event(v).map_err(|m| err(n, m))?;
                         if e.core >= t.cores {
@@ -226,23 +258,16 @@ impl Trace {
                 ));
             }
         }
-        for d in &t.decisions {
-            let c = match d {
-                Decision::Step { core, .. }
-                | Decision::Evict { core, .. }
-                | Decision::Fill { core, .. } => *core,
-            };
-            if c >= t.cores {
-                return Err(err(
-                    0,
-                    format!(
-                        "a decision names core {c} but the trace has {} core(s)",
-                        t.cores
-                    ),
-                ));
-            }
-        }
         Ok(t)
+    }
+}
+
+/// The core a decision names.
+pub fn decision_core(d: &Decision) -> u32 {
+    match d {
+        Decision::Step { core, .. }
+        | Decision::Evict { core, .. }
+        | Decision::Fill { core, .. } => *core,
     }
 }
 
@@ -313,8 +338,14 @@ fn parse_header(line: &str) -> Result<Header, String> {
     let h: RawHeader =
         serde_json::from_value(v).map_err(|e| format!("malformed {FORMAT} header: {e}"))?;
     let _ = h.format;
-    if h.cores == 0 {
-        return Err("the header says 0 cores; expected at least 1".into());
+    // The core count sizes per-core tables in every reader; a machine never has
+    // more than MAX_CORES, so a larger claim is a damaged or hostile header.
+    let max = crate::machine::MAX_CORES;
+    if h.cores == 0 || h.cores as usize > max {
+        return Err(format!(
+            "the header says {} cores; expected 1 to {max}",
+            h.cores
+        ));
     }
     let mut files = Vec::new();
     for (f, hs) in h.files {

@@ -53,7 +53,7 @@ impl Inputs {
         for c in &s.code {
             if let Some(f) = &c.file {
                 let p = dir.join(f);
-                let bytes = std::fs::read(&p)
+                let bytes = crate::files::read_regular(&p, crate::scenario::MAX_SCENARIO_BYTES)
                     .map_err(|e| format!("{}: cannot read code file: {e}", p.display()))?;
                 files.push((f.clone(), fnv1a64(&bytes)));
             }

@@ -39,10 +39,16 @@ impl Symbols {
             };
             let (origin, text) = match (&code.asm, &code.file) {
                 (Some(a), _) => (format!("code[{}]", map.section), a.clone()),
-                (None, Some(f)) => match std::fs::read_to_string(dir.join(f)) {
-                    Ok(t) => (f.clone(), t),
-                    Err(_) => continue,
-                },
+                (None, Some(f)) => {
+                    let bytes = crate::files::read_regular(
+                        &dir.join(f),
+                        crate::scenario::MAX_SCENARIO_BYTES,
+                    );
+                    match bytes.ok().and_then(|b| String::from_utf8(b).ok()) {
+                        Some(t) => (f.clone(), t),
+                        None => continue,
+                    }
+                }
                 _ => continue,
             };
             let src: Vec<&str> = text.lines().collect();
