@@ -138,11 +138,7 @@ impl FlatBus {
 }
 
 fn phys_err(cpu: &CpuState, e: mmu::MemError) -> Fault {
-    Fault::from(EmuError::PhysicalOutOfRange {
-        rip: cpu.rip,
-        addr: e.addr.raw(),
-        len: e.len,
-    })
+    Fault::from(EmuError::physical(cpu.rip, &e))
 }
 
 impl Bus for FlatBus {

@@ -163,6 +163,41 @@ pub enum EmuError {
         /// Access length.
         len: u64,
     },
+    /// The guest wrote to so many distinct pages that the host-side cap on
+    /// allocated guest memory ([`mmu::MAX_RESIDENT_BYTES`]) was reached.
+    #[error(
+        "physical write of {len} bytes at {addr:#x} needs a new page, but the guest has already touched the host-side cap of {cap_mib} MiB of memory (at rip {rip:#x})"
+    )]
+    HostMemoryCap {
+        /// RIP of the instruction.
+        rip: u64,
+        /// Physical address.
+        addr: u64,
+        /// Access length.
+        len: u64,
+        /// The cap in MiB.
+        cap_mib: u64,
+    },
+}
+
+impl EmuError {
+    /// The emulator error for a physical access that guest memory refused.
+    pub fn physical(rip: u64, e: &mmu::MemError) -> Self {
+        if e.host_cap {
+            EmuError::HostMemoryCap {
+                rip,
+                addr: e.addr.raw(),
+                len: e.len,
+                cap_mib: mmu::MAX_RESIDENT_BYTES >> 20,
+            }
+        } else {
+            EmuError::PhysicalOutOfRange {
+                rip,
+                addr: e.addr.raw(),
+                len: e.len,
+            }
+        }
+    }
 }
 
 /// Formats bytes as "0f 01 f8".

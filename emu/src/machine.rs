@@ -614,11 +614,7 @@ impl<S: EventSink + ?Sized> MachineBus<'_, S> {
 }
 
 fn phys_fault(cpu: &CpuState, e: mmu::MemError) -> Fault {
-    Fault::from(EmuError::PhysicalOutOfRange {
-        rip: cpu.rip,
-        addr: e.addr.raw(),
-        len: e.len,
-    })
+    Fault::from(EmuError::physical(cpu.rip, &e))
 }
 
 impl<S: EventSink + ?Sized> Bus for MachineBus<'_, S> {

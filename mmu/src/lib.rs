@@ -135,4 +135,4 @@ pub use paging::entry::{
     addr_field, flag_names, pte, reserved_mask, table_addr_mask, DEFAULT_MAXPHYADDR,
 };
 pub use paging::walker::{cr3_root, walk, Path, PathEntry, WalkParams, WalkResult, WalkStart};
-pub use phys_mem::{page_flags, MemError, PhysMem};
+pub use phys_mem::{page_flags, MemError, PhysMem, MAX_RESIDENT_BYTES};

@@ -102,9 +102,11 @@ impl Chunk {
     }
 }
 
-/// A physical access outside the machine's memory.
+/// A physical access that guest memory cannot serve: outside the machine's
+/// memory, or (`host_cap`) a write that would allocate a page past
+/// [`MAX_RESIDENT_BYTES`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-#[error("physical access of {len} bytes at {addr} is outside guest memory (size {size:#x})")]
+#[error("{}", self.describe())]
 pub struct MemError {
     /// First byte of the access.
     pub addr: PhysAddr,
@@ -112,7 +114,37 @@ pub struct MemError {
     pub len: u64,
     /// Size of guest physical memory.
     pub size: u64,
+    /// The access is inside memory, but serving it would take the host-side
+    /// allocation past its cap.
+    pub host_cap: bool,
 }
+
+impl MemError {
+    fn describe(&self) -> String {
+        if self.host_cap {
+            format!(
+                "physical write of {} bytes at {} would allocate more than the host-side cap of {} MiB of touched guest memory",
+                self.len,
+                self.addr,
+                MAX_RESIDENT_BYTES >> 20
+            )
+        } else {
+            format!(
+                "physical access of {} bytes at {} is outside guest memory (size {:#x})",
+                self.len, self.addr, self.size
+            )
+        }
+    }
+}
+
+/// Host-side cap on the guest memory one [`PhysMem`] allocates: 4 GiB of
+/// touched pages. The machine's `memory` bounds addresses (up to 64 GiB), and
+/// memory is allocated only when first written, so a guest that writes every page
+/// of a large machine would otherwise take the host's memory with it. At the cap
+/// a write to a new page fails with a [`MemError`] whose `host_cap` is set, which
+/// stops the core with an emulator error instead of exhausting the host. Reads
+/// of untouched pages still see zeros and cost nothing.
+pub const MAX_RESIDENT_BYTES: u64 = 4 << 30;
 
 /// One 2 MiB chunk of guest memory and whether this [`PhysMem`] owns it. The flag
 /// sits next to the pointer so a write finds both with one bounds check.
@@ -149,6 +181,10 @@ pub struct PhysMem {
     chunks: Vec<ChunkSlot>,
     size: u64,
     code_dropped: Vec<Pfn>,
+    /// Pages this memory holds (written at least once).
+    resident: u64,
+    /// Most pages it may hold ([`MAX_RESIDENT_BYTES`] unless lowered).
+    resident_cap: u64,
 }
 
 impl Clone for PhysMem {
@@ -162,6 +198,8 @@ impl Clone for PhysMem {
             chunks: self.chunks.clone(),
             size: self.size,
             code_dropped: self.code_dropped.clone(),
+            resident: self.resident,
+            resident_cap: self.resident_cap,
         }
     }
 }
@@ -183,6 +221,25 @@ impl PhysMem {
             chunks: (0..chunks).map(|_| ChunkSlot::empty()).collect(),
             size: (chunks as u64) << CHUNK_SHIFT,
             code_dropped: Vec::with_capacity(16),
+            resident: 0,
+            resident_cap: MAX_RESIDENT_BYTES / PAGE_SIZE,
+        }
+    }
+
+    /// Lowers (or raises) the cap on pages held, in bytes; for tests that need to
+    /// reach the cap without allocating gigabytes.
+    pub fn set_resident_cap(&mut self, bytes: u64) {
+        self.resident_cap = bytes / PAGE_SIZE;
+    }
+
+    /// The error for a write refused at the cap.
+    #[cold]
+    fn cap_error(&self, pa: PhysAddr, len: usize) -> MemError {
+        MemError {
+            addr: pa,
+            len: len as u64,
+            size: self.size,
+            host_cap: true,
         }
     }
 
@@ -209,6 +266,7 @@ impl PhysMem {
                 addr: pa,
                 len: len as u64,
                 size: self.size,
+                host_cap: false,
             }),
         }
     }
@@ -303,6 +361,9 @@ impl PhysMem {
         let pfn = pa.0 >> 12;
         let idx = (pfn & 511) as usize;
         let chunk = self.chunk_mut(pfn);
+        if chunk.pages[idx].is_none() {
+            return self.write_spanning(pa, data);
+        }
         let f = chunk.flags[idx];
         let page = &mut chunk.page_mut(idx).0;
         match data.len() {
@@ -333,6 +394,14 @@ impl PhysMem {
     #[inline(never)]
     fn write_spanning(&mut self, pa: PhysAddr, data: &[u8]) -> Result<u8, MemError> {
         self.check(pa, data.len())?;
+        // Refuse before writing anything, so a write is all or nothing.
+        let new_pages = (pa.0 >> 12..=(pa.0 + data.len() as u64 - 1) >> 12)
+            .filter(|&pfn| self.page(pfn).is_none())
+            .count() as u64;
+        if new_pages > 0 && self.resident + new_pages > self.resident_cap {
+            return Err(self.cap_error(pa, data.len()));
+        }
+        self.resident += new_pages;
         let mut addr = pa.0;
         let mut done = 0;
         let mut flags = 0;
@@ -476,6 +545,34 @@ mod tests {
         m.write(PhysAddr(0xffc), &[1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
         assert_eq!(m.read_u64(PhysAddr(0xffc)).unwrap(), 0x0807060504030201);
         assert_eq!(m.touched_pages(), 2);
+    }
+
+    #[test]
+    fn writes_past_the_resident_cap_fail_and_leave_memory_unchanged() {
+        let mut m = PhysMem::new(1 << 30);
+        m.set_resident_cap(3 * PAGE_SIZE);
+        for i in 0..3 {
+            m.write_u64(PhysAddr(i * PAGE_SIZE), 7).unwrap();
+        }
+        // Pages already held may still be written; a fourth may not be allocated.
+        m.write_u64(PhysAddr(8), 9).unwrap();
+        let e = m.write_u64(PhysAddr(3 * PAGE_SIZE), 1).unwrap_err();
+        assert!(e.host_cap, "{e}");
+        assert!(e.to_string().contains("host-side cap"), "{e}");
+        // A write that spans a held page and a new one is refused whole.
+        let e = m
+            .write(PhysAddr(3 * PAGE_SIZE - 4), &[0xaa; 8])
+            .unwrap_err();
+        assert!(e.host_cap);
+        assert_eq!(m.read_u64(PhysAddr(3 * PAGE_SIZE - 8)).unwrap(), 0);
+        assert_eq!(m.touched_pages(), 3);
+        // A clone holds the same pages and the same cap.
+        let mut c = m.clone();
+        assert!(
+            c.write_u64(PhysAddr(5 * PAGE_SIZE), 1)
+                .unwrap_err()
+                .host_cap
+        );
     }
 
     #[test]
