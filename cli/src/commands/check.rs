@@ -7,7 +7,7 @@ use crate::{EXIT_BAD_INPUT, EXIT_FAIL, EXIT_OK};
 use clap::Args;
 use emu::scenario::{expects_violations, prepare, Ending, RunReport};
 use emu::trace::{first_divergence, record, render_divergence, Inputs, Symbols, Trace};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Arguments of `tlbemu check`.
@@ -30,7 +30,20 @@ enum Verdict {
     Error(String),
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+/// Identity of a directory on disk (device and inode), whatever path reached it.
+type DirId = (u64, u64);
+
+/// Finds `*.ron` files under `dir`, recursively, in sorted order. Symbolic links
+/// are followed (a suite may link in another directory), but each directory is
+/// entered once, by its identity on disk: a link back to an ancestor (a loop) or
+/// a second link to the same directory adds nothing instead of recursing forever.
+fn collect(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut BTreeSet<DirId>) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| format!("{}: error: cannot read directory: {e}", dir.display()))?;
+    if !seen.insert((meta.dev(), meta.ino())) {
+        return Ok(());
+    }
     let rd = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: error: cannot read directory: {e}", dir.display()))?;
     let mut entries: Vec<PathBuf> = Vec::new();
@@ -41,7 +54,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            collect(&p, out)?;
+            collect(&p, out, seen)?;
         } else if p.extension().is_some_and(|x| x == "ron") {
             out.push(p);
         }
@@ -171,9 +184,10 @@ fn check_one(path: &Path, golden: &Path, bless: bool) -> (String, Verdict) {
 pub fn run(a: CheckArgs) -> u8 {
     let mut files = Vec::new();
     let mut errors = 0usize;
+    let mut seen = BTreeSet::new();
     for p in &a.paths {
         if p.is_dir() {
-            if let Err(e) = collect(p, &mut files) {
+            if let Err(e) = collect(p, &mut files, &mut seen) {
                 println!("ERROR {e}");
                 errors += 1;
             }
@@ -186,6 +200,15 @@ pub fn run(a: CheckArgs) -> u8 {
             );
             errors += 1;
         }
+    }
+    // A suite that finds nothing to run has not passed: the paths are wrong.
+    if files.is_empty() && errors == 0 {
+        let shown: Vec<String> = a.paths.iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "{}: error: no scenario files found (expected *.ron files in the given paths)",
+            shown.join(", ")
+        );
+        return EXIT_BAD_INPUT;
     }
     // Golden traces are named by file stem, so two scenarios must not share one.
     let mut by_stem: BTreeMap<String, Vec<&PathBuf>> = BTreeMap::new();

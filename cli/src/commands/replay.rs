@@ -54,6 +54,11 @@ pub fn run(a: ReplayArgs) -> u8 {
             t.name, s.name
         );
     }
+    if let Err(e) = t.check_cores(built.machine.num_cores()) {
+        let file = a.trace.display().to_string();
+        eprintln!("{}", emu::trace::TraceError { file, ..e });
+        return EXIT_BAD_INPUT;
+    }
     let sym = Symbols::from_build(&path, &s, &built);
     let r = match replay(&t, &s, built) {
         Ok(r) => r,

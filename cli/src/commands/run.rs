@@ -2,11 +2,56 @@
 //! record the run as a trace.
 
 use super::{check_output, write_output};
+use crate::interrupt::{Cancel, EXIT_INTERRUPTED};
 use crate::{EXIT_BAD_INPUT, EXIT_FAIL, EXIT_OK};
 use clap::Args;
-use emu::scenario::{expects_violations, prepare, run as run_scenario};
-use emu::trace::{record, Inputs};
+use emu::scenario::{expects_violations, prepare, Progress, Runner};
+use emu::trace::{Inputs, Trace};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::PathBuf;
+
+/// Steps between looks at the progress display.
+const PROGRESS_EVERY: u64 = 1 << 16;
+/// A run shows progress only once it has taken this many steps, so that the
+/// usual short run prints nothing extra.
+const PROGRESS_AFTER: u64 = 1 << 22;
+
+/// Runs the schedule to its end or until SIGINT/SIGTERM; returns whether it was
+/// interrupted. On a terminal, a long run shows its steps and rate on stderr
+/// (wall-clock time feeds only that display, never the report or the trace).
+fn drive(r: &mut Runner, cancel: &Cancel) -> bool {
+    let tty = std::io::stderr().is_terminal();
+    let mut bar: Option<ProgressBar> = None;
+    let mut next = PROGRESS_EVERY;
+    let interrupted = loop {
+        if cancel.requested() {
+            break true;
+        }
+        if r.step() == Progress::Done {
+            break false;
+        }
+        let steps = r.machine().steps;
+        if tty && steps >= next {
+            next = steps + PROGRESS_EVERY;
+            if steps >= PROGRESS_AFTER {
+                let b = bar.get_or_insert_with(|| {
+                    let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                    b.set_style(
+                        ProgressStyle::with_template("{spinner} {human_pos} steps, {per_sec}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    b
+                });
+                b.set_position(steps);
+            }
+        }
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    interrupted
+}
 
 /// Arguments of `tlbemu run`.
 #[derive(Args, Debug)]
@@ -39,31 +84,37 @@ pub fn run(a: RunArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
-    let report = match &a.trace {
-        None => run_scenario(&s, built, false),
-        Some(out) => {
-            let inputs = match Inputs::of(&a.scenario, &src, &s) {
-                Ok(i) => i,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return EXIT_BAD_INPUT;
-                }
-            };
-            let rec = record(&a.scenario.display().to_string(), inputs, &s, built);
-            if let Err(e) = write_output(out, &rec.trace.to_text(), a.force) {
+    let cancel = Cancel::install();
+    let mut r = Runner::new(&s, built, a.trace.is_some());
+    let interrupted = drive(&mut r, &cancel);
+    if let Some(out) = &a.trace {
+        let inputs = match Inputs::of(&a.scenario, &src, &s) {
+            Ok(i) => i,
+            Err(e) => {
                 eprintln!("{e}");
                 return EXIT_BAD_INPUT;
             }
-            rec.report
+        };
+        let trace = Trace::from_runner(&a.scenario.display().to_string(), inputs, &r);
+        if let Err(e) = write_output(out, &trace.to_text(), a.force) {
+            eprintln!("{e}");
+            return EXIT_BAD_INPUT;
         }
-    };
+    }
+    let report = r.report();
     let ev = expects_violations(&s);
     if a.json {
         println!("{}", report.to_json(ev));
     } else {
         print!("{}", report.to_text(ev));
     }
-    if report.passed(ev) {
+    if interrupted {
+        eprintln!(
+            "interrupted after {} steps: the report above is partial",
+            report.steps
+        );
+        EXIT_INTERRUPTED
+    } else if report.passed(ev) {
         EXIT_OK
     } else {
         EXIT_FAIL
