@@ -123,6 +123,7 @@ pub struct SoftRoot {
 
 /// Layouts of software page-table entries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum SoftFormat {
     /// DragonFly vkernel VPTEs (x86-like): V 0x1, RW 0x2, U 0x4, A 0x20, M 0x40,
     /// PS 0x80, G 0x100, NX bit 63, frame 0x000ffffffffff000. The walk starts at the
@@ -148,6 +149,7 @@ pub struct Range {
 
 /// CPU features a scenario can turn off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Feature {
     /// Process-context identifiers.
     Pcid,
@@ -167,6 +169,7 @@ pub enum Feature {
 
 /// TLB replacement policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Policy {
     /// Least recently used (default).
     #[default]
@@ -230,6 +233,7 @@ pub struct PscSpec {
 
 /// Named CPU errata (opt-in).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum ErratumSpec {
     /// With CR4.PCIDE=1, INVLPG leaves global TLB entries for the page in place.
     InvlpgMissesGlobalWithPcid,
@@ -292,6 +296,7 @@ impl Default for MachineSpec {
 
 /// Page-table entry flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum PteFlag {
     /// Present.
     P,
@@ -315,6 +320,7 @@ pub enum PteFlag {
 
 /// Page size of a mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum SizeSpec {
     /// 4 KiB pages.
     #[default]
@@ -416,6 +422,7 @@ pub struct Gate {
 
 /// Assembly syntax.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum SyntaxSpec {
     /// GNU AT&T (default, what kernel .s files use).
     #[default]
@@ -447,6 +454,7 @@ pub struct Code {
 
 /// CR4 bits a core may start with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Cr4Bit {
     /// Global pages.
     Pge,
@@ -507,6 +515,7 @@ pub struct CoreInit {
 
 /// When a `Run` or `RoundRobin` stops.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Until {
     /// The core's RIP reaches this label (checked after each step; at least one
     /// step is taken).
@@ -523,6 +532,7 @@ pub enum Until {
 
 /// One schedule step.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Sched {
     /// Run one core until the condition.
     Run {
@@ -566,6 +576,7 @@ pub enum Sched {
 
 /// Which stale uses count as violations.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Coherence {
     /// Every stale use.
     #[default]
@@ -584,6 +595,7 @@ pub enum Coherence {
 
 /// Access kinds in expectations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum KindSpec {
     /// Data read.
     Read,
@@ -597,6 +609,7 @@ pub enum KindSpec {
 
 /// An expectation, checked after the schedule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Expect {
     /// A register of a core has a value.
     Reg {
