@@ -38,6 +38,9 @@ pub struct Span {
 pub struct Locations {
     spans: BTreeMap<String, Span>,
     line_starts: Vec<usize>,
+    /// Map keys written twice: the key's path and where each copy starts. The
+    /// deserialiser keeps the last one silently, so the scan is what notices.
+    duplicates: Vec<(String, Pos, Pos)>,
 }
 
 impl Locations {
@@ -56,11 +59,24 @@ impl Locations {
             out: BTreeMap::new(),
             line_starts: &line_starts,
             depth: 0,
+            duplicates: Vec::new(),
         };
         s.skip_ws();
         s.value(String::new());
+        let duplicates = std::mem::take(&mut s.duplicates);
         let spans = s.out;
-        Locations { spans, line_starts }
+        Locations {
+            spans,
+            line_starts,
+            duplicates,
+        }
+    }
+
+    /// Map keys that appear twice in one map, in file order: the path of the
+    /// key's value (`address_spaces.k`) and where the first and second copies
+    /// start.
+    pub fn duplicate_keys(&self) -> &[(String, Pos, Pos)] {
+        &self.duplicates
     }
 
     /// The span recorded for `path`, or for its nearest ancestor.
@@ -151,6 +167,7 @@ struct Scanner<'a> {
     out: BTreeMap<String, Span>,
     line_starts: &'a [usize],
     depth: u32,
+    duplicates: Vec<(String, Pos, Pos)>,
 }
 
 impl Scanner<'_> {
@@ -322,7 +339,12 @@ impl Scanner<'_> {
                             let before = self.i;
                             let key = self.key_text();
                             let kp = join(&path, &key);
-                            self.record(&format!("{kp}#key"), before, None);
+                            let kk = format!("{kp}#key");
+                            if let Some(first) = self.out.get(&kk).map(|sp| sp.start) {
+                                let again = pos_at(self.line_starts, self.src, before);
+                                self.duplicates.push((kp.clone(), first, again));
+                            }
+                            self.record(&kk, before, None);
                             self.skip_ws();
                             if self.peek() == Some(b':') {
                                 self.i += 1;

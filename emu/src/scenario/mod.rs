@@ -2,6 +2,7 @@
 //! machine from a scenario, and running it along its schedule.
 
 mod build;
+mod checks;
 mod diag;
 mod locate;
 mod report;
@@ -72,13 +73,18 @@ pub fn load(path: &Path) -> Result<(Scenario, Source), Diagnostic> {
 }
 
 /// Parses scenario text (for tests and fuzzing, and by [`load`]).
-pub fn parse(path: &Path, text: String) -> Result<(Scenario, Source), Diagnostic> {
+pub fn parse(path: &Path, mut text: String) -> Result<(Scenario, Source), Diagnostic> {
+    // Some editors start UTF-8 files with a byte-order mark; it is not part of
+    // the document, and RON would reject it as an unexpected character.
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
     let src = Source::new(path, text);
     // Optional fields take plain values (`len: 0x1000`, not `len: Some(0x1000)`).
     let opts =
         ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
     match opts.from_str::<Scenario>(&src.text) {
-        Ok(s) => Ok((s, src)),
+        Ok(s) => checks::parsed(&src).map(|()| (s, src)),
         Err(e) => Err(diag::ron_diagnostic(&e, &src)),
     }
 }
@@ -96,6 +102,7 @@ pub fn prepare(path: &Path) -> Result<(Scenario, Source, Built), Diagnostic> {
 /// exist (cores, labels, registers, event kinds, address spaces).
 pub fn validate(s: &Scenario, b: &Built) -> Result<(), Problem> {
     use schema::*;
+    checks::built(s, b)?;
     let cores = b.machine.num_cores();
     let core_ok = |c: usize, path: String| -> Result<(), Problem> {
         if c >= cores {

@@ -895,39 +895,12 @@ fn check(
             value,
         } => {
             let size = size.unwrap_or(8) as usize;
-            let at = res(at);
-            let pa = match space {
-                None => Some(at),
-                Some(sp) => {
-                    let root = symbols.get(&format!("{sp}.root")).copied().unwrap_or(0);
-                    match mmu::walk(
-                        &m.mem,
-                        VirtAddr(at),
-                        mmu::WalkStart::root(PhysAddr(root)),
-                        mmu::WalkParams {
-                            maxphyaddr: m.config.mmu.maxphyaddr,
-                            huge_1g: m.config.mmu.huge_1g,
-                            nxe: true,
-                        },
-                        0,
-                        &mut mmu::Path::new(),
-                    ) {
-                        Ok(WalkResult::Leaf {
-                            frame, size: ps, ..
-                        }) => Some(frame.raw() + (at & ps.offset_mask())),
-                        _ => None,
-                    }
-                }
-            };
-            let Some(pa) = pa else {
-                return (false, format!("{at:#x} is not mapped"));
-            };
-            match m.mem.read_uint(PhysAddr(pa), size.clamp(1, 8)) {
+            match super::checks::read_expected(m, symbols, space.as_deref(), res(at), size) {
                 Ok(g) => (
                     g == res(value) & crate::flags::mask(size as u32),
                     format!("{g:#x}"),
                 ),
-                Err(e) => (false, e.to_string()),
+                Err(e) => (false, e),
             }
         }
         Expect::StaleUse { core, va, kind } => {
