@@ -65,6 +65,10 @@ pub enum ExecError {
     /// `--set` named a register that does not exist.
     #[error("unknown register `{0}` (expected one of rax..r15, rip, rflags, cr0, cr2, cr3, cr4, cr8, efer, fs_base, gs_base, kernel_gs_base)")]
     UnknownRegister(String),
+    /// `--set` left the control registers in a combination no processor can be
+    /// in while running 64-bit code.
+    #[error("inconsistent control registers: {0}")]
+    InconsistentControl(String),
     /// The machine could not be built (a bug, reported rather than hidden).
     #[error("cannot build the exec machine: {0}")]
     Setup(String),
@@ -139,6 +143,7 @@ pub fn run(req: &ExecRequest) -> Result<ExecReport, ExecError> {
             return Err(ExecError::UnknownRegister(name.clone()));
         }
     }
+    check_control(&m.cores[0].cpu.state)?;
     // CR8 is the APIC's TPR[7:4] (SDM Vol. 3A 10.8.6.1): `--set cr8=N` sets both,
     // the way MOV CR8 does.
     let cr8 = m.cores[0].cpu.state.cr8;
@@ -180,6 +185,46 @@ pub fn run(req: &ExecRequest) -> Result<ExecReport, ExecError> {
         None,
         None,
     ))
+}
+
+/// Refuses control-register states that the architecture does not allow, or
+/// that are not 64-bit mode (the only mode the emulator executes). The MOV to CR0
+/// and WRMSR rules would fault before reaching such a state, so running from one
+/// would report behaviour no processor shows.
+fn check_control(st: &crate::state::CpuState) -> Result<(), ExecError> {
+    use crate::state::control::{CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME};
+    let bad = |m: String| Err(ExecError::InconsistentControl(m));
+    let (cr0, cr4, efer) = (st.cr0, st.cr4, st.efer);
+    // SDM Vol. 3A 2.5: setting CR0.PG while CR0.PE is clear raises #GP; paging
+    // needs protected mode.
+    if cr0 & CR0_PG != 0 && cr0 & CR0_PE == 0 {
+        return bad(format!(
+            "cr0={cr0:#x} sets PG (bit 31) without PE (bit 0); paging requires protection (SDM Vol. 3A 2.5)"
+        ));
+    }
+    // SDM Vol. 3A 9.8.5: IA-32e mode is active (EFER.LMA) only with EFER.LME,
+    // CR4.PAE and CR0.PG all set; exec runs 64-bit code, so LMA must be set too.
+    if efer & EFER_LMA == 0 {
+        return bad(format!(
+            "efer={efer:#x} has LMA (bit 10) clear, but exec runs 64-bit code, which needs IA-32e mode (SDM Vol. 3A 9.8.5)"
+        ));
+    }
+    if cr0 & CR0_PG == 0 {
+        return bad(format!(
+            "cr0={cr0:#x} has PG (bit 31) clear while EFER.LMA is set; IA-32e mode is active only with paging on (SDM Vol. 3A 9.8.5); expected cr0 with bits 31 and 0 set, e.g. 0x80000011"
+        ));
+    }
+    if efer & EFER_LME == 0 {
+        return bad(format!(
+            "efer={efer:#x} has LMA set but LME (bit 8) clear; LMA is set only by enabling paging with LME set (SDM Vol. 3A 9.8.5)"
+        ));
+    }
+    if cr4 & CR4_PAE == 0 {
+        return bad(format!(
+            "cr4={cr4:#x} has PAE (bit 5) clear in IA-32e mode; long mode requires PAE paging (SDM Vol. 3A 9.8.5), and clearing it there raises #GP"
+        ));
+    }
+    Ok(())
 }
 
 fn report(
