@@ -321,10 +321,40 @@ fn int_range(path: &str) -> &'static str {
         "maxphyaddr" => "32 to 52",
         "size" => "1, 2, 4 or 8",
         "pcid" => "0 to 4095",
+        "levels" => "0 to 255",
         "bytes" | "0]" => "0 to 255",
         _ if path.contains(".bytes[") => "0 to 255",
         _ => "0 to 0xffffffffffffffff",
     }
+}
+
+/// The floating-point literal (`1.5e8`, `2.0`) that a RON error at byte `off`
+/// sits in or just after, and where it starts. RON reads the integer part and
+/// then stumbles on the `.` or `e`, so without this the user is told a comma was
+/// expected.
+fn float_at(text: &str, off: usize) -> Option<(String, usize)> {
+    let b = text.as_bytes();
+    let is_tok = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'+' | b'-');
+    let off = off.min(b.len());
+    let mut start = off;
+    while start > 0 && is_tok(b[start - 1]) {
+        start -= 1;
+    }
+    let mut end = off;
+    while end < b.len() && is_tok(b[end]) {
+        end += 1;
+    }
+    // A leading sign belongs to the number; a `+`/`-` elsewhere is an operator.
+    let tok = text.get(start..end)?;
+    let tok = tok.trim_start_matches(['+', '-']);
+    let start = end - tok.len();
+    let first = tok.bytes().next()?;
+    let hex = tok.starts_with("0x") || tok.starts_with("0X") || tok.starts_with("0b");
+    let looks_float = first.is_ascii_digit()
+        && !hex
+        && (tok.contains('.') || tok.contains(['e', 'E']))
+        && tok.replace('_', "").parse::<f64>().is_ok();
+    looks_float.then(|| (tok.to_string(), start))
 }
 
 /// Turns a `ron` syntax or type error into a located message that names the
@@ -374,9 +404,32 @@ pub(crate) fn ron_diagnostic(e: &ron::error::SpannedError, src: &Source) -> Diag
         .text
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with("//"));
+    let float = float_at(&src.text, off);
     let message = match &e.code {
         _ if blank => {
             "the file holds no scenario (expected `Scenario( name: ..., schedule: [...] )`)".into()
+        }
+        _ if float.is_some() => {
+            let (tok, start) = float.unwrap_or_default();
+            let fpath = src.locations.path_at(start, false).unwrap_or("");
+            let fat = if fpath.is_empty() {
+                String::new()
+            } else {
+                format!(" for `{fpath}`")
+            };
+            let hint = match tok.replace('_', "").parse::<f64>() {
+                Ok(v) if v >= 0.0 && v.fract() == 0.0 && v < 1.8e19 => {
+                    format!("; write it as {} or {:#x}", v as u64, v as u64)
+                }
+                _ => String::new(),
+            };
+            return Diagnostic {
+                file,
+                pos: src.locations.pos_of(start, &src.text),
+                message: format!(
+                    "expected an unsigned integer{fat}, found the floating-point number `{tok}` (numbers in scenarios are integers: decimal, 0x hex or 0b binary){hint}"
+                ),
+            };
         }
         E::ExpectedInteger => format!(
             "expected an unsigned integer{at} (decimal, 0x hex or 0b binary; no sign)"
