@@ -191,7 +191,9 @@ pub fn run(a: CheckArgs) -> u8 {
                 println!("ERROR {e}");
                 errors += 1;
             }
-        } else if p.is_file() {
+        } else if p.exists() {
+            // Not a directory: a file to run. Loading refuses anything that is
+            // not a regular file (a FIFO, a device) with its own message.
             files.push(p.clone());
         } else {
             println!(

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 /// file is created exclusively, so nothing is overwritten by a race either). The
 /// debugger's `save` uses the same rule through the same function.
 pub fn write_output(path: &Path, text: &str, force: bool) -> Result<(), String> {
+    check_output(path, true)?;
     emu::debug::write_new(path, text, force).map_err(|e| match e {
         emu::debug::SaveError::Exists(_) => format!(
             "{}: error: the file exists; refusing to overwrite it (pass --force to replace it)",
@@ -24,6 +25,15 @@ pub fn write_output(path: &Path, text: &str, force: bool) -> Result<(), String> 
 
 /// Refuses early (before any work) when an output exists and `force` is off.
 pub fn check_output(path: &Path, force: bool) -> Result<(), String> {
+    // A directory cannot be replaced by a file, with or without --force, so it
+    // is not "a file that exists".
+    if path.is_dir() {
+        return Err(format!(
+            "{}: error: is a directory; expected the path of a file to write (for example {}/run.trace)",
+            path.display(),
+            path.display()
+        ));
+    }
     if !force && path.exists() {
         return Err(format!(
             "{}: error: the file exists; refusing to overwrite it (pass --force to replace it)",
