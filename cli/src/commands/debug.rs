@@ -22,7 +22,7 @@ pub fn run(a: DebugArgs) -> u8 {
     let mut session = match Session::open(&a.scenario) {
         Ok(s) => s,
         Err(d) => {
-            eprintln!("{d}");
+            eprintln!("{}", d.rendered());
             return EXIT_BAD_INPUT;
         }
     };

@@ -31,7 +31,7 @@ pub fn run(a: ReplayArgs) -> u8 {
     let (s, src, built) = match prepare(&path) {
         Ok(x) => x,
         Err(d) => {
-            eprintln!("{d}");
+            eprintln!("{}", d.rendered());
             eprintln!(
                 "note: the trace {} names scenario {}; pass --scenario FILE to replay against another file",
                 a.trace.display(),

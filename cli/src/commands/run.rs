@@ -80,7 +80,7 @@ pub fn run(a: RunArgs) -> u8 {
     let (s, src, built) = match prepare(&a.scenario) {
         Ok(x) => x,
         Err(d) => {
-            eprintln!("{d}");
+            eprintln!("{}", d.rendered());
             return EXIT_BAD_INPUT;
         }
     };

@@ -100,6 +100,125 @@ impl fmt::Display for Diagnostic {
 
 impl std::error::Error for Diagnostic {}
 
+impl Diagnostic {
+    /// The diagnostic as a compiler shows one: the one-line
+    /// `file:line:col: error: message` form first (what scripts and editors
+    /// parse), then the source line with a caret under the value at fault, then
+    /// a `help:` line for each fix the message knows (a suggested name, the
+    /// integer to write for a float). The source line is read again from `file`
+    /// (a scenario, or the assembly file the error is in); when it cannot be,
+    /// only the first line and the help lines are shown.
+    pub fn rendered(&self) -> String {
+        use annotate_snippets::{Level, Renderer, Snippet};
+        let (message, helps) = split_help(&self.message);
+        let head = Diagnostic {
+            message: message.clone(),
+            ..self.clone()
+        }
+        .to_string();
+        let text = if self.pos.line == 0 {
+            None
+        } else {
+            crate::files::read_regular(Path::new(&self.file), super::MAX_SCENARIO_BYTES)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+        };
+        let line = text.as_deref().and_then(|t| {
+            let t = t.strip_prefix('\u{feff}').unwrap_or(t);
+            t.lines().nth(self.pos.line as usize - 1)
+        });
+        let Some(line) = line else {
+            let mut out = head;
+            for h in &helps {
+                out += &format!("\nhelp: {h}");
+            }
+            return out;
+        };
+        let span = token_span(line, self.pos.col as usize);
+        let (line, span) = window(line, span);
+        let mut msg = Level::Error.title(&message).snippet(
+            Snippet::source(&line)
+                .line_start(self.pos.line as usize)
+                .annotation(Level::Error.span(span)),
+        );
+        for h in &helps {
+            msg = msg.footer(Level::Help.title(h));
+        }
+        let shown = Renderer::plain().render(msg).to_string();
+        // The renderer's own title line repeats the message without its
+        // location; the located one-line form replaces it.
+        let body: Vec<&str> = shown.lines().skip(1).collect();
+        format!("{head}\n{}", body.join("\n"))
+    }
+}
+
+/// At most this many bytes of context on each side of the span are shown.
+const CONTEXT: usize = 60;
+
+/// Cuts a long source line (a generated expression can be megabytes) down to
+/// the span and some context, marking cuts with `...`, and moves the span to
+/// match. Rendering cost then does not grow with the line.
+fn window(line: &str, span: std::ops::Range<usize>) -> (String, std::ops::Range<usize>) {
+    let span_end = span.end.min(span.start + CONTEXT);
+    let mut from = span.start.saturating_sub(CONTEXT);
+    while !line.is_char_boundary(from) {
+        from -= 1;
+    }
+    let mut to = (span_end + CONTEXT).min(line.len());
+    while !line.is_char_boundary(to) {
+        to += 1;
+    }
+    let (pre, post) = (
+        if from > 0 { "..." } else { "" },
+        if to < line.len() { "..." } else { "" },
+    );
+    let shown = format!("{pre}{}{post}", &line[from..to]);
+    let start = span.start - from + pre.len();
+    (shown, start..start + (span_end - span.start))
+}
+
+/// Splits the fixes a message suggests out of it: ` (did you mean `x`?)` and
+/// `; write it as N or 0xN` become help lines, the rest stays the message.
+fn split_help(message: &str) -> (String, Vec<String>) {
+    let mut m = message.to_string();
+    let mut helps = Vec::new();
+    if let Some(i) = m.find(" (did you mean ") {
+        if let Some(j) = m[i..].find("?)") {
+            let inner = m[i + 2..i + j + 1].to_string();
+            m.replace_range(i..i + j + 2, "");
+            helps.push(inner);
+        }
+    }
+    if let Some(i) = m.find("; write it as ") {
+        helps.push(m[i + 2..].to_string());
+        m.truncate(i);
+    }
+    (m, helps)
+}
+
+/// Byte range in `line` of the token starting at 1-based character column
+/// `col`: a quoted string whole, else up to the next delimiter; at least one
+/// character where the line has one.
+fn token_span(line: &str, col: usize) -> std::ops::Range<usize> {
+    let start = line
+        .char_indices()
+        .nth(col.saturating_sub(1))
+        .map_or(line.len(), |(i, _)| i);
+    let rest = &line[start..];
+    let len = if let Some(body) = rest.strip_prefix('"') {
+        body.find('"').map_or(rest.len(), |k| k + 2)
+    } else {
+        rest.find(|c: char| c.is_whitespace() || ",()[]{}:;".contains(c))
+            .unwrap_or(rest.len())
+    };
+    let len = if len == 0 {
+        rest.chars().next().map_or(0, char::len_utf8)
+    } else {
+        len
+    };
+    start..start + len
+}
+
 /// Byte offset in the file of (line, col) of a string value's contents, decoding
 /// escapes when the string is not raw.
 fn offset_in_string(src: &str, content_start: usize, raw: bool, line: u32, col: u32) -> usize {
@@ -388,6 +507,22 @@ pub(crate) fn ron_diagnostic(e: &ron::error::SpannedError, src: &Source) -> Diag
     // Point at the start of a bad token rather than just past it.
     let pos = match src.locations.find(&path) {
         Some(sp) if token_error && !path.is_empty() && sp.end == off => sp.start,
+        _ => pos,
+    };
+    // RON reports an unknown field or variant just past its name; point at
+    // the name.
+    let pos = match &e.code {
+        E::NoSuchStructField { found, .. } | E::NoSuchEnumVariant { found, .. } => {
+            let before = src
+                .text
+                .get(..off)
+                .unwrap_or("")
+                .trim_end_matches([' ', '\t', ':']);
+            match before.strip_suffix(found.as_str()) {
+                Some(b) => src.locations.pos_of(b.len(), &src.text),
+                None => pos,
+            }
+        }
         _ => pos,
     };
     let at = if path.is_empty() {
