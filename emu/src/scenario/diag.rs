@@ -641,3 +641,42 @@ pub(crate) fn ron_diagnostic(e: &ron::error::SpannedError, src: &Source) -> Diag
     };
     Diagnostic { file, pos, message }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::int_range;
+
+    /// Every small-integer field of the schema quotes its own range when a
+    /// value overflows it, not the range of u64: the schema is walked, so a new
+    /// `u8`/`u16`/`u32` field without an entry in `int_range` fails here.
+    #[test]
+    fn every_small_integer_field_has_its_range() {
+        let schema = include_str!("schema.rs");
+        let mut missing = Vec::new();
+        let mut seen = 0;
+        for line in schema.lines() {
+            let t = line.trim().trim_start_matches("pub ");
+            let Some((name, ty)) = t.split_once(": ") else {
+                continue;
+            };
+            let ty = ty.trim_end_matches(',');
+            let small = ["u8", "u16", "u32"]
+                .iter()
+                .any(|s| ty == *s || ty == format!("Option<{s}>") || ty == format!("Vec<{s}>"));
+            if !small || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                continue;
+            }
+            seen += 1;
+            let path = if ty.starts_with("Vec<") {
+                format!("x.{name}[0]")
+            } else {
+                format!("x.{name}")
+            };
+            if int_range(&path) == "0 to 0xffffffffffffffff" {
+                missing.push(name.to_string());
+            }
+        }
+        assert!(seen >= 8, "found only {seen} small-integer fields");
+        assert!(missing.is_empty(), "no range for: {missing:?}");
+    }
+}
