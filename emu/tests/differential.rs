@@ -1060,15 +1060,16 @@ fn host_cpu_agrees_full() {
     differential(FULL_STATES);
 }
 
-/// PUSHF/POPF (16 and 64-bit) as balanced snippets, RDTSCP and RDPID, against the
-/// host (see `differential/snippets.rs` for what is compared).
+/// PUSH, POP, LEAVE and PUSHF/POPF (16 and 64-bit) as balanced snippets, RDTSCP
+/// and RDPID, against the host (see `differential/snippets.rs` for what is
+/// compared).
 #[test]
 fn host_cpu_agrees_on_snippets() {
     let states = std::env::var("DIFF_STATES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(QUICK_STATES * 5);
-    let mut fails = snippets::check_flag_snippets(states);
+    let mut fails = snippets::check_stack_snippets(states);
     fails.extend(snippets::check_rdtscp_rdpid(states));
     assert!(
         fails.is_empty(),

@@ -1,13 +1,15 @@
 //! User-level instructions the one-instruction harness cannot check, run on the
-//! host as short balanced snippets instead: the flag pushes and pops (they move
-//! RSP, so each is paired with a POP or PUSH through the scratch buffer), and
+//! host as short balanced snippets instead: PUSH, POP, LEAVE and the flag pushes
+//! and pops (they move RSP, so each is paired with a POP or PUSH through the
+//! scratch buffer; RSP itself differs between host and emulator, so it is never a
+//! source or destination), and
 //! RDTSCP/RDPID (the TSC differs between host and emulator, so only the effects
 //! that must agree are compared).
 //!
 //! The emulator runs each snippet at CPL 3 with IOPL 0 and IF=1, as the host runs
 //! user code under Linux. What is compared:
-//! - flag snippets: every GPR but RSP, all of RFLAGS, and the scratch buffer
-//!   (where PUSHF's image lands); popped images are random except TF (a single-step
+//! - stack snippets: every GPR but RSP, all of RFLAGS, and the scratch buffer
+//!   (where pushed values land); popped flag images are random except TF (a single-step
 //!   trap on the host) and AC (alignment checking would stay on in the test
 //!   process after the trampoline returns);
 //! - `rdtscp; rdpid r`: every GPR but RSP, RAX and RDX; RAX and RDX only in their
@@ -37,6 +39,9 @@ const EMU_RSP: u64 = 0x1020_0000;
 
 /// The mnemonics this module checks against the host.
 pub const MNEMONICS: &[Mnemonic] = &[
+    Mnemonic::Push,
+    Mnemonic::Pop,
+    Mnemonic::Leave,
     Mnemonic::Pushf,
     Mnemonic::Popf,
     Mnemonic::Pushfq,
@@ -45,11 +50,11 @@ pub const MNEMONICS: &[Mnemonic] = &[
     Mnemonic::Rdpid,
 ];
 
-/// One snippet: its instructions, and how to pick the popped image when it pops
-/// flags from the buffer.
+/// One snippet: its instructions (some operands random), and how to pick the
+/// popped image when it pops flags from the buffer.
 struct Snippet {
     name: &'static str,
-    insns: fn() -> Vec<Instruction>,
+    insns: fn(&mut Rng) -> Vec<Instruction>,
     /// Bytes of the image a POPF reads from the buffer's start (0: none).
     image: usize,
 }
@@ -57,6 +62,11 @@ struct Snippet {
 /// The scratch buffer's first bytes, by absolute address.
 fn buf() -> MemoryOperand {
     MemoryOperand::with_displ(BUF_ADDR, 4)
+}
+
+/// The buffer 8 bytes further on (where pushed values are popped to).
+fn buf8() -> MemoryOperand {
+    MemoryOperand::with_displ(BUF_ADDR + 8, 4)
 }
 
 fn ins0(c: Code) -> Instruction {
@@ -67,25 +77,120 @@ fn ins_m(c: Code) -> Instruction {
     Instruction::with1(c, buf()).expect("memory operand form")
 }
 
-const FLAG_SNIPPETS: &[Snippet] = &[
+fn ins_m8(c: Code) -> Instruction {
+    Instruction::with1(c, buf8()).expect("memory operand form")
+}
+
+/// A random GPR of `size` bytes other than RSP/ESP/SP.
+fn random_gpr(rng: &mut Rng, size: u32) -> Register {
+    let base = if size == 2 {
+        Register::AX
+    } else {
+        Register::RAX
+    };
+    let mut n = rng.below(15) as usize;
+    if n >= RSP {
+        n += 1;
+    }
+    Register::try_from(base as usize + n).expect("register number in range")
+}
+
+fn ins_r(c: Code, r: Register) -> Instruction {
+    Instruction::with1(c, r).expect("register operand form")
+}
+
+const SNIPPETS: &[Snippet] = &[
+    Snippet {
+        name: "push r64; pop qword [buf+8]",
+        insns: |rng| {
+            let r = random_gpr(rng, 8);
+            vec![ins_r(Code::Push_r64, r), ins_m8(Code::Pop_rm64)]
+        },
+        image: 0,
+    },
+    Snippet {
+        name: "push r16; pop word [buf+8]",
+        insns: |rng| {
+            let r = random_gpr(rng, 2);
+            vec![ins_r(Code::Push_r16, r), ins_m8(Code::Pop_rm16)]
+        },
+        image: 0,
+    },
+    Snippet {
+        name: "push imm8/imm32; pop qword [buf+8] or push imm16; pop word [buf+8]",
+        insns: |rng| {
+            let v = rng.next_u64();
+            let (push, pop) = match rng.below(3) {
+                0 => (
+                    Instruction::with1(Code::Pushq_imm8, v as i8 as i32),
+                    Code::Pop_rm64,
+                ),
+                1 => (
+                    Instruction::with1(Code::Pushq_imm32, v as i32),
+                    Code::Pop_rm64,
+                ),
+                _ => (
+                    Instruction::with1(Code::Push_imm16, v as u16 as u32),
+                    Code::Pop_rm16,
+                ),
+            };
+            vec![push.expect("immediate form"), ins_m8(pop)]
+        },
+        image: 0,
+    },
+    Snippet {
+        name: "push qword [buf]; pop qword [buf+8]",
+        insns: |_| vec![ins_m(Code::Push_rm64), ins_m8(Code::Pop_rm64)],
+        image: 0,
+    },
+    Snippet {
+        name: "push word [buf]; pop word [buf+8]",
+        insns: |_| vec![ins_m(Code::Push_rm16), ins_m8(Code::Pop_rm16)],
+        image: 0,
+    },
+    Snippet {
+        name: "push qword [buf]; pop r64",
+        insns: |rng| {
+            let r = random_gpr(rng, 8);
+            vec![ins_m(Code::Push_rm64), ins_r(Code::Pop_r64, r)]
+        },
+        image: 0,
+    },
+    Snippet {
+        name: "push word [buf]; pop r16",
+        insns: |rng| {
+            let r = random_gpr(rng, 2);
+            vec![ins_m(Code::Push_rm16), ins_r(Code::Pop_r16, r)]
+        },
+        image: 0,
+    },
+    Snippet {
+        name: "push qword [buf]; mov rbp, rsp; leave",
+        insns: |_| {
+            let mov = Instruction::with2(Code::Mov_r64_rm64, Register::RBP, Register::RSP)
+                .expect("mov rbp, rsp");
+            vec![ins_m(Code::Push_rm64), mov, ins0(Code::Leaveq)]
+        },
+        image: 0,
+    },
     Snippet {
         name: "pushfw; pop word [buf]",
-        insns: || vec![ins0(Code::Pushfw), ins_m(Code::Pop_rm16)],
+        insns: |_| vec![ins0(Code::Pushfw), ins_m(Code::Pop_rm16)],
         image: 0,
     },
     Snippet {
         name: "push word [buf]; popfw",
-        insns: || vec![ins_m(Code::Push_rm16), ins0(Code::Popfw)],
+        insns: |_| vec![ins_m(Code::Push_rm16), ins0(Code::Popfw)],
         image: 2,
     },
     Snippet {
         name: "pushfq; pop qword [buf]",
-        insns: || vec![ins0(Code::Pushfq), ins_m(Code::Pop_rm64)],
+        insns: |_| vec![ins0(Code::Pushfq), ins_m(Code::Pop_rm64)],
         image: 0,
     },
     Snippet {
         name: "push qword [buf]; popfq",
-        insns: || vec![ins_m(Code::Push_rm64), ins0(Code::Popfq)],
+        insns: |_| vec![ins_m(Code::Push_rm64), ins0(Code::Popfq)],
         image: 8,
     },
 ];
@@ -184,16 +289,16 @@ fn diff(host: &Regs, emu: &Regs, hmem: &[u8], emem: &[u8], skip: &[usize]) -> Ve
     d
 }
 
-/// The flag snippets, `states` random states each; returns failure descriptions.
-pub fn check_flag_snippets(states: u32) -> Vec<String> {
+/// The stack snippets, `states` random states each; returns failure descriptions.
+pub fn check_stack_snippets(states: u32) -> Vec<String> {
     let mut fails = Vec::new();
     let mut n = native();
     let at = n.insn_addr();
-    for (k, s) in FLAG_SNIPPETS.iter().enumerate() {
-        let insns = (s.insns)();
-        let code = encode(&insns, at);
+    for (k, s) in SNIPPETS.iter().enumerate() {
         let mut rng = Rng::new(0x5eed_f1a6 + k as u64);
         for case in 0..states {
+            let insns = (s.insns)(&mut rng);
+            let code = encode(&insns, at);
             let regs = random_regs(&mut rng);
             let mut mem = vec![0u8; BUF_LEN];
             for chunk in mem.chunks_mut(8) {
@@ -211,8 +316,13 @@ pub fn check_flag_snippets(states: u32) -> Vec<String> {
             let d = diff(&host, &emu, &hmem, &emem, &[]);
             if !d.is_empty() {
                 fails.push(format!(
-                    "{} case {case}: input rflags {:#x}, buf[0..8] {:02x?}:\n  {}",
+                    "{} ({}) case {case}: input rflags {:#x}, buf[0..8] {:02x?}:\n  {}",
                     s.name,
+                    insns
+                        .iter()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
                     regs.rflags,
                     &mem[..8],
                     d.join("\n  ")
