@@ -13,8 +13,8 @@ pub use build::{build, machine_config, parse_hex, resolve, suggest, Built, Sourc
 pub use diag::{Diagnostic, Problem, Source};
 pub use locate::{Locations, Pos, Span};
 pub use run::{
-    run, CoreSummary, Cursor, Decision, Ending, ExpectResult, Progress, RunReport, Runner,
-    StaleRecord, DEFAULT_MAX_STEPS,
+    run, stop_kind, CoreSummary, Cursor, Decision, Ending, ExpectResult, Progress, RunReport,
+    Runner, StaleRecord, StoppedCore, DEFAULT_MAX_STEPS,
 };
 pub use schema::Scenario;
 
@@ -192,7 +192,7 @@ pub fn validate(s: &Scenario, b: &Built) -> Result<(), Problem> {
     }
     match &s.coherence {
         Coherence::All => {}
-        Coherence::AfterLabel(l) => label_ok(l, "coherence[0]".into())?,
+        Coherence::AfterLabel(l) | Coherence::Completed(l) => label_ok(l, "coherence[0]".into())?,
         Coherence::FreedFrames { label, frames } => {
             label_ok(label, "coherence.label".into())?;
             for (j, f) in frames.iter().enumerate() {
@@ -259,6 +259,7 @@ pub fn validate(s: &Scenario, b: &Built) -> Result<(), Problem> {
             }
             Expect::Exception { core, .. } => core_ok(*core, format!("{p}.core"))?,
             Expect::Halted(c) => core_ok(*c, format!("{p}[0]"))?,
+            Expect::Stopped { core, .. } => core_ok(*core, format!("{p}.core"))?,
             Expect::Events { kind, core, .. } => {
                 if let Some(c) = core {
                     core_ok(*c, format!("{p}.core"))?;

@@ -76,6 +76,9 @@ impl RunReport {
         for (i, r) in self.stale_uses.iter().enumerate() {
             let tag = if r.violation { "VIOLATION" } else { "allowed" };
             let _ = writeln!(s, "  #{} [{tag}]", i + 1);
+            if let Some(why) = &r.why {
+                let _ = writeln!(s, "    rule: {}", self.symbolize(why));
+            }
             for line in r.detail.to_string().lines() {
                 let _ = writeln!(s, "    {}", self.symbolize(line));
             }
@@ -108,6 +111,13 @@ impl RunReport {
                 s,
                 "unexpected: {} violation(s) and the scenario expects none",
                 self.violations
+            );
+        }
+        for c in self.stopped.iter().filter(|c| !c.expected) {
+            let _ = writeln!(
+                s,
+                "unexpected: core {} stopped ({}) and no expectation says it should",
+                c.core, c.reason
             );
         }
         let _ = writeln!(

@@ -20,6 +20,22 @@ pub struct StaleRecord {
     pub detail: StaleUse,
     /// Whether the coherence rule makes it a violation.
     pub violation: bool,
+    /// Why the rule decided so, when it depends on more than the use (a label
+    /// reached, by which core, when; a freed frame).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// A core that stopped for good, and whether an expectation accounts for it.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoppedCore {
+    /// Core.
+    pub core: usize,
+    /// Why it stopped.
+    pub reason: StopReason,
+    /// A `Stopped` or `Exception` expectation says it should; otherwise it fails
+    /// the run.
+    pub expected: bool,
 }
 
 /// How the schedule ended.
@@ -85,6 +101,9 @@ pub struct RunReport {
     pub violations: usize,
     /// Expectations.
     pub expectations: Vec<ExpectResult>,
+    /// Cores that stopped for good (unhandled exception, triple fault,
+    /// unsupported instruction, emulator error).
+    pub stopped: Vec<StoppedCore>,
     /// The schedule as executed.
     #[serde(skip)]
     pub decisions: Vec<Decision>,
@@ -100,13 +119,16 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The run passed: the schedule completed, every expectation held, and no
+    /// The run passed: the schedule completed, every expectation held, no
     /// violation appeared that the scenario does not expect (a scenario that lists
-    /// a `Violations(n)` or `StaleUse` expectation accounts for its violations).
+    /// a `Violations(n)` or `StaleUse` expectation accounts for its violations),
+    /// and no core died unless an expectation says it should (`Stopped`, or
+    /// `Exception` for an unhandled exception's vector).
     pub fn passed(&self, expects_violations: bool) -> bool {
         self.ending == Ending::Completed
             && self.expectations.iter().all(|e| e.ok)
             && (self.violations == 0 || expects_violations)
+            && self.stopped.iter().all(|c| c.expected)
     }
 }
 
@@ -144,6 +166,10 @@ struct Oracle {
     record: Option<Vec<Event>>,
     coherence: Coherence,
     label_reached: bool,
+    /// The first core to reach the coherence label, and the step.
+    first_reach: Option<(usize, u64)>,
+    /// Per core, the step at which it last reached the coherence label.
+    last_reach: Vec<Option<u64>>,
     freed: Vec<u64>,
     stale: Vec<StaleRecord>,
     counts: BTreeMap<(&'static str, u32), u64>,
@@ -172,16 +198,11 @@ impl EventSink for Oracle {
         }
         match &ev.kind {
             EventKind::Mmu(MmuEvent::StaleUse(su)) => {
-                let violation = match &self.coherence {
-                    Coherence::All => true,
-                    Coherence::AfterLabel(_) => self.label_reached,
-                    Coherence::FreedFrames { .. } => {
-                        self.label_reached && touches_frames(&su.cached, &self.freed)
-                    }
-                };
+                let (violation, why) = self.classify(su);
                 self.stale.push(StaleRecord {
                     detail: (**su).clone(),
                     violation,
+                    why,
                 });
             }
             EventKind::Mmu(MmuEvent::Invalidation { ctx, op, .. }) => {
@@ -189,6 +210,9 @@ impl EventSink for Oracle {
             }
             EventKind::Exception { delivered, .. } => {
                 self.exceptions.push((ev.core, delivered.vector()));
+            }
+            EventKind::Interrupt { vector, .. } => {
+                self.exceptions.push((ev.core, *vector));
             }
             EventKind::Stopped(StopReason::UnhandledException { exception, .. }) => {
                 self.exceptions.push((ev.core, exception.vector()));
@@ -201,13 +225,82 @@ impl EventSink for Oracle {
     }
 }
 
-fn touches_frames(cached: &WalkResult, frames: &[u64]) -> bool {
+impl Oracle {
+    /// Whether the coherence rule makes `su` a violation, and why when that
+    /// depends on a label or a frame.
+    fn classify(&self, su: &StaleUse) -> (bool, Option<String>) {
+        let reached = || match self.first_reach {
+            Some((c, step)) => format!("core {c} reached it at step {step}"),
+            None => "no core has reached it".to_string(),
+        };
+        match &self.coherence {
+            Coherence::All => (true, None),
+            Coherence::AfterLabel(l) => (
+                self.label_reached,
+                Some(format!("shootdown-complete label `{l}`: {}", reached())),
+            ),
+            Coherence::FreedFrames { label, .. } => {
+                let frame = touched_frame(&su.cached, &self.freed);
+                let why = match (frame, self.label_reached) {
+                    (Some(f), true) => format!(
+                        "reaches frame {f:#x}, freed at `{label}`: {}",
+                        reached()
+                    ),
+                    (Some(f), false) => format!(
+                        "reaches frame {f:#x}, but no core has reached `{label}` (where it is freed) yet"
+                    ),
+                    (None, _) => format!("reaches none of the frames freed at `{label}`"),
+                };
+                (frame.is_some() && self.label_reached, Some(why))
+            }
+            Coherence::Completed(l) => match (&su.made_stale_by, &su.root_change) {
+                (Some(w), _) => {
+                    let at = self
+                        .last_reach
+                        .get(w.core as usize)
+                        .copied()
+                        .flatten()
+                        .filter(|s| *s >= w.step);
+                    match at {
+                        Some(s) => (
+                            true,
+                            Some(format!(
+                                "core {} made the entry stale at step {} and reached `{l}` at step {s} since: its shootdown had returned",
+                                w.core, w.step
+                            )),
+                        ),
+                        None => (
+                            false,
+                            Some(format!(
+                                "core {} made the entry stale at step {} and has not reached `{l}` since: its shootdown is in progress",
+                                w.core, w.step
+                            )),
+                        ),
+                    }
+                }
+                (None, Some(c)) => (
+                    true,
+                    Some(format!(
+                        "core {}'s own CR3 load at step {} kept the entry usable under another root: no shootdown covers it",
+                        c.core, c.step
+                    )),
+                ),
+                (None, None) => (true, None),
+            },
+        }
+    }
+}
+
+/// The first of `frames` that the cached translation reaches: a frame inside a
+/// leaf's page, or the page-table page a paging-structure-cache entry points at.
+fn touched_frame(cached: &WalkResult, frames: &[u64]) -> Option<u64> {
     match cached {
         WalkResult::Leaf { frame, size, .. } => frames
             .iter()
-            .any(|f| *f >= frame.raw() && *f - frame.raw() < size.bytes()),
-        WalkResult::Table { next, .. } => frames.contains(&next.raw()),
-        _ => false,
+            .find(|f| **f >= frame.raw() && **f - frame.raw() < size.bytes())
+            .copied(),
+        WalkResult::Table { next, .. } => frames.iter().find(|f| **f == next.raw()).copied(),
+        _ => None,
     }
 }
 
@@ -286,9 +379,12 @@ impl Runner {
             labels,
             ..
         } = built;
+        let ncores = machine.num_cores();
         let (label_addr, freed) = match &s.coherence {
             Coherence::All => (None, Vec::new()),
-            Coherence::AfterLabel(l) => (symbols.get(l).copied(), Vec::new()),
+            Coherence::AfterLabel(l) | Coherence::Completed(l) => {
+                (symbols.get(l).copied(), Vec::new())
+            }
             Coherence::FreedFrames { label, frames } => (
                 symbols.get(label).copied(),
                 frames
@@ -306,6 +402,8 @@ impl Runner {
                 record: if record { Some(Vec::new()) } else { None },
                 coherence: s.coherence.clone(),
                 label_reached: false,
+                first_reach: None,
+                last_reach: vec![None; ncores],
                 freed,
                 stale: Vec::new(),
                 counts: BTreeMap::new(),
@@ -429,8 +527,13 @@ impl Runner {
             });
         }
         if let Some(a) = self.label_addr {
-            if !self.oracle.label_reached && self.machine.cores[core].cpu.state.rip == a {
+            if self.machine.cores[core].cpu.state.rip == a {
+                let step = self.machine.steps;
                 self.oracle.label_reached = true;
+                self.oracle.first_reach.get_or_insert((core, step));
+                if let Some(r) = self.oracle.last_reach.get_mut(core) {
+                    *r = Some(step);
+                }
             }
         }
         r
@@ -501,6 +604,12 @@ impl Runner {
         };
     }
 
+    /// An emulator error ends the schedule, unless a `Stopped` expectation says
+    /// this core should stop that way; then the schedule goes on without it.
+    fn error_expected(&self, core: usize, e: &crate::exception::EmuError) -> bool {
+        stop_expected(&self.scenario.expect, core, &StopReason::Error(e.clone()))
+    }
+
     fn stuck(&mut self, reason: String) -> Progress {
         self.ending = Some(Ending::Stuck {
             index: self.cursor.index,
@@ -540,7 +649,9 @@ impl Runner {
                     let r = self.step_core(core);
                     self.cursor.taken += 1;
                     match &r {
-                        StepResult::Stopped(StopReason::Error(e)) => {
+                        StepResult::Stopped(StopReason::Error(e))
+                            if !self.error_expected(core, e) =>
+                        {
                             return self.stuck(format!("core {core} stopped: {e}"));
                         }
                         StepResult::Stopped(why) if !matches!(until, Until::Halt) => {
@@ -575,7 +686,9 @@ impl Runner {
                     let r = self.step_core(core);
                     self.cursor.taken += 1;
                     match &r {
-                        StepResult::Stopped(StopReason::Error(e)) => {
+                        StepResult::Stopped(StopReason::Error(e))
+                            if !self.error_expected(core, e) =>
+                        {
                             return self.stuck(format!("core {core} stopped: {e}"));
                         }
                         StepResult::Stopped(_) | StepResult::NoProgress => {
@@ -618,7 +731,9 @@ impl Runner {
                     let core = cores[self.cursor.rr_pos % cores.len()];
                     let r = self.step_core(core);
                     if let StepResult::Stopped(StopReason::Error(e)) = &r {
-                        return self.stuck(format!("core {core} stopped: {e}"));
+                        if !self.error_expected(core, e) {
+                            return self.stuck(format!("core {core} stopped: {e}"));
+                        }
                     }
                     if matches!(r, StepResult::NoProgress | StepResult::Stopped(_)) {
                         self.cursor.rr_idle += 1;
@@ -716,6 +831,19 @@ impl Runner {
                 actual,
             });
         }
+        let stopped = machine
+            .cores
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let reason = c.stopped.clone()?;
+                Some(StoppedCore {
+                    core: i,
+                    expected: stop_expected(&self.scenario.expect, i, &reason),
+                    reason,
+                })
+            })
+            .collect();
         let cores = machine
             .cores
             .iter()
@@ -744,12 +872,40 @@ impl Runner {
             soft_stale_uses: self.oracle.soft.uses.clone(),
             violations,
             expectations: results,
+            stopped,
             decisions: self.decisions.clone(),
             events: self.events().to_vec(),
             machine: Some(machine),
             labels: self.labels.clone(),
         }
     }
+}
+
+/// The kind of stop a `Stopped` expectation names.
+pub fn stop_kind(r: &StopReason) -> StopKind {
+    match r {
+        StopReason::UnhandledException { .. } => StopKind::Exception,
+        StopReason::TripleFault { .. } => StopKind::TripleFault,
+        StopReason::Error(crate::exception::EmuError::Unsupported { .. }) => StopKind::Unsupported,
+        StopReason::Error(_) => StopKind::Error,
+    }
+}
+
+/// Whether an expectation says core `core` should stop for `reason`: a `Stopped`
+/// for that core (and kind, when given), or an `Exception` with the vector of an
+/// unhandled exception.
+fn stop_expected(expect: &[Expect], core: usize, reason: &StopReason) -> bool {
+    expect.iter().any(|e| match e {
+        Expect::Stopped { core: c, reason: k } => {
+            *c == core && k.is_none_or(|k| k == stop_kind(reason))
+        }
+        Expect::Exception { core: c, vector } => {
+            *c == core
+                && matches!(reason, StopReason::UnhandledException { exception, .. }
+                    if exception.vector() == *vector)
+        }
+        _ => false,
+    })
 }
 
 /// Runs `built` along the scenario's whole schedule.
@@ -808,6 +964,10 @@ pub fn describe(e: &Expect) -> String {
         Expect::Violations(n) => format!("{n} violation(s)"),
         Expect::Exception { core, vector } => format!("core {core} took vector {vector:#x}"),
         Expect::Halted(c) => format!("core {c} halted"),
+        Expect::Stopped { core, reason } => match reason {
+            Some(k) => format!("core {core} stopped ({k:?})"),
+            None => format!("core {core} stopped"),
+        },
         Expect::Events { kind, core, count } => format!(
             "{count} `{kind}` event(s){}",
             core.map_or(String::new(), |c| format!(" on core {c}"))
@@ -966,6 +1126,13 @@ fn check(
                 .collect();
             (hit, format!("vectors [{}]", seen.join(", ")))
         }
+        Expect::Stopped { core, reason } => match &m.cores[*core].stopped {
+            Some(r) => (
+                reason.is_none_or(|k| k == stop_kind(r)),
+                format!("stopped ({:?}): {r}", stop_kind(r)),
+            ),
+            None => (false, "not stopped".into()),
+        },
         Expect::Halted(c) => {
             let h = m.cores[*c].cpu.state.halted;
             (

@@ -580,6 +580,25 @@ pub enum Coherence {
         /// Physical frame addresses.
         frames: Vec<Value>,
     },
+    /// Per write and per core: a stale use is a violation when the core whose
+    /// write made the entry stale has reached the label since that write (its
+    /// shootdown has returned). An entry made stale by a CR3 load that kept it
+    /// usable under another root is always a violation: no shootdown covers it.
+    Completed(String),
+}
+
+/// Why a core stopped for good, as a `Stopped` expectation names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopKind {
+    /// An exception with no IDT to deliver it through.
+    Exception,
+    /// A fault while delivering #DF.
+    TripleFault,
+    /// An instruction tlbemu does not implement.
+    Unsupported,
+    /// Any other emulator error (memory outside the machine, a paging mode not
+    /// modelled).
+    Error,
 }
 
 /// Access kinds in expectations.
@@ -680,6 +699,15 @@ pub enum Expect {
     },
     /// The core ended halted.
     Halted(usize),
+    /// The core stopped for good (it then does not fail the run), for `reason`
+    /// when given.
+    Stopped {
+        /// Core.
+        core: usize,
+        /// Why; any reason when absent.
+        #[serde(default)]
+        reason: Option<StopKind>,
+    },
     /// Number of events of a kind ("ipi-sent", "invalidation", ...), optionally on one core.
     Events {
         /// Kind name.
