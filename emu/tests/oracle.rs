@@ -202,3 +202,61 @@ fn exception_expectation_matches_delivered_interrupts() {
     }];
     assert!(!go(&s).passed(false));
 }
+
+/// `NoStaleEntries`: stale entries nobody uses are still found. At a completion
+/// point it reports the entries the arriving core's own writes made stale, with
+/// which entry, on which core, and since when; without `at`, what is left at the
+/// end. A correct shootdown leaves none.
+#[test]
+fn no_stale_entries_finds_unused_stale_entries() {
+    let mut s = scenario("coherence-completed.ron");
+    s.expect = vec![
+        Expect::NoStaleEntries {
+            core: None,
+            at: Some("done".into()),
+        },
+        Expect::NoStaleEntries {
+            core: Some(1),
+            at: Some("done".into()),
+        },
+        Expect::NoStaleEntries {
+            core: None,
+            at: None,
+        },
+    ];
+    let r = go(&s);
+    let e = &r.expectations;
+    assert!(!e[0].ok);
+    // Core 0 reached `done` (step 8) while core 1 still cached X, stale since
+    // core 0's write at step 6; core 1 reached it (step 17) while core 0 cached Y.
+    assert!(
+        e[0].actual.contains("core 1 TLB va 0x400000")
+            && e[0].actual.contains("stale since step 6: core 0's write")
+            && e[0].actual.contains("when core 0 reached it at step 8"),
+        "{}",
+        e[0].actual
+    );
+    assert!(
+        e[0].actual.contains("core 0 TLB va 0x401000")
+            && e[0].actual.contains("when core 1 reached it at step 17"),
+        "{}",
+        e[0].actual
+    );
+    assert!(!e[1].ok);
+    assert!(!e[1].actual.contains("core 0 TLB"), "{}", e[1].actual);
+    assert!(!e[2].ok, "both stale entries are still cached at the end");
+
+    let mut s = scenario("shootdown-ipi.ron");
+    s.expect = vec![
+        Expect::NoStaleEntries {
+            core: None,
+            at: Some("done".into()),
+        },
+        Expect::NoStaleEntries {
+            core: None,
+            at: None,
+        },
+    ];
+    let r = go(&s);
+    assert!(r.passed(false), "{}", r.to_text(false));
+}

@@ -56,13 +56,13 @@ pub(crate) enum Cause {
 }
 
 impl Cause {
-    fn write(&self) -> Option<WriteInfo> {
+    pub(crate) fn write(&self) -> Option<WriteInfo> {
         match self {
             Cause::Write(w) => Some(*w),
             Cause::Root(_) => None,
         }
     }
-    fn root_change(&self) -> Option<RootChange> {
+    pub(crate) fn root_change(&self) -> Option<RootChange> {
         match self {
             Cause::Write(_) => None,
             Cause::Root(c) => Some(*c),

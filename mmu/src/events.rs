@@ -141,6 +141,54 @@ pub struct EntryView {
     pub filled_step: u64,
 }
 
+/// A stale entry still cached, whether or not it is ever used, with what made it
+/// stale (a write, or a CR3 load that kept it usable under another root).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatentStale {
+    /// The entry.
+    pub entry: EntryView,
+    /// The write that made it stale, if a write did.
+    pub made_stale_by: Option<WriteInfo>,
+    /// The CR3 load that made it stale, if no write did.
+    pub root_change: Option<RootChange>,
+}
+
+impl LatentStale {
+    /// The core whose action made the entry stale (the writer, or the core that
+    /// loaded CR3) and the step it did so.
+    pub fn cause(&self) -> Option<(u32, u64)> {
+        match (&self.made_stale_by, &self.root_change) {
+            (Some(w), _) => Some((w.core, w.step)),
+            (None, Some(c)) => Some((c.core, c.step)),
+            (None, None) => None,
+        }
+    }
+}
+
+impl fmt::Display for LatentStale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &self.entry;
+        write!(
+            f,
+            "core {} {} va {} (PCID {:#x}, filled at step {}) stale",
+            e.core, e.cache, e.va, e.pcid, e.filled_step
+        )?;
+        match (&self.made_stale_by, &self.root_change) {
+            (Some(w), _) => write!(
+                f,
+                " since step {}: core {}'s write to {} (rip {:#x})",
+                w.step, w.core, w.pa, w.rip
+            ),
+            (None, Some(c)) => write!(
+                f,
+                " since step {}: core {}'s CR3 load, root {} -> {} (rip {:#x})",
+                c.step, c.core, c.from, c.to, c.rip
+            ),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
 /// How many entries an operation removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Removed {

@@ -61,6 +61,7 @@
 //! CoreMmu::speculative_fill(&mut self, mem, tracker, regs, va, instruction: bool, ctx, sink)
 //!     -> Result<bool, TranslateError>
 //! CoreMmu::dump(&self, tracker: &Tracker) -> MmuDump                       // read-only, sorted
+//! CoreMmu::stale_entries(&self, tracker: &Tracker) -> Vec<LatentStale>     // read-only, sorted
 //! CoreMmu::walk_view(&self, mem: &PhysMem, tracker: &Tracker, regs, va) -> WalkView  // read-only
 //!
 //! // machine-wide
@@ -125,8 +126,8 @@ pub use config::{
     ConfigError, Erratum, MmuConfig, PscConfig, Replacement, TlbArrayConfig, TlbConfig,
 };
 pub use events::{
-    AccessCtx, CacheKind, EntryView, ErratumKeep, InvalidationRecord, MmuEvent, MmuSink, NullSink,
-    Origin, Removed, RootChange, StaleUse, VecSink, WriteInfo,
+    AccessCtx, CacheKind, EntryView, ErratumKeep, InvalidationRecord, LatentStale, MmuEvent,
+    MmuSink, NullSink, Origin, Removed, RootChange, StaleUse, VecSink, WriteInfo,
 };
 pub use invalidate::{
     check_mov_cr0, check_mov_cr4, cr3_after_mov, invlpg, invpcid, CrError, Invalidation,

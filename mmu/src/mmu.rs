@@ -4,8 +4,8 @@ use crate::addr::{PhysAddr, VirtAddr};
 use crate::coherence::{RecId, Tracker};
 use crate::config::{Erratum, MmuConfig};
 use crate::events::{
-    AccessCtx, CacheKind, EntryView, ErratumKeep, InvalidationRecord, MmuEvent, MmuSink, Origin,
-    Removed, RootChange, WriteInfo,
+    AccessCtx, CacheKind, EntryView, ErratumKeep, InvalidationRecord, LatentStale, MmuEvent,
+    MmuSink, Origin, Removed, RootChange, WriteInfo,
 };
 use crate::fast::FastPath;
 use crate::invalidate::{self, sort_views, Invalidation, Plan, PscScope, TlbScope};
@@ -938,6 +938,45 @@ impl CoreMmu {
             tlb,
             psc,
         }
+    }
+
+    /// Every stale entry this core still caches (TLBs, then paging-structure
+    /// caches, each sorted as [`CoreMmu::dump`] sorts), with what made it stale:
+    /// stale entries that are never used are invisible to stale-use checks, but
+    /// still wrong to keep once a shootdown claims to be complete. Read-only.
+    pub fn stale_entries(&self, tracker: &Tracker) -> Vec<LatentStale> {
+        let d = self.dump(tracker);
+        let mut recs: Vec<(EntryView, RecId)> = Vec::new();
+        for t in std::iter::once(&self.caches.dtlb).chain(self.caches.itlb.as_ref()) {
+            for a in &t.arrays {
+                for e in a.entries() {
+                    if let Some(v) = tracker.view(e.rec) {
+                        recs.push((v, e.rec));
+                    }
+                }
+            }
+        }
+        for l in &self.caches.psc.levels {
+            for e in &l.entries {
+                if let Some(v) = tracker.view(e.rec) {
+                    recs.push((v, e.rec));
+                }
+            }
+        }
+        d.tlb
+            .iter()
+            .chain(&d.psc)
+            .filter(|v| v.stale)
+            .filter_map(|v| {
+                let (_, rec) = recs.iter().find(|(x, _)| x == v)?;
+                let cause = tracker.stale_cause(*rec)?;
+                Some(LatentStale {
+                    entry: *v,
+                    made_stale_by: cause.write(),
+                    root_change: cause.root_change(),
+                })
+            })
+            .collect()
     }
 
     /// A read-only walk of `va` from the current CR3 showing each level's entry

@@ -260,6 +260,14 @@ pub fn validate(s: &Scenario, b: &Built) -> Result<(), Problem> {
             Expect::Exception { core, .. } => core_ok(*core, format!("{p}.core"))?,
             Expect::Halted(c) => core_ok(*c, format!("{p}[0]"))?,
             Expect::Stopped { core, .. } => core_ok(*core, format!("{p}.core"))?,
+            Expect::NoStaleEntries { core, at } => {
+                if let Some(c) = core {
+                    core_ok(*c, format!("{p}.core"))?;
+                }
+                if let Some(l) = at {
+                    label_ok(l, format!("{p}.at"))?;
+                }
+            }
             Expect::Events { kind, core, .. } => {
                 if let Some(c) = core {
                     core_ok(*c, format!("{p}.core"))?;

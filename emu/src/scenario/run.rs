@@ -171,6 +171,10 @@ struct Oracle {
     /// Per core, the step at which it last reached the coherence label.
     last_reach: Vec<Option<u64>>,
     freed: Vec<u64>,
+    /// `NoStaleEntries(at: label)` expectations: (index in `expect`, label
+    /// address, core filter), and what each found at its completion points.
+    latent_watch: Vec<(usize, u64, Option<usize>)>,
+    latent_found: BTreeMap<usize, Vec<String>>,
     stale: Vec<StaleRecord>,
     counts: BTreeMap<(&'static str, u32), u64>,
     exceptions: Vec<(u32, u8)>,
@@ -380,6 +384,17 @@ impl Runner {
             ..
         } = built;
         let ncores = machine.num_cores();
+        let latent_watch = s
+            .expect
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e {
+                Expect::NoStaleEntries { core, at: Some(l) } => {
+                    symbols.get(l).map(|a| (i, *a, *core))
+                }
+                _ => None,
+            })
+            .collect();
         let (label_addr, freed) = match &s.coherence {
             Coherence::All => (None, Vec::new()),
             Coherence::AfterLabel(l) | Coherence::Completed(l) => {
@@ -404,6 +419,8 @@ impl Runner {
                 label_reached: false,
                 first_reach: None,
                 last_reach: vec![None; ncores],
+                latent_watch,
+                latent_found: BTreeMap::new(),
                 freed,
                 stale: Vec::new(),
                 counts: BTreeMap::new(),
@@ -526,6 +543,7 @@ impl Runner {
                 soft_tlb::is_violation(c, reached, freed, f)
             });
         }
+        self.check_latent(core);
         if let Some(a) = self.label_addr {
             if self.machine.cores[core].cpu.state.rip == a {
                 let step = self.machine.steps;
@@ -602,6 +620,37 @@ impl Runner {
             index: self.cursor.index + 1,
             ..Cursor::default()
         };
+    }
+
+    /// At a `NoStaleEntries(at: label)` completion point (core `core` has just
+    /// reached the label): every entry still cached that `core`'s own writes or
+    /// CR3 loads made stale is a failure of that expectation, used or not.
+    fn check_latent(&mut self, core: usize) {
+        if self.oracle.latent_watch.is_empty() {
+            return;
+        }
+        let rip = self.machine.cores[core].cpu.state.rip;
+        let step = self.machine.steps;
+        for &(i, addr, only) in &self.oracle.latent_watch {
+            if rip != addr {
+                continue;
+            }
+            let m = &self.machine;
+            for (c, k) in m.cores.iter().enumerate() {
+                if only.is_some_and(|o| o != c) {
+                    continue;
+                }
+                for l in k.mmu.stale_entries(&m.tracker) {
+                    if l.cause().is_some_and(|(by, _)| by as usize == core) {
+                        self.oracle
+                            .latent_found
+                            .entry(i)
+                            .or_default()
+                            .push(format!("{l}, when core {core} reached it at step {step}"));
+                    }
+                }
+            }
+        }
     }
 
     /// An emulator error ends the schedule, unless a `Stopped` expectation says
@@ -819,7 +868,9 @@ impl Runner {
                 Uses {
                     stale: &self.oracle.stale,
                     soft: &self.oracle.soft.uses,
+                    latent: &self.oracle.latent_found,
                 },
+                index,
                 violations,
                 &counts,
                 &self.oracle.exceptions,
@@ -964,6 +1015,13 @@ pub fn describe(e: &Expect) -> String {
         Expect::Violations(n) => format!("{n} violation(s)"),
         Expect::Exception { core, vector } => format!("core {core} took vector {vector:#x}"),
         Expect::Halted(c) => format!("core {c} halted"),
+        Expect::NoStaleEntries { core, at } => format!(
+            "no stale entry cached{}{}",
+            core.map_or(String::new(), |c| format!(" on core {c}")),
+            at.as_ref().map_or(" at the end".to_string(), |l| format!(
+                " when a core reaches `{l}`"
+            ))
+        ),
         Expect::Stopped { core, reason } => match reason {
             Some(k) => format!("core {core} stopped ({k:?})"),
             None => format!("core {core} stopped"),
@@ -1016,6 +1074,8 @@ fn stale_matches(
 struct Uses<'a> {
     stale: &'a [StaleRecord],
     soft: &'a [SoftStaleUse],
+    /// What `NoStaleEntries(at: …)` found, by expectation index.
+    latent: &'a BTreeMap<usize, Vec<String>>,
 }
 
 fn check(
@@ -1023,12 +1083,17 @@ fn check(
     m: &mut Machine,
     symbols: &BTreeMap<String, u64>,
     uses: Uses<'_>,
+    index: usize,
     violations: usize,
     counts: &BTreeMap<(String, u32), u64>,
     exceptions: &[(u32, u8)],
 ) -> (bool, String) {
     let res = |v: &Value| resolve(v, symbols).unwrap_or(0);
-    let Uses { stale, soft } = uses;
+    let Uses {
+        stale,
+        soft,
+        latent,
+    } = uses;
     match e {
         Expect::Reg { core, reg, value } => {
             let st = &m.cores[*core].cpu.state;
@@ -1125,6 +1190,24 @@ fn check(
                 .map(|(_, v)| format!("{v:#x}"))
                 .collect();
             (hit, format!("vectors [{}]", seen.join(", ")))
+        }
+        Expect::NoStaleEntries { core, at } => {
+            let found: Vec<String> = match at {
+                Some(_) => latent.get(&index).cloned().unwrap_or_default(),
+                None => m
+                    .cores
+                    .iter()
+                    .enumerate()
+                    .filter(|(c, _)| core.is_none_or(|o| o == *c))
+                    .flat_map(|(_, k)| k.mmu.stale_entries(&m.tracker))
+                    .map(|l| l.to_string())
+                    .collect(),
+            };
+            if found.is_empty() {
+                (true, "none".into())
+            } else {
+                (false, found.join("; "))
+            }
         }
         Expect::Stopped { core, reason } => match &m.cores[*core].stopped {
             Some(r) => (

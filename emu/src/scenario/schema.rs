@@ -699,6 +699,18 @@ pub enum Expect {
     },
     /// The core ended halted.
     Halted(usize),
+    /// No stale entry is cached, used or not: on `core` (every core when absent),
+    /// at the end of the run, or, with `at`, whenever a core reaches label `at`
+    /// (a shootdown-complete point), among the entries that core's own writes
+    /// (or CR3 loads) made stale.
+    NoStaleEntries {
+        /// Core whose caches are checked.
+        #[serde(default)]
+        core: Option<usize>,
+        /// Label of the completion point.
+        #[serde(default)]
+        at: Option<String>,
+    },
     /// The core stopped for good (it then does not fail the run), for `reason`
     /// when given.
     Stopped {
