@@ -815,29 +815,31 @@ impl CoreMmu {
         ctx: AccessCtx,
         sink: &mut dyn MmuSink,
     ) {
-        let mut recs: Vec<RecId> = Vec::new();
-        for t in std::iter::once(&self.caches.dtlb).chain(self.caches.itlb.as_ref()) {
-            for a in &t.arrays {
-                recs.extend(
-                    a.entries()
-                        .filter(|e| e.pcid == pcid || e.global)
-                        .map(|e| e.rec),
-                );
-            }
-        }
-        for l in &self.caches.psc.levels {
-            recs.extend(l.entries.iter().filter(|e| e.pcid == pcid).map(|e| e.rec));
-        }
-        for rec in recs {
+        // No allocation on this step path: the caches are only read here, and the
+        // tracker is a separate object.
+        let core = self.core;
+        let mut reroot = |rec: RecId| {
             if let Some(from) = tracker.root(rec).filter(|r| *r != root) {
                 let change = RootChange {
-                    core: self.core,
+                    core,
                     step: ctx.step,
                     rip: ctx.rip,
                     from,
                     to: root,
                 };
                 tracker.reroot(mem, rec, change, sink);
+            }
+        };
+        for t in std::iter::once(&self.caches.dtlb).chain(self.caches.itlb.as_ref()) {
+            for a in &t.arrays {
+                for e in a.entries().filter(|e| e.pcid == pcid || e.global) {
+                    reroot(e.rec);
+                }
+            }
+        }
+        for l in &self.caches.psc.levels {
+            for e in l.entries.iter().filter(|e| e.pcid == pcid) {
+                reroot(e.rec);
             }
         }
         self.caches.fast.bump();
