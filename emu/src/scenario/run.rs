@@ -868,9 +868,12 @@ impl Runner {
                 Uses {
                     stale: &self.oracle.stale,
                     soft: &self.oracle.soft.uses,
-                    latent: &self.oracle.latent_found,
+                    latent: self
+                        .oracle
+                        .latent_found
+                        .get(&index)
+                        .map_or(&[][..], |v| v.as_slice()),
                 },
-                index,
                 violations,
                 &counts,
                 &self.oracle.exceptions,
@@ -1074,8 +1077,9 @@ fn stale_matches(
 struct Uses<'a> {
     stale: &'a [StaleRecord],
     soft: &'a [SoftStaleUse],
-    /// What `NoStaleEntries(at: …)` found, by expectation index.
-    latent: &'a BTreeMap<usize, Vec<String>>,
+    /// What this expectation found at its completion points, if it is a
+    /// `NoStaleEntries(at: …)`.
+    latent: &'a [String],
 }
 
 fn check(
@@ -1083,7 +1087,6 @@ fn check(
     m: &mut Machine,
     symbols: &BTreeMap<String, u64>,
     uses: Uses<'_>,
-    index: usize,
     violations: usize,
     counts: &BTreeMap<(String, u32), u64>,
     exceptions: &[(u32, u8)],
@@ -1193,7 +1196,7 @@ fn check(
         }
         Expect::NoStaleEntries { core, at } => {
             let found: Vec<String> = match at {
-                Some(_) => latent.get(&index).cloned().unwrap_or_default(),
+                Some(_) => latent.to_vec(),
                 None => m
                     .cores
                     .iter()
