@@ -238,7 +238,7 @@ fn no_stale_entries_finds_unused_stale_entries() {
     );
     assert!(
         e[0].actual.contains("core 0 TLB va 0x401000")
-            && e[0].actual.contains("when core 1 reached it at step 17"),
+            && e[0].actual.contains("when core 1 reached it at step 15"),
         "{}",
         e[0].actual
     );
@@ -257,6 +257,42 @@ fn no_stale_entries_finds_unused_stale_entries() {
             at: None,
         },
     ];
+    let r = go(&s);
+    assert!(r.passed(false), "{}", r.to_text(false));
+}
+
+/// `CompletedLatent`: `Completed`, plus every stale entry the arriving core's
+/// writes left cached at the label is a violation, used or not; restricted to a
+/// set of cores when asked.
+#[test]
+fn completed_latent_counts_unused_stale_entries_at_completion() {
+    let mut s = scenario("coherence-completed.ron");
+    s.expect = vec![];
+    s.coherence = Coherence::CompletedLatent {
+        label: "done".into(),
+        cores: None,
+    };
+    let r = go(&s);
+    // The two uses `Completed` counts, plus core 1's X entry when core 0 reached
+    // `done` and core 0's Y entry when core 1 did.
+    assert_eq!(r.violations, 4, "{}", r.to_text(true));
+    assert_eq!(r.latent_violations.len(), 2);
+    assert!(r.latent_violations[0].starts_with("core 1 TLB va 0x400000"));
+    assert!(r.latent_violations[0].contains("when core 0 reached the label at step 8"));
+    assert!(r.latent_violations[1].starts_with("core 0 TLB va 0x401000"));
+    s.coherence = Coherence::CompletedLatent {
+        label: "done".into(),
+        cores: Some(vec![1]),
+    };
+    let r = go(&s);
+    assert_eq!(r.latent_violations.len(), 1, "{}", r.to_text(true));
+    assert_eq!(r.violations, 3);
+    // The correct shootdown leaves nothing behind.
+    let mut s = scenario("shootdown-ipi.ron");
+    s.coherence = Coherence::CompletedLatent {
+        label: "done".into(),
+        cores: None,
+    };
     let r = go(&s);
     assert!(r.passed(false), "{}", r.to_text(false));
 }

@@ -193,6 +193,12 @@ pub fn validate(s: &Scenario, b: &Built) -> Result<(), Problem> {
     match &s.coherence {
         Coherence::All => {}
         Coherence::AfterLabel(l) | Coherence::Completed(l) => label_ok(l, "coherence[0]".into())?,
+        Coherence::CompletedLatent { label, cores: cs } => {
+            label_ok(label, "coherence.label".into())?;
+            for (j, c) in cs.iter().flatten().enumerate() {
+                core_ok(*c, format!("coherence.cores[{j}]"))?;
+            }
+        }
         Coherence::FreedFrames { label, frames } => {
             label_ok(label, "coherence.label".into())?;
             for (j, f) in frames.iter().enumerate() {

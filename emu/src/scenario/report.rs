@@ -93,6 +93,16 @@ impl RunReport {
                 }
             }
         }
+        if !self.latent_violations.is_empty() {
+            let _ = writeln!(
+                s,
+                "stale entries left at completion points: {} (each a violation)",
+                self.latent_violations.len()
+            );
+            for (i, l) in self.latent_violations.iter().enumerate() {
+                let _ = writeln!(s, "  L{} [VIOLATION] {}", i + 1, self.symbolize(l));
+            }
+        }
         if !self.expectations.is_empty() {
             let _ = writeln!(s, "expectations:");
             for e in &self.expectations {

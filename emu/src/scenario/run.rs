@@ -101,6 +101,10 @@ pub struct RunReport {
     pub violations: usize,
     /// Expectations.
     pub expectations: Vec<ExpectResult>,
+    /// Under `CompletedLatent`: stale entries still cached when the core whose
+    /// writes made them stale reached the label, each a violation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latent_violations: Vec<String>,
     /// Cores that stopped for good (unhandled exception, triple fault,
     /// unsupported instruction, emulator error).
     pub stopped: Vec<StoppedCore>,
@@ -175,6 +179,9 @@ struct Oracle {
     /// address, core filter), and what each found at its completion points.
     latent_watch: Vec<(usize, u64, Option<usize>)>,
     latent_found: BTreeMap<usize, Vec<String>>,
+    /// `CompletedLatent`: the cores checked (all when `None`), and what was found.
+    latent_rule: Option<Option<Vec<usize>>>,
+    latent_violations: Vec<String>,
     stale: Vec<StaleRecord>,
     counts: BTreeMap<(&'static str, u32), u64>,
     exceptions: Vec<(u32, u8)>,
@@ -257,7 +264,10 @@ impl Oracle {
                 };
                 (frame.is_some() && self.label_reached, Some(why))
             }
-            Coherence::Completed(l) => match (&su.made_stale_by, &su.root_change) {
+            Coherence::Completed(l) | Coherence::CompletedLatent { label: l, .. } => match (
+                &su.made_stale_by,
+                &su.root_change,
+            ) {
                 (Some(w), _) => {
                     let at = self
                         .last_reach
@@ -397,9 +407,9 @@ impl Runner {
             .collect();
         let (label_addr, freed) = match &s.coherence {
             Coherence::All => (None, Vec::new()),
-            Coherence::AfterLabel(l) | Coherence::Completed(l) => {
-                (symbols.get(l).copied(), Vec::new())
-            }
+            Coherence::AfterLabel(l)
+            | Coherence::Completed(l)
+            | Coherence::CompletedLatent { label: l, .. } => (symbols.get(l).copied(), Vec::new()),
             Coherence::FreedFrames { label, frames } => (
                 symbols.get(label).copied(),
                 frames
@@ -421,6 +431,11 @@ impl Runner {
                 last_reach: vec![None; ncores],
                 latent_watch,
                 latent_found: BTreeMap::new(),
+                latent_rule: match &s.coherence {
+                    Coherence::CompletedLatent { cores, .. } => Some(cores.clone()),
+                    _ => None,
+                },
+                latent_violations: Vec::new(),
                 freed,
                 stale: Vec::new(),
                 counts: BTreeMap::new(),
@@ -479,9 +494,11 @@ impl Runner {
         &self.oracle.stale
     }
 
-    /// Violations so far (hardware and software-TLB stale uses).
+    /// Violations so far (hardware and software-TLB stale uses, and stale entries
+    /// left at completion points under `CompletedLatent`).
     pub fn violations(&self) -> usize {
-        self.oracle.stale.iter().filter(|r| r.violation).count()
+        self.oracle.latent_violations.len()
+            + self.oracle.stale.iter().filter(|r| r.violation).count()
             + self.oracle.soft.uses.iter().filter(|u| u.violation).count()
     }
 
@@ -626,11 +643,28 @@ impl Runner {
     /// reached the label): every entry still cached that `core`'s own writes or
     /// CR3 loads made stale is a failure of that expectation, used or not.
     fn check_latent(&mut self, core: usize) {
+        let rip = self.machine.cores[core].cpu.state.rip;
+        let step = self.machine.steps;
+        if let (Some(only), Some(addr)) = (&self.oracle.latent_rule, self.label_addr) {
+            if rip == addr {
+                let m = &self.machine;
+                for (c, k) in m.cores.iter().enumerate() {
+                    if only.as_ref().is_some_and(|o| !o.contains(&c)) {
+                        continue;
+                    }
+                    for l in k.mmu.stale_entries(&m.tracker) {
+                        if l.cause().is_some_and(|(by, _)| by as usize == core) {
+                            self.oracle.latent_violations.push(format!(
+                                "{l}, still cached when core {core} reached the label at step {step}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
         if self.oracle.latent_watch.is_empty() {
             return;
         }
-        let rip = self.machine.cores[core].cpu.state.rip;
-        let step = self.machine.steps;
         for &(i, addr, only) in &self.oracle.latent_watch {
             if rip != addr {
                 continue;
@@ -926,6 +960,7 @@ impl Runner {
             soft_stale_uses: self.oracle.soft.uses.clone(),
             violations,
             expectations: results,
+            latent_violations: self.oracle.latent_violations.clone(),
             stopped,
             decisions: self.decisions.clone(),
             events: self.events().to_vec(),

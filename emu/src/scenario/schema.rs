@@ -585,6 +585,17 @@ pub enum Coherence {
     /// shootdown has returned). An entry made stale by a CR3 load that kept it
     /// usable under another root is always a violation: no shootdown covers it.
     Completed(String),
+    /// `Completed(label)`, and also: each time a core reaches the label, every
+    /// entry still cached (on `cores`, every core when absent) that this core's
+    /// writes or CR3 loads made stale is a violation, used or not: the shootdown
+    /// claims to be complete, so nothing it covers may remain.
+    CompletedLatent {
+        /// Label.
+        label: String,
+        /// Cores whose caches are checked.
+        #[serde(default)]
+        cores: Option<Vec<usize>>,
+    },
 }
 
 /// Why a core stopped for good, as a `Stopped` expectation names it.

@@ -816,7 +816,9 @@ pub fn is_violation(c: &Coherence, label_reached: bool, freed: &[u64], frame: u6
         Coherence::All => true,
         // Software caches name no writer yet, so `Completed` falls back to the
         // label being reached by some core.
-        Coherence::AfterLabel(_) | Coherence::Completed(_) => label_reached,
+        Coherence::AfterLabel(_) | Coherence::Completed(_) | Coherence::CompletedLatent { .. } => {
+            label_reached
+        }
         Coherence::FreedFrames { .. } => label_reached && freed.contains(&frame),
     }
 }
