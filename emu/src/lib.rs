@@ -29,6 +29,7 @@ pub use apic::{reg as apic_reg, Apic, ApicWrite, IpiDest, IpiRequest};
 pub use bus::{AccessKind, Bus, FlatBus};
 pub use cpu::{Cpu, LastInsn, StepOutcome};
 pub use decode_cache::DecodeCache;
+pub use dispatch::implemented_mnemonics;
 pub use events::{CollectSink, CountSink, Event, EventKind, EventSink, NullSink, StopReason};
 pub use exception::{hex_bytes, EmuError, Exception, Fault};
 pub use features::CpuFeatures;
