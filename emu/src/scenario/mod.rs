@@ -14,8 +14,8 @@ pub use build::{build, machine_config, parse_hex, resolve, suggest, Built, Sourc
 pub use diag::{Diagnostic, Problem, Source};
 pub use locate::{Locations, Pos, Span};
 pub use run::{
-    run, CoreSummary, Cursor, Decision, Ending, ExpectResult, Progress, RunReport, Runner,
-    StaleRecord, DEFAULT_MAX_STEPS,
+    run, stop_kind, CoreSummary, Cursor, Decision, Ending, ExpectResult, Progress, RunReport,
+    Runner, StaleRecord, StoppedCore, DEFAULT_MAX_STEPS,
 };
 pub use schema::Scenario;
 
@@ -196,7 +196,13 @@ pub fn validate(s: &Scenario, b: &Built) -> Result<(), Problem> {
     }
     match &s.coherence {
         Coherence::All => {}
-        Coherence::AfterLabel(l) => label_ok(l, "coherence[0]".into())?,
+        Coherence::AfterLabel(l) | Coherence::Completed(l) => label_ok(l, "coherence[0]".into())?,
+        Coherence::CompletedLatent { label, cores: cs } => {
+            label_ok(label, "coherence.label".into())?;
+            for (j, c) in cs.iter().flatten().enumerate() {
+                core_ok(*c, format!("coherence.cores[{j}]"))?;
+            }
+        }
         Coherence::FreedFrames { label, frames } => {
             label_ok(label, "coherence.label".into())?;
             for (j, f) in frames.iter().enumerate() {
@@ -263,6 +269,15 @@ pub fn validate(s: &Scenario, b: &Built) -> Result<(), Problem> {
             }
             Expect::Exception { core, .. } => core_ok(*core, format!("{p}.core"))?,
             Expect::Halted(c) => core_ok(*c, format!("{p}[0]"))?,
+            Expect::Stopped { core, .. } => core_ok(*core, format!("{p}.core"))?,
+            Expect::NoStaleEntries { core, at } => {
+                if let Some(c) = core {
+                    core_ok(*c, format!("{p}.core"))?;
+                }
+                if let Some(l) = at {
+                    label_ok(l, format!("{p}.at"))?;
+                }
+            }
             Expect::Events { kind, core, .. } => {
                 if let Some(c) = core {
                     core_ok(*c, format!("{p}.core"))?;

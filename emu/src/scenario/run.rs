@@ -20,6 +20,22 @@ pub struct StaleRecord {
     pub detail: StaleUse,
     /// Whether the coherence rule makes it a violation.
     pub violation: bool,
+    /// Why the rule decided so, when it depends on more than the use (a label
+    /// reached, by which core, when; a freed frame).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// A core that stopped for good, and whether an expectation accounts for it.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoppedCore {
+    /// Core.
+    pub core: usize,
+    /// Why it stopped.
+    pub reason: StopReason,
+    /// A `Stopped` or `Exception` expectation says it should; otherwise it fails
+    /// the run.
+    pub expected: bool,
 }
 
 /// How the schedule ended.
@@ -85,6 +101,13 @@ pub struct RunReport {
     pub violations: usize,
     /// Expectations.
     pub expectations: Vec<ExpectResult>,
+    /// Under `CompletedLatent`: stale entries still cached when the core whose
+    /// writes made them stale reached the label, each a violation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latent_violations: Vec<String>,
+    /// Cores that stopped for good (unhandled exception, triple fault,
+    /// unsupported instruction, emulator error).
+    pub stopped: Vec<StoppedCore>,
     /// The schedule as executed.
     #[serde(skip)]
     pub decisions: Vec<Decision>,
@@ -100,13 +123,16 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The run passed: the schedule completed, every expectation held, and no
+    /// The run passed: the schedule completed, every expectation held, no
     /// violation appeared that the scenario does not expect (a scenario that lists
-    /// a `Violations(n)` or `StaleUse` expectation accounts for its violations).
+    /// a `Violations(n)` or `StaleUse` expectation accounts for its violations),
+    /// and no core died unless an expectation says it should (`Stopped`, or
+    /// `Exception` for an unhandled exception's vector).
     pub fn passed(&self, expects_violations: bool) -> bool {
         self.ending == Ending::Completed
             && self.expectations.iter().all(|e| e.ok)
             && (self.violations == 0 || expects_violations)
+            && self.stopped.iter().all(|c| c.expected)
     }
 }
 
@@ -144,7 +170,18 @@ struct Oracle {
     record: Option<Vec<Event>>,
     coherence: Coherence,
     label_reached: bool,
+    /// The first core to reach the coherence label, and the step.
+    first_reach: Option<(usize, u64)>,
+    /// Per core, the step at which it last reached the coherence label.
+    last_reach: Vec<Option<u64>>,
     freed: Vec<u64>,
+    /// `NoStaleEntries(at: label)` expectations: (index in `expect`, label
+    /// address, core filter), and what each found at its completion points.
+    latent_watch: Vec<(usize, u64, Option<usize>)>,
+    latent_found: BTreeMap<usize, Vec<String>>,
+    /// `CompletedLatent`: the cores checked (all when `None`), and what was found.
+    latent_rule: Option<Option<Vec<usize>>>,
+    latent_violations: Vec<String>,
     stale: Vec<StaleRecord>,
     counts: BTreeMap<(&'static str, u32), u64>,
     exceptions: Vec<(u32, u8)>,
@@ -172,16 +209,11 @@ impl EventSink for Oracle {
         }
         match &ev.kind {
             EventKind::Mmu(MmuEvent::StaleUse(su)) => {
-                let violation = match &self.coherence {
-                    Coherence::All => true,
-                    Coherence::AfterLabel(_) => self.label_reached,
-                    Coherence::FreedFrames { .. } => {
-                        self.label_reached && touches_frames(&su.cached, &self.freed)
-                    }
-                };
+                let (violation, why) = self.classify(su);
                 self.stale.push(StaleRecord {
                     detail: (**su).clone(),
                     violation,
+                    why,
                 });
             }
             EventKind::Mmu(MmuEvent::Invalidation { ctx, op, .. }) => {
@@ -189,6 +221,9 @@ impl EventSink for Oracle {
             }
             EventKind::Exception { delivered, .. } => {
                 self.exceptions.push((ev.core, delivered.vector()));
+            }
+            EventKind::Interrupt { vector, .. } => {
+                self.exceptions.push((ev.core, *vector));
             }
             EventKind::Stopped(StopReason::UnhandledException { exception, .. }) => {
                 self.exceptions.push((ev.core, exception.vector()));
@@ -201,13 +236,85 @@ impl EventSink for Oracle {
     }
 }
 
-fn touches_frames(cached: &WalkResult, frames: &[u64]) -> bool {
+impl Oracle {
+    /// Whether the coherence rule makes `su` a violation, and why when that
+    /// depends on a label or a frame.
+    fn classify(&self, su: &StaleUse) -> (bool, Option<String>) {
+        let reached = || match self.first_reach {
+            Some((c, step)) => format!("core {c} reached it at step {step}"),
+            None => "no core has reached it".to_string(),
+        };
+        match &self.coherence {
+            Coherence::All => (true, None),
+            Coherence::AfterLabel(l) => (
+                self.label_reached,
+                Some(format!("shootdown-complete label `{l}`: {}", reached())),
+            ),
+            Coherence::FreedFrames { label, .. } => {
+                let frame = touched_frame(&su.cached, &self.freed);
+                let why = match (frame, self.label_reached) {
+                    (Some(f), true) => format!(
+                        "reaches frame {f:#x}, freed at `{label}`: {}",
+                        reached()
+                    ),
+                    (Some(f), false) => format!(
+                        "reaches frame {f:#x}, but no core has reached `{label}` (where it is freed) yet"
+                    ),
+                    (None, _) => format!("reaches none of the frames freed at `{label}`"),
+                };
+                (frame.is_some() && self.label_reached, Some(why))
+            }
+            Coherence::Completed(l) | Coherence::CompletedLatent { label: l, .. } => match (
+                &su.made_stale_by,
+                &su.root_change,
+            ) {
+                (Some(w), _) => {
+                    let at = self
+                        .last_reach
+                        .get(w.core as usize)
+                        .copied()
+                        .flatten()
+                        .filter(|s| *s >= w.step);
+                    match at {
+                        Some(s) => (
+                            true,
+                            Some(format!(
+                                "core {} made the entry stale at step {} and reached `{l}` at step {s} since: its shootdown had returned",
+                                w.core, w.step
+                            )),
+                        ),
+                        None => (
+                            false,
+                            Some(format!(
+                                "core {} made the entry stale at step {} and has not reached `{l}` since: its shootdown is in progress",
+                                w.core, w.step
+                            )),
+                        ),
+                    }
+                }
+                (None, Some(c)) => (
+                    true,
+                    Some(format!(
+                        "core {}'s own CR3 load at step {} kept the entry usable under another root: no shootdown covers it",
+                        c.core, c.step
+                    )),
+                ),
+                (None, None) => (true, None),
+            },
+        }
+    }
+}
+
+/// The first of `frames` that the cached translation reaches: a frame inside a
+/// leaf's page, or the page-table page a paging-structure-cache entry points at.
+fn touched_frame(cached: &WalkResult, frames: &[u64]) -> Option<u64> {
     match cached {
         WalkResult::Leaf { frame, size, .. } => frames
             .iter()
-            .any(|f| *f >= frame.raw() && *f - frame.raw() < size.bytes()),
-        WalkResult::Table { next, .. } => frames.contains(&next.raw()),
-        _ => false,
+            .find(|f| **f >= frame.raw() && **f - frame.raw() < size.bytes())
+            .copied(),
+        WalkResult::Table { next, .. } => frames.iter().find(|f| **f == next.raw()).copied(),
+        _ => None,
     }
 }
 
@@ -286,9 +393,23 @@ impl Runner {
             labels,
             ..
         } = built;
+        let ncores = machine.num_cores();
+        let latent_watch = s
+            .expect
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match e {
+                Expect::NoStaleEntries { core, at: Some(l) } => {
+                    symbols.get(l).map(|a| (i, *a, *core))
+                }
+                _ => None,
+            })
+            .collect();
         let (label_addr, freed) = match &s.coherence {
             Coherence::All => (None, Vec::new()),
-            Coherence::AfterLabel(l) => (symbols.get(l).copied(), Vec::new()),
+            Coherence::AfterLabel(l)
+            | Coherence::Completed(l)
+            | Coherence::CompletedLatent { label: l, .. } => (symbols.get(l).copied(), Vec::new()),
             Coherence::FreedFrames { label, frames } => (
                 symbols.get(label).copied(),
                 frames
@@ -306,6 +427,15 @@ impl Runner {
                 record: if record { Some(Vec::new()) } else { None },
                 coherence: s.coherence.clone(),
                 label_reached: false,
+                first_reach: None,
+                last_reach: vec![None; ncores],
+                latent_watch,
+                latent_found: BTreeMap::new(),
+                latent_rule: match &s.coherence {
+                    Coherence::CompletedLatent { cores, .. } => Some(cores.clone()),
+                    _ => None,
+                },
+                latent_violations: Vec::new(),
                 freed,
                 stale: Vec::new(),
                 counts: BTreeMap::new(),
@@ -364,9 +494,11 @@ impl Runner {
         &self.oracle.stale
     }
 
-    /// Violations so far (hardware and software-TLB stale uses).
+    /// Violations so far (hardware and software-TLB stale uses, and stale entries
+    /// left at completion points under `CompletedLatent`).
     pub fn violations(&self) -> usize {
-        self.oracle.stale.iter().filter(|r| r.violation).count()
+        self.oracle.latent_violations.len()
+            + self.oracle.stale.iter().filter(|r| r.violation).count()
             + self.oracle.soft.uses.iter().filter(|u| u.violation).count()
     }
 
@@ -428,9 +560,15 @@ impl Runner {
                 soft_tlb::is_violation(c, reached, freed, f)
             });
         }
+        self.check_latent(core);
         if let Some(a) = self.label_addr {
-            if !self.oracle.label_reached && self.machine.cores[core].cpu.state.rip == a {
+            if self.machine.cores[core].cpu.state.rip == a {
+                let step = self.machine.steps;
                 self.oracle.label_reached = true;
+                self.oracle.first_reach.get_or_insert((core, step));
+                if let Some(r) = self.oracle.last_reach.get_mut(core) {
+                    *r = Some(step);
+                }
             }
         }
         r
@@ -501,6 +639,60 @@ impl Runner {
         };
     }
 
+    /// At a `NoStaleEntries(at: label)` completion point (core `core` has just
+    /// reached the label): every entry still cached that `core`'s own writes or
+    /// CR3 loads made stale is a failure of that expectation, used or not.
+    fn check_latent(&mut self, core: usize) {
+        let rip = self.machine.cores[core].cpu.state.rip;
+        let step = self.machine.steps;
+        if let (Some(only), Some(addr)) = (&self.oracle.latent_rule, self.label_addr) {
+            if rip == addr {
+                let m = &self.machine;
+                for (c, k) in m.cores.iter().enumerate() {
+                    if only.as_ref().is_some_and(|o| !o.contains(&c)) {
+                        continue;
+                    }
+                    for l in k.mmu.stale_entries(&m.tracker) {
+                        if l.cause().is_some_and(|(by, _)| by as usize == core) {
+                            self.oracle.latent_violations.push(format!(
+                                "{l}, still cached when core {core} reached the label at step {step}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if self.oracle.latent_watch.is_empty() {
+            return;
+        }
+        for &(i, addr, only) in &self.oracle.latent_watch {
+            if rip != addr {
+                continue;
+            }
+            let m = &self.machine;
+            for (c, k) in m.cores.iter().enumerate() {
+                if only.is_some_and(|o| o != c) {
+                    continue;
+                }
+                for l in k.mmu.stale_entries(&m.tracker) {
+                    if l.cause().is_some_and(|(by, _)| by as usize == core) {
+                        self.oracle
+                            .latent_found
+                            .entry(i)
+                            .or_default()
+                            .push(format!("{l}, when core {core} reached it at step {step}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// An emulator error ends the schedule, unless a `Stopped` expectation says
+    /// this core should stop that way; then the schedule goes on without it.
+    fn error_expected(&self, core: usize, e: &crate::exception::EmuError) -> bool {
+        stop_expected(&self.scenario.expect, core, &StopReason::Error(e.clone()))
+    }
+
     fn stuck(&mut self, reason: String) -> Progress {
         self.ending = Some(Ending::Stuck {
             index: self.cursor.index,
@@ -540,7 +732,9 @@ impl Runner {
                     let r = self.step_core(core);
                     self.cursor.taken += 1;
                     match &r {
-                        StepResult::Stopped(StopReason::Error(e)) => {
+                        StepResult::Stopped(StopReason::Error(e))
+                            if !self.error_expected(core, e) =>
+                        {
                             return self.stuck(format!("core {core} stopped: {e}"));
                         }
                         StepResult::Stopped(why) if !matches!(until, Until::Halt) => {
@@ -575,7 +769,9 @@ impl Runner {
                     let r = self.step_core(core);
                     self.cursor.taken += 1;
                     match &r {
-                        StepResult::Stopped(StopReason::Error(e)) => {
+                        StepResult::Stopped(StopReason::Error(e))
+                            if !self.error_expected(core, e) =>
+                        {
                             return self.stuck(format!("core {core} stopped: {e}"));
                         }
                         StepResult::Stopped(_) | StepResult::NoProgress => {
@@ -618,7 +814,9 @@ impl Runner {
                     let core = cores[self.cursor.rr_pos % cores.len()];
                     let r = self.step_core(core);
                     if let StepResult::Stopped(StopReason::Error(e)) = &r {
-                        return self.stuck(format!("core {core} stopped: {e}"));
+                        if !self.error_expected(core, e) {
+                            return self.stuck(format!("core {core} stopped: {e}"));
+                        }
                     }
                     if matches!(r, StepResult::NoProgress | StepResult::Stopped(_)) {
                         self.cursor.rr_idle += 1;
@@ -704,6 +902,11 @@ impl Runner {
                 Uses {
                     stale: &self.oracle.stale,
                     soft: &self.oracle.soft.uses,
+                    latent: self
+                        .oracle
+                        .latent_found
+                        .get(&index)
+                        .map_or(&[][..], |v| v.as_slice()),
                 },
                 violations,
                 &counts,
@@ -716,6 +919,19 @@ impl Runner {
                 actual,
             });
         }
+        let stopped = machine
+            .cores
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let reason = c.stopped.clone()?;
+                Some(StoppedCore {
+                    core: i,
+                    expected: stop_expected(&self.scenario.expect, i, &reason),
+                    reason,
+                })
+            })
+            .collect();
         let cores = machine
             .cores
             .iter()
@@ -744,12 +960,41 @@ impl Runner {
             soft_stale_uses: self.oracle.soft.uses.clone(),
             violations,
             expectations: results,
+            latent_violations: self.oracle.latent_violations.clone(),
+            stopped,
             decisions: self.decisions.clone(),
             events: self.events().to_vec(),
             machine: Some(machine),
             labels: self.labels.clone(),
         }
     }
+}
+
+/// The kind of stop a `Stopped` expectation names.
+pub fn stop_kind(r: &StopReason) -> StopKind {
+    match r {
+        StopReason::UnhandledException { .. } => StopKind::Exception,
+        StopReason::TripleFault { .. } => StopKind::TripleFault,
+        StopReason::Error(crate::exception::EmuError::Unsupported { .. }) => StopKind::Unsupported,
+        StopReason::Error(_) => StopKind::Error,
+    }
+}
+
+/// Whether an expectation says core `core` should stop for `reason`: a `Stopped`
+/// for that core (and kind, when given), or an `Exception` with the vector of an
+/// unhandled exception.
+fn stop_expected(expect: &[Expect], core: usize, reason: &StopReason) -> bool {
+    expect.iter().any(|e| match e {
+        Expect::Stopped { core: c, reason: k } => {
+            *c == core && k.is_none_or(|k| k == stop_kind(reason))
+        }
+        Expect::Exception { core: c, vector } => {
+            *c == core
+                && matches!(reason, StopReason::UnhandledException { exception, .. }
+                    if exception.vector() == *vector)
+        }
+        _ => false,
+    })
 }
 
 /// Runs `built` along the scenario's whole schedule.
@@ -808,6 +1053,17 @@ pub fn describe(e: &Expect) -> String {
         Expect::Violations(n) => format!("{n} violation(s)"),
         Expect::Exception { core, vector } => format!("core {core} took vector {vector:#x}"),
         Expect::Halted(c) => format!("core {c} halted"),
+        Expect::NoStaleEntries { core, at } => format!(
+            "no stale entry cached{}{}",
+            core.map_or(String::new(), |c| format!(" on core {c}")),
+            at.as_ref().map_or(" at the end".to_string(), |l| format!(
+                " when a core reaches `{l}`"
+            ))
+        ),
+        Expect::Stopped { core, reason } => match reason {
+            Some(k) => format!("core {core} stopped ({k:?})"),
+            None => format!("core {core} stopped"),
+        },
         Expect::Events { kind, core, count } => format!(
             "{count} `{kind}` event(s){}",
             core.map_or(String::new(), |c| format!(" on core {c}"))
@@ -856,6 +1112,9 @@ fn stale_matches(
 struct Uses<'a> {
     stale: &'a [StaleRecord],
     soft: &'a [SoftStaleUse],
+    /// What this expectation found at its completion points, if it is a
+    /// `NoStaleEntries(at: …)`.
+    latent: &'a [String],
 }
 
 fn check(
@@ -868,7 +1127,11 @@ fn check(
     exceptions: &[(u32, u8)],
 ) -> (bool, String) {
     let res = |v: &Value| resolve(v, symbols).unwrap_or(0);
-    let Uses { stale, soft } = uses;
+    let Uses {
+        stale,
+        soft,
+        latent,
+    } = uses;
     match e {
         Expect::Reg { core, reg, value } => {
             let st = &m.cores[*core].cpu.state;
@@ -939,6 +1202,31 @@ fn check(
                 .collect();
             (hit, format!("vectors [{}]", seen.join(", ")))
         }
+        Expect::NoStaleEntries { core, at } => {
+            let found: Vec<String> = match at {
+                Some(_) => latent.to_vec(),
+                None => m
+                    .cores
+                    .iter()
+                    .enumerate()
+                    .filter(|(c, _)| core.is_none_or(|o| o == *c))
+                    .flat_map(|(_, k)| k.mmu.stale_entries(&m.tracker))
+                    .map(|l| l.to_string())
+                    .collect(),
+            };
+            if found.is_empty() {
+                (true, "none".into())
+            } else {
+                (false, found.join("; "))
+            }
+        }
+        Expect::Stopped { core, reason } => match &m.cores[*core].stopped {
+            Some(r) => (
+                reason.is_none_or(|k| k == stop_kind(r)),
+                format!("stopped ({:?}): {r}", stop_kind(r)),
+            ),
+            None => (false, "not stopped".into()),
+        },
         Expect::Halted(c) => {
             let h = m.cores[*c].cpu.state.halted;
             (

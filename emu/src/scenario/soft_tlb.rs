@@ -814,7 +814,11 @@ impl Table {
 pub fn is_violation(c: &Coherence, label_reached: bool, freed: &[u64], frame: u64) -> bool {
     match c {
         Coherence::All => true,
-        Coherence::AfterLabel(_) => label_reached,
+        // Software caches name no writer yet, so `Completed` falls back to the
+        // label being reached by some core.
+        Coherence::AfterLabel(_) | Coherence::Completed(_) | Coherence::CompletedLatent { .. } => {
+            label_reached
+        }
         Coherence::FreedFrames { .. } => label_reached && freed.contains(&frame),
     }
 }
