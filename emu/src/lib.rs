@@ -29,7 +29,9 @@ pub use apic::{reg as apic_reg, Apic, ApicWrite, IpiDest, IpiRequest};
 pub use bus::{AccessKind, Bus, FlatBus, Invalidate};
 pub use cpu::{Cpu, LastInsn, StepOutcome};
 pub use decode_cache::DecodeCache;
-pub use events::{CollectSink, CountSink, Event, EventKind, EventSink, NullSink, StopReason};
+pub use events::{
+    ClassSet, CollectSink, CountSink, Event, EventClass, EventKind, EventSink, NullSink, StopReason,
+};
 pub use exception::{hex_bytes, EmuError, Exception, Fault};
 pub use features::CpuFeatures;
 pub use interrupt::{deliver, Delivery, Vectoring};

@@ -28,7 +28,7 @@ pub fn run(a: ReplayArgs) -> u8 {
         }
     };
     let path = locate_scenario(&a.trace, &t.scenario, a.scenario.as_deref());
-    let (s, src, built) = match prepare(&path) {
+    let (s, src, plan) = match prepare(&path) {
         Ok(x) => x,
         Err(d) => {
             eprintln!("{d}");
@@ -54,8 +54,8 @@ pub fn run(a: ReplayArgs) -> u8 {
             t.name, s.name
         );
     }
-    let sym = Symbols::from_build(&path, &s, &built);
-    let r = match replay(&t, &s, built) {
+    let sym = Symbols::from_build(&path, &s, plan.built());
+    let r = match replay(&t, &plan) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{}: error: {e}", a.trace.display());

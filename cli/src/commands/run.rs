@@ -4,7 +4,7 @@
 use super::{check_output, write_output};
 use crate::{EXIT_BAD_INPUT, EXIT_FAIL, EXIT_OK};
 use clap::Args;
-use emu::scenario::{expects_violations, prepare, run as run_scenario};
+use emu::scenario::{prepare, run as run_scenario};
 use emu::trace::{record, Inputs};
 use std::path::PathBuf;
 
@@ -32,7 +32,7 @@ pub fn run(a: RunArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     }
-    let (s, src, built) = match prepare(&a.scenario) {
+    let (s, src, plan) = match prepare(&a.scenario) {
         Ok(x) => x,
         Err(d) => {
             eprintln!("{d}");
@@ -40,7 +40,7 @@ pub fn run(a: RunArgs) -> u8 {
         }
     };
     let report = match &a.trace {
-        None => run_scenario(&s, built, false),
+        None => run_scenario(&plan, false),
         Some(out) => {
             let inputs = match Inputs::of(&a.scenario, &src, &s) {
                 Ok(i) => i,
@@ -49,7 +49,7 @@ pub fn run(a: RunArgs) -> u8 {
                     return EXIT_BAD_INPUT;
                 }
             };
-            let rec = record(&a.scenario.display().to_string(), inputs, &s, built);
+            let rec = record(&a.scenario.display().to_string(), inputs, &plan);
             if let Err(e) = write_output(out, &rec.trace.to_text(), a.force) {
                 eprintln!("{e}");
                 return EXIT_BAD_INPUT;
@@ -57,7 +57,7 @@ pub fn run(a: RunArgs) -> u8 {
             rec.report
         }
     };
-    let ev = expects_violations(&s);
+    let ev = plan.expects_violations();
     if a.json {
         println!("{}", report.to_json(ev));
     } else {
