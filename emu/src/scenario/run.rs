@@ -436,7 +436,7 @@ impl Runner {
 
     /// Runs the rest of the schedule.
     pub fn run_to_end(&mut self) {
-        while self.st.step(&self.plan) != Progress::Done {}
+        while !matches!(self.st.step(&self.plan), Progress::Done) {}
     }
 
     /// Checks the expectations against the current state and builds the report.
@@ -633,7 +633,7 @@ impl State {
             match st {
                 Step::Run { core, until } => {
                     let core = *core;
-                    if until.stop == Stop::Halt && self.machine.is_idle(core) {
+                    if until.stop == Stop::Halt && idle(&self.machine, core) {
                         self.advance();
                         continue;
                     }
@@ -675,7 +675,9 @@ impl State {
                         }
                         _ => {}
                     }
-                    if self.reached(until.stop, core) {
+                    // A core that just retired an instruction is not halted.
+                    let halt_only = until.stop == Stop::Halt && r == StepResult::Retired;
+                    if !halt_only && self.reached(until.stop, core) {
                         self.advance();
                     }
                     return Progress::Stepped { core, result: r };
@@ -709,7 +711,7 @@ impl State {
                     until,
                 } => {
                     let q = *quantum;
-                    if until.stop == Stop::Halt && cores.iter().all(|c| self.machine.is_idle(*c)) {
+                    if until.stop == Stop::Halt && cores.iter().all(|c| idle(&self.machine, *c)) {
                         self.advance();
                         continue;
                     }
@@ -749,9 +751,13 @@ impl State {
                         self.cursor.rr_pos = (self.cursor.rr_pos + 1) % cores.len();
                         self.cursor.rr_count = 0;
                     }
-                    // For RoundRobin, Halt means every listed core is idle.
+                    // For RoundRobin, Halt means every listed core is idle (and a
+                    // core that just retired an instruction is not).
                     let done = match until.stop {
-                        Stop::Halt => cores.iter().all(|c| self.machine.is_idle(*c)),
+                        Stop::Halt => {
+                            r != StepResult::Retired
+                                && cores.iter().all(|c| idle(&self.machine, *c))
+                        }
                         stop => self.reached(stop, core),
                     };
                     if done {
@@ -781,10 +787,18 @@ impl State {
         match stop {
             Stop::At(a) => self.machine.cores[core].cpu.state.rip == a,
             Stop::Steps(_) => false,
-            Stop::Halt => self.machine.is_idle(core),
+            Stop::Halt => idle(&self.machine, core),
             Stop::Event(c) => self.oracle.seen & c.bit() != 0,
         }
     }
+}
+
+/// [`Machine::is_idle`], answered without reading the APIC for the common case
+/// of a core that is neither halted nor stopped.
+#[inline]
+fn idle(m: &Machine, core: usize) -> bool {
+    let c = &m.cores[core];
+    (c.cpu.state.halted || c.stopped.is_some()) && m.is_idle(core)
 }
 
 /// Runs a plan's whole schedule on a fresh runner and reports.
