@@ -8,7 +8,7 @@ use super::build::Built;
 use super::decisions::{Decision, Decisions};
 use super::diag::Problem;
 use super::expect::{self, Outcome};
-use super::plan::{Plan, Rule, Step, Stop};
+use super::plan::{Cond, Plan, Rule, Step, Stop};
 use super::schema::Scenario;
 use super::soft_tlb::{self, SoftCheck, SoftStaleUse};
 use crate::events::{ClassSet, Event, EventClass, EventKind, EventSink, StopReason};
@@ -436,7 +436,17 @@ impl Runner {
 
     /// Runs the rest of the schedule.
     pub fn run_to_end(&mut self) {
-        while !matches!(self.st.step(&self.plan), Progress::Done) {}
+        let Runner { plan, st } = self;
+        loop {
+            if st.ending.is_none() {
+                if let Some(Step::Run { core, until }) = plan.schedule().get(st.cursor.index) {
+                    st.run_retiring(plan, *core, until);
+                }
+            }
+            if matches!(st.step(plan), Progress::Done) {
+                return;
+            }
+        }
     }
 
     /// Checks the expectations against the current state and builds the report.
@@ -651,36 +661,10 @@ impl State {
                     }
                     let r = self.step_core(plan, core);
                     self.cursor.taken += 1;
-                    match &r {
-                        StepResult::Retired => {}
-                        StepResult::Stopped(StopReason::Error(e)) => {
-                            return self.stuck(format!("core {core} stopped: {e}"));
-                        }
-                        StepResult::Stopped(why) if until.stop != Stop::Halt => {
-                            let why = why.to_string();
-                            return self.stuck(format!(
-                                "core {core} stopped before {}: {why}",
-                                until.text
-                            ));
-                        }
-                        StepResult::NoProgress if until.stop != Stop::Halt => {
-                            return self.stuck(format!(
-                                "core {core} is halted with nothing to wake it, so {} can never come",
-                                until.text
-                            ));
-                        }
-                        StepResult::Stopped(_) | StepResult::NoProgress => {
-                            self.advance();
-                            continue;
-                        }
-                        _ => {}
+                    match self.after_run_step(core, until, r) {
+                        Some(p) => return p,
+                        None => continue,
                     }
-                    // A core that just retired an instruction is not halted.
-                    let halt_only = until.stop == Stop::Halt && r == StepResult::Retired;
-                    if !halt_only && self.reached(until.stop, core) {
-                        self.advance();
-                    }
-                    return Progress::Stepped { core, result: r };
                 }
                 Step::Step { core, n } => {
                     let (core, n) = (*core, *n);
@@ -777,6 +761,72 @@ impl State {
                     return Progress::CacheOp;
                 }
             }
+        }
+    }
+
+    /// What [`State::step`] does after it stepped `core` for `Run { until }`:
+    /// the progress to return, or `None` to go on to the next schedule step.
+    fn after_run_step(&mut self, core: usize, until: &Cond, r: StepResult) -> Option<Progress> {
+        match &r {
+            StepResult::Retired => {}
+            StepResult::Stopped(StopReason::Error(e)) => {
+                return Some(self.stuck(format!("core {core} stopped: {e}")));
+            }
+            StepResult::Stopped(why) if until.stop != Stop::Halt => {
+                let why = why.to_string();
+                return Some(
+                    self.stuck(format!("core {core} stopped before {}: {why}", until.text)),
+                );
+            }
+            StepResult::NoProgress if until.stop != Stop::Halt => {
+                return Some(self.stuck(format!(
+                    "core {core} is halted with nothing to wake it, so {} can never come",
+                    until.text
+                )));
+            }
+            StepResult::Stopped(_) | StepResult::NoProgress => {
+                self.advance();
+                return None;
+            }
+            _ => {}
+        }
+        // A core that just retired an instruction is not halted.
+        let halt_only = until.stop == Stop::Halt && r == StepResult::Retired;
+        if !halt_only && self.reached(until.stop, core) {
+            self.advance();
+        }
+        Some(Progress::Stepped { core, result: r })
+    }
+
+    /// [`Runner::run_to_end`]'s loop for a `Run` step: steps `core` for as long
+    /// as each step would be an ordinary [`State::step`] that retires an
+    /// instruction without meeting the stop condition, without going back
+    /// through the schedule each time. Anything else (a budget, step-count or
+    /// idle check that would end the step before stepping, or a step that did
+    /// not simply retire) is left to, or finished as, [`State::step`] does it.
+    fn run_retiring(&mut self, plan: &Plan, core: usize, until: &Cond) {
+        let budget = plan.budget();
+        let stop = until.stop;
+        loop {
+            if self.machine.steps >= budget {
+                return;
+            }
+            if let Stop::Steps(n) = stop {
+                if self.cursor.taken >= n {
+                    return;
+                }
+            }
+            if stop == Stop::Halt && idle(&self.machine, core) {
+                return;
+            }
+            let r = self.step_core(plan, core);
+            self.cursor.taken += 1;
+            if r == StepResult::Retired && (stop == Stop::Halt || !self.reached(stop, core)) {
+                continue;
+            }
+            // The step is taken; finish it exactly as `step` would.
+            let _ = self.after_run_step(core, until, r);
+            return;
         }
     }
 
