@@ -68,3 +68,18 @@ fn a_bad_scenario_is_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read scenario"));
 }
+
+#[test]
+fn disas_addr_n_memory_at_the_top_and_events_of_a_missing_core() {
+    // `disas ADDR N` with a decimal or symbolic ADDR; `xp`/`x` ranges that would
+    // wrap past the top of the address space are errors (one that ends exactly at
+    // the top is fine); `events core C` needs a core the machine has.
+    let (code, out) = repl(
+        "missing-invlpg.ron",
+        "disas 18446744071562067976 2\ndisas start 1\nxp 0xfffffffffffffff0 17\n\
+         xp 0xfffffffffffffff0 16\nx 0xffffffffffffffff 2\nevents core 99\nevents core 0\n",
+        &["--repl"],
+    );
+    assert_eq!(code, 1, "{out}");
+    insta::assert_snapshot!("repl_disas_xp_events", out);
+}

@@ -22,11 +22,12 @@ use crate::bus::Bus;
 use crate::features::CpuFeatures;
 use crate::insn::unsupported;
 use crate::insn::{
-    arith, bit, ctrl_xfer, data_xfer, flag_ctrl, logical, mult, shift, stack, string, system, Exec,
-    ExecResult,
+    arith, bit, cache, ctrl_xfer, data_xfer, flag_ctrl, iret, logical, mult, shift, stack, string,
+    syscall, system, tsc_aux, Exec, ExecResult,
 };
 use crate::state::{gpr_slot, CpuState};
 use iced_x86::{Code, ConditionCode, Instruction, Mnemonic as M, OpKind, Register};
+use std::sync::OnceLock;
 
 /// Which handler runs an instruction: a family (whose `exec` matches on the
 /// mnemonic as before) or one of the pre-resolved fast forms.
@@ -42,6 +43,10 @@ pub(crate) enum Handler {
     String,
     FlagCtrl,
     System,
+    Iret,
+    Syscall,
+    Cache,
+    TscAux,
     DataXfer,
     Unsupported,
     // Fast forms. `R` = a 32/64-bit GPR (`Op::r0`/`Op::r1`), `I` = an immediate
@@ -140,156 +145,251 @@ fn simple_memory(ins: &Instruction, op: &mut Op) -> bool {
     true
 }
 
-/// The family that executes mnemonic `m` (the routing table; unchanged rules).
+/// The routing table: each family with the mnemonics it executes. The one list of
+/// what the emulator implements ([`implemented_mnemonics`] reads it); a mnemonic in
+/// no row is [`Handler::Unsupported`]. MOV appears under `DataXfer`; MOV to or
+/// from a control register is a system instruction ([`family`] applies that rule).
+const ROUTES: &[(Handler, &[M])] = &[
+    (
+        Handler::Arith,
+        &[
+            M::Add,
+            M::Adc,
+            M::Sub,
+            M::Sbb,
+            M::Cmp,
+            M::Inc,
+            M::Dec,
+            M::Neg,
+            M::Xadd,
+            M::Cmpxchg,
+            M::Cmpxchg8b,
+            M::Cmpxchg16b,
+        ],
+    ),
+    (Handler::Mult, &[M::Mul, M::Imul, M::Div, M::Idiv]),
+    (Handler::Logical, &[M::And, M::Or, M::Xor, M::Test, M::Not]),
+    (
+        Handler::Shift,
+        &[
+            M::Shl,
+            M::Sal,
+            M::Shr,
+            M::Sar,
+            M::Rol,
+            M::Ror,
+            M::Rcl,
+            M::Rcr,
+            M::Shld,
+            M::Shrd,
+        ],
+    ),
+    (
+        Handler::Bit,
+        &[
+            M::Bt,
+            M::Bts,
+            M::Btr,
+            M::Btc,
+            M::Bsf,
+            M::Bsr,
+            M::Tzcnt,
+            M::Lzcnt,
+            M::Popcnt,
+            M::Bswap,
+        ],
+    ),
+    (
+        Handler::Stack,
+        &[
+            M::Push,
+            M::Pop,
+            M::Pushf,
+            M::Pushfq,
+            M::Popf,
+            M::Popfq,
+            M::Leave,
+        ],
+    ),
+    (
+        Handler::CtrlXfer,
+        &[
+            M::Jmp,
+            M::Call,
+            M::Ret,
+            M::Jo,
+            M::Jno,
+            M::Jb,
+            M::Jae,
+            M::Je,
+            M::Jne,
+            M::Jbe,
+            M::Ja,
+            M::Js,
+            M::Jns,
+            M::Jp,
+            M::Jnp,
+            M::Jl,
+            M::Jge,
+            M::Jle,
+            M::Jg,
+        ],
+    ),
+    (
+        Handler::String,
+        &[
+            M::Movsb,
+            M::Movsw,
+            M::Movsd,
+            M::Movsq,
+            M::Stosb,
+            M::Stosw,
+            M::Stosd,
+            M::Stosq,
+            M::Lodsb,
+            M::Lodsw,
+            M::Lodsd,
+            M::Lodsq,
+            M::Cmpsb,
+            M::Cmpsw,
+            M::Cmpsd,
+            M::Cmpsq,
+            M::Scasb,
+            M::Scasw,
+            M::Scasd,
+            M::Scasq,
+        ],
+    ),
+    (
+        Handler::FlagCtrl,
+        &[
+            M::Clc,
+            M::Stc,
+            M::Cmc,
+            M::Cld,
+            M::Std,
+            M::Cli,
+            M::Sti,
+            M::Stac,
+            M::Clac,
+        ],
+    ),
+    (
+        Handler::System,
+        &[
+            M::Nop,
+            M::Pause,
+            M::Lfence,
+            M::Sfence,
+            M::Mfence,
+            M::Rdtsc,
+            M::Rdtscp,
+            M::Cpuid,
+            M::Rdmsr,
+            M::Wrmsr,
+            M::Invlpg,
+            M::Invpcid,
+            M::Hlt,
+            M::Int3,
+            M::Int,
+            M::Swapgs,
+            M::Ud2,
+            M::Lidt,
+            M::Lgdt,
+            M::Sidt,
+            M::Sgdt,
+        ],
+    ),
+    (Handler::Iret, &[M::Iret, M::Iretd, M::Iretq]),
+    (Handler::Syscall, &[M::Syscall, M::Sysret, M::Sysretq]),
+    (
+        Handler::Cache,
+        &[M::Wbinvd, M::Invd, M::Clflush, M::Clflushopt],
+    ),
+    (Handler::TscAux, &[M::Rdpid]),
+    (
+        Handler::DataXfer,
+        &[
+            M::Mov,
+            M::Movzx,
+            M::Movsx,
+            M::Movsxd,
+            M::Lea,
+            M::Xchg,
+            M::Cbw,
+            M::Cwde,
+            M::Cdqe,
+            M::Cwd,
+            M::Cdq,
+            M::Cqo,
+            M::Seto,
+            M::Setno,
+            M::Setb,
+            M::Setae,
+            M::Sete,
+            M::Setne,
+            M::Setbe,
+            M::Seta,
+            M::Sets,
+            M::Setns,
+            M::Setp,
+            M::Setnp,
+            M::Setl,
+            M::Setge,
+            M::Setle,
+            M::Setg,
+            M::Cmovo,
+            M::Cmovno,
+            M::Cmovb,
+            M::Cmovae,
+            M::Cmove,
+            M::Cmovne,
+            M::Cmovbe,
+            M::Cmova,
+            M::Cmovs,
+            M::Cmovns,
+            M::Cmovp,
+            M::Cmovnp,
+            M::Cmovl,
+            M::Cmovge,
+            M::Cmovle,
+            M::Cmovg,
+        ],
+    ),
+];
+
+/// [`ROUTES`] as a lookup table indexed by mnemonic, built once.
+fn route(m: M) -> Handler {
+    static TABLE: OnceLock<Vec<Handler>> = OnceLock::new();
+    let t = TABLE.get_or_init(|| {
+        let mut t = vec![Handler::Unsupported; M::values().len()];
+        for (h, ms) in ROUTES {
+            for &m in *ms {
+                debug_assert_eq!(t[m as usize], Handler::Unsupported, "{m:?} routed twice");
+                t[m as usize] = *h;
+            }
+        }
+        t
+    });
+    t.get(m as usize).copied().unwrap_or(Handler::Unsupported)
+}
+
+/// Every mnemonic the dispatcher routes to a family, in [`ROUTES`] order. An
+/// instruction whose mnemonic is not here is reported as unsupported. (Individual
+/// forms of a listed mnemonic may still be unsupported, e.g. SYSRET to
+/// compatibility mode.) For tests that must cover everything implemented.
+pub fn implemented_mnemonics() -> impl Iterator<Item = M> {
+    ROUTES.iter().flat_map(|(_, ms)| ms.iter().copied())
+}
+
+/// The family that executes `ins`: [`ROUTES`], except that MOV to or from a
+/// control register is a system instruction.
 fn family(ins: &Instruction) -> Handler {
     let m = ins.mnemonic();
-    match m {
-        M::Add
-        | M::Adc
-        | M::Sub
-        | M::Sbb
-        | M::Cmp
-        | M::Inc
-        | M::Dec
-        | M::Neg
-        | M::Xadd
-        | M::Cmpxchg
-        | M::Cmpxchg8b
-        | M::Cmpxchg16b => Handler::Arith,
-        M::Mul | M::Imul | M::Div | M::Idiv => Handler::Mult,
-        M::And | M::Or | M::Xor | M::Test | M::Not => Handler::Logical,
-        M::Shl
-        | M::Sal
-        | M::Shr
-        | M::Sar
-        | M::Rol
-        | M::Ror
-        | M::Rcl
-        | M::Rcr
-        | M::Shld
-        | M::Shrd => Handler::Shift,
-        M::Bt
-        | M::Bts
-        | M::Btr
-        | M::Btc
-        | M::Bsf
-        | M::Bsr
-        | M::Tzcnt
-        | M::Lzcnt
-        | M::Popcnt
-        | M::Bswap => Handler::Bit,
-        M::Push | M::Pop | M::Pushfq | M::Popfq | M::Leave => Handler::Stack,
-        M::Jmp
-        | M::Call
-        | M::Ret
-        | M::Jo
-        | M::Jno
-        | M::Jb
-        | M::Jae
-        | M::Je
-        | M::Jne
-        | M::Jbe
-        | M::Ja
-        | M::Js
-        | M::Jns
-        | M::Jp
-        | M::Jnp
-        | M::Jl
-        | M::Jge
-        | M::Jle
-        | M::Jg => Handler::CtrlXfer,
-        M::Movsb
-        | M::Movsw
-        | M::Movsd
-        | M::Movsq
-        | M::Stosb
-        | M::Stosw
-        | M::Stosd
-        | M::Stosq
-        | M::Lodsb
-        | M::Lodsw
-        | M::Lodsd
-        | M::Lodsq
-        | M::Cmpsb
-        | M::Cmpsw
-        | M::Cmpsd
-        | M::Cmpsq
-        | M::Scasb
-        | M::Scasw
-        | M::Scasd
-        | M::Scasq => Handler::String,
-        M::Clc | M::Stc | M::Cmc | M::Cld | M::Std | M::Cli | M::Sti => Handler::FlagCtrl,
-        M::Nop
-        | M::Pause
-        | M::Lfence
-        | M::Sfence
-        | M::Mfence
-        | M::Rdtsc
-        | M::Rdtscp
-        | M::Cpuid
-        | M::Rdmsr
-        | M::Wrmsr
-        | M::Invlpg
-        | M::Invpcid
-        | M::Hlt
-        | M::Int3
-        | M::Int
-        | M::Iretq
-        | M::Swapgs
-        | M::Ud2
-        | M::Lidt
-        | M::Lgdt
-        | M::Sidt
-        | M::Sgdt => Handler::System,
-        // MOV to or from a control register is a system instruction; every other
-        // MOV form is a data transfer.
-        M::Mov if ins.op0_register().is_cr() || ins.op1_register().is_cr() => Handler::System,
-        M::Mov
-        | M::Movzx
-        | M::Movsx
-        | M::Movsxd
-        | M::Lea
-        | M::Xchg
-        | M::Cbw
-        | M::Cwde
-        | M::Cdqe
-        | M::Cwd
-        | M::Cdq
-        | M::Cqo
-        | M::Seto
-        | M::Setno
-        | M::Setb
-        | M::Setae
-        | M::Sete
-        | M::Setne
-        | M::Setbe
-        | M::Seta
-        | M::Sets
-        | M::Setns
-        | M::Setp
-        | M::Setnp
-        | M::Setl
-        | M::Setge
-        | M::Setle
-        | M::Setg
-        | M::Cmovo
-        | M::Cmovno
-        | M::Cmovb
-        | M::Cmovae
-        | M::Cmove
-        | M::Cmovne
-        | M::Cmovbe
-        | M::Cmova
-        | M::Cmovs
-        | M::Cmovns
-        | M::Cmovp
-        | M::Cmovnp
-        | M::Cmovl
-        | M::Cmovge
-        | M::Cmovle
-        | M::Cmovg => Handler::DataXfer,
-        _ => Handler::Unsupported,
+    if m == M::Mov && (ins.op0_register().is_cr() || ins.op1_register().is_cr()) {
+        return Handler::System;
     }
+    route(m)
 }
 
 /// GPR index and size of a 32- or 64-bit general-purpose register operand.
@@ -525,6 +625,10 @@ pub(crate) fn exec<B: Bus>(
         Handler::String => with_exec!(|x| string::exec(&mut x, m)),
         Handler::FlagCtrl => with_exec!(|x| flag_ctrl::exec(&mut x, m)),
         Handler::System => with_exec!(|x| system::exec(&mut x, m)),
+        Handler::Iret => with_exec!(|x| iret::exec(&mut x, m)),
+        Handler::Syscall => with_exec!(|x| syscall::exec(&mut x, m)),
+        Handler::Cache => with_exec!(|x| cache::exec(&mut x, m)),
+        Handler::TscAux => with_exec!(|x| tsc_aux::exec(&mut x, m)),
         Handler::DataXfer => with_exec!(|x| data_xfer::exec(&mut x, m)),
         Handler::Unsupported => Err(unsupported(cpu.rip, ins).into()),
     }

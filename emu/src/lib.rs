@@ -29,6 +29,7 @@ pub use apic::{reg as apic_reg, Apic, ApicWrite, IpiDest, IpiRequest};
 pub use bus::{AccessKind, Bus, FlatBus, Invalidate};
 pub use cpu::{Cpu, LastInsn, StepOutcome};
 pub use decode_cache::DecodeCache;
+pub use dispatch::implemented_mnemonics;
 pub use events::{
     ClassSet, CollectSink, CountSink, Event, EventClass, EventKind, EventSink, NullSink, StopReason,
 };

@@ -29,6 +29,8 @@ mod forms;
 mod native;
 #[path = "differential/rng.rs"]
 mod rng;
+#[path = "differential/snippets.rs"]
+mod snippets;
 #[path = "differential/undefined.rs"]
 mod undefined;
 
@@ -54,6 +56,9 @@ const EMU_RSP: u64 = 0x1020_0000;
 const SHOW_MISMATCHES: usize = 8;
 /// Mismatches kept per form for the report.
 const KEEP_PER_FORM: usize = 2;
+
+/// Implemented mnemonics the host check cannot run, one `Mnemonic | reason` a line.
+const NOT_DIFFERENTIAL: &str = include_str!("differential/not_differential.txt");
 
 /// Forms allowed to be unsupported for now, one `Code` or `Mnemonic` name a line.
 const ALLOWLIST: &str = include_str!("differential/unsupported_allowlist.txt");
@@ -1053,4 +1058,92 @@ fn host_cpu_agrees() {
 #[ignore = "full differential run: cargo test -p emu --release --test differential -- --ignored"]
 fn host_cpu_agrees_full() {
     differential(FULL_STATES);
+}
+
+/// PUSH, POP, LEAVE and PUSHF/POPF (16 and 64-bit) as balanced snippets, RDTSCP
+/// and RDPID, against the host (see `differential/snippets.rs` for what is
+/// compared).
+#[test]
+fn host_cpu_agrees_on_snippets() {
+    let states = std::env::var("DIFF_STATES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(QUICK_STATES * 5);
+    let mut fails = snippets::check_stack_snippets(states);
+    fails.extend(snippets::check_rdtscp_rdpid(states));
+    assert!(
+        fails.is_empty(),
+        "{} snippet cases disagree with the host:\n{}",
+        fails.len(),
+        fails[..fails.len().min(SHOW_MISMATCHES)].join("\n")
+    );
+}
+
+/// The mnemonics `not_differential.txt` excuses, with the line each is on.
+fn excused() -> Vec<(usize, Mnemonic, &'static str)> {
+    let names: std::collections::BTreeMap<String, Mnemonic> =
+        Mnemonic::values().map(|m| (format!("{m:?}"), m)).collect();
+    NOT_DIFFERENTIAL
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|(i, l)| {
+            let (name, reason) = l.split_once('|').unwrap_or_else(|| {
+                panic!(
+                    "differential/not_differential.txt:{}: expected `Mnemonic | reason`",
+                    i + 1
+                )
+            });
+            let m = *names.get(name.trim()).unwrap_or_else(|| {
+                panic!(
+                    "differential/not_differential.txt:{}: no mnemonic `{}`",
+                    i + 1,
+                    name.trim()
+                )
+            });
+            assert!(
+                !reason.trim().is_empty(),
+                "differential/not_differential.txt:{}: `{m:?}` needs a reason",
+                i + 1
+            );
+            (i + 1, m, reason.trim())
+        })
+        .collect()
+}
+
+/// Every mnemonic the dispatcher routes (its table, not a list kept here) is run
+/// against the host, or excused in `not_differential.txt` with a reason; and the
+/// excuses name only implemented mnemonics the host check does not run.
+#[test]
+fn every_implemented_mnemonic_is_checked_or_excused() {
+    let checked = |m: Mnemonic| MNEMONICS.contains(&m) || snippets::MNEMONICS.contains(&m);
+    let excused = excused();
+    let implemented: Vec<Mnemonic> = emu::implemented_mnemonics().collect();
+    let missing: Vec<Mnemonic> = implemented
+        .iter()
+        .copied()
+        .filter(|m| !checked(*m) && !excused.iter().any(|(_, e, _)| e == m))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "implemented but neither checked against the host nor excused in \
+         differential/not_differential.txt: {missing:?}"
+    );
+    for (line, m, _) in &excused {
+        assert!(
+            implemented.contains(m),
+            "differential/not_differential.txt:{line}: `{m:?}` is not implemented"
+        );
+        assert!(
+            !checked(*m),
+            "differential/not_differential.txt:{line}: `{m:?}` is checked against the host; \
+             remove the line"
+        );
+    }
+    for m in MNEMONICS.iter().chain(snippets::MNEMONICS) {
+        assert!(
+            implemented.contains(m),
+            "{m:?} is in the differential set but the dispatcher does not route it"
+        );
+    }
 }

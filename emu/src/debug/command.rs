@@ -356,8 +356,11 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             Command::Regs
         }
         "disas" | "dis" => {
-            let (addr, rest) = match args.first() {
-                Some(t) if number::<u64>("disas", "", t).is_err() || t.starts_with("0x") => {
+            // Two arguments are always ADDR N; a single one is ADDR unless it is a
+            // plain decimal number, which is N (`disas 5`: five lines around RIP).
+            let (addr, rest) = match args {
+                [a, _, ..] => (Some(a.to_string()), &args[1..]),
+                [t] if number::<u64>("disas", "", t).is_err() || t.starts_with("0x") => {
                     (Some(t.to_string()), &args[1..])
                 }
                 _ => (None, args),

@@ -44,6 +44,18 @@ fn expr(s: &Session, e: &str) -> Result<u64, String> {
         .map_err(|m| format!("`{e}`: {m} (expected a number or a symbol expression)"))
 }
 
+/// An error unless the machine has core `c`.
+fn check_core(s: &Session, c: usize) -> Result<(), String> {
+    let n = s.runner().machine().num_cores();
+    if c >= n {
+        return Err(format!(
+            "there is no core {c} (the machine has {n}, so 0..={})",
+            n - 1
+        ));
+    }
+    Ok(())
+}
+
 fn break_kind(s: &Session, b: &BreakSpec) -> Result<BreakKind, String> {
     Ok(match b {
         BreakSpec::Label(l) => match s.runner().symbols().get(l) {
@@ -73,13 +85,7 @@ fn break_kind(s: &Session, b: &BreakSpec) -> Result<BreakKind, String> {
             core: s.focus(),
         },
         BreakSpec::Ipi(c) => {
-            let n = s.runner().machine().num_cores();
-            if *c >= n {
-                return Err(format!(
-                    "there is no core {c} (the machine has {n}, so 0..={})",
-                    n - 1
-                ));
-            }
+            check_core(s, *c)?;
             BreakKind::Ipi(*c)
         }
         BreakSpec::Event(k) => {
@@ -242,7 +248,20 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
         }
         Command::Mem { phys, addr, len } => {
             let a = expr(s, addr)?;
-            let len = (*len).min(4096) as usize;
+            let len = (*len).min(4096);
+            // The range must not wrap around the top of the address space (it would
+            // show address 0's bytes as if they followed u64::MAX).
+            if len > 0 && a.checked_add(len - 1).is_none() {
+                return Err(format!(
+                    "`{}`: {len} bytes at {a:#x} run past the top of the {} address space \
+                     ({:#x} is its last byte); give a length of at most {:#x}",
+                    if *phys { "xp" } else { "x" },
+                    if *phys { "physical" } else { "linear" },
+                    u64::MAX,
+                    u64::MAX - a + 1
+                ));
+            }
+            let len = len as usize;
             let m = s.runner().machine();
             let bytes: Vec<Option<u8>> = if *phys {
                 (0..len as u64)
@@ -293,6 +312,9 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
         }
         Command::Cores => Reply::ok(cores_text(s)),
         Command::Events { count, kind, core } => {
+            if let Some(c) = core {
+                check_core(s, *c)?;
+            }
             if let Some(k) = kind {
                 if !EVENT_KINDS.contains(&k.as_str()) {
                     return Err(format!(

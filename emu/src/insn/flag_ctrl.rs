@@ -1,9 +1,9 @@
-//! Flag control family: CLC STC CMC CLD STD CLI STI (SDM Vol. 2A/2B).
+//! Flag control family: CLC STC CMC CLD STD CLI STI STAC CLAC (SDM Vol. 2A/2B).
 
 use super::{Exec, ExecResult};
 use crate::bus::Bus;
-use crate::exception::GP0;
-use crate::state::control::{CF, DF, IF, IOPL};
+use crate::exception::{GP0, UD};
+use crate::state::control::{AC, CF, DF, IF, IOPL};
 use iced_x86::Mnemonic;
 
 /// Executes one instruction of the family.
@@ -19,6 +19,8 @@ pub(crate) fn exec<B: Bus>(x: &mut Exec<'_, B>, m: Mnemonic) -> ExecResult {
         Mnemonic::Std => assign(x, DF, true),
         Mnemonic::Cli => cli(x),
         Mnemonic::Sti => sti(x),
+        Mnemonic::Stac => smap_ac(x, true),
+        Mnemonic::Clac => smap_ac(x, false),
         _ => Err(x.unsupported()),
     }
 }
@@ -61,4 +63,16 @@ fn sti<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
         x.cpu.interrupt_shadow = true;
     }
     Ok(())
+}
+
+/// STAC / CLAC: set or clear RFLAGS.AC, which lets (STAC) or stops (CLAC)
+/// explicit supervisor-mode data accesses to user pages while CR4.SMAP=1 (SDM
+/// Vol. 2B STAC, Vol. 2A CLAC; Vol. 3A 4.6). #UD above CPL 0 and when
+/// CPUID.(EAX=07H,ECX=0):EBX.SMAP[bit 20] is 0. Implicit supervisor accesses
+/// (descriptor tables, interrupt frames) ignore AC; the MMU applies that rule.
+fn smap_ac<B: Bus>(x: &mut Exec<'_, B>, on: bool) -> ExecResult {
+    if !x.features.smap || x.cpu.cpl() != 0 {
+        return Err(UD);
+    }
+    assign(x, AC, on)
 }

@@ -9,16 +9,20 @@
 
 pub(crate) mod arith;
 pub(crate) mod bit;
+pub(crate) mod cache;
 pub(crate) mod ctrl_xfer;
 pub(crate) mod data_xfer;
 pub(crate) mod fast_flags;
 pub(crate) mod flag_ctrl;
+pub(crate) mod iret;
 pub(crate) mod logical;
 pub(crate) mod mult;
 pub(crate) mod shift;
 pub(crate) mod stack;
 pub(crate) mod string;
+pub(crate) mod syscall;
 pub(crate) mod system;
+pub(crate) mod tsc_aux;
 
 use crate::bus::{AccessKind, Bus};
 use crate::exception::{EmuError, Exception, Fault};

@@ -1,4 +1,4 @@
-//! Stack family: PUSH POP PUSHFQ POPFQ LEAVE (SDM Vol. 2B).
+//! Stack family: PUSH POP PUSHF/PUSHFQ POPF/POPFQ LEAVE (SDM Vol. 2B).
 //!
 //! Every handler reads or writes the stack memory before it changes RSP, so an
 //! access that faults (#SS for a non-canonical stack address, #PF) leaves RSP and
@@ -21,6 +21,8 @@ pub(crate) fn exec<B: Bus>(x: &mut Exec<'_, B>, m: Mnemonic) -> ExecResult {
         Mnemonic::Pop => pop(x),
         Mnemonic::Pushfq => pushfq(x),
         Mnemonic::Popfq => popfq(x),
+        Mnemonic::Pushf => pushfw(x),
+        Mnemonic::Popf => popfw(x),
         Mnemonic::Leave => leave(x),
         _ => Err(x.unsupported()),
     }
@@ -123,6 +125,24 @@ fn popfq<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
     let m = popf_mask(x.cpu.cpl(), x.cpu.rflags);
     x.cpu.gpr[RSP] = x.cpu.gpr[RSP].wrapping_add(8);
     x.cpu.rflags = ((x.cpu.rflags & !m & !RF) | (v & m)) | 0x2;
+    Ok(())
+}
+
+/// PUSHF with a 16-bit operand size (66 9C; SDM Vol. 2B PUSHF): pushes FLAGS, the
+/// low 16 bits of RFLAGS (RF and VM, bits 16 and 17, are outside the image).
+fn pushfw<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
+    x.push(2, x.cpu.rflags & 0xffff)
+}
+
+/// POPF with a 16-bit operand size (66 9D; SDM Vol. 2B POPF, "OperandSize = 16":
+/// "EFLAGS[15:0] ← Pop()"): pops 16 bits; the same CPL/IOPL rules as POPFQ
+/// ([`popf_mask`]) restricted to bits 15:0, so AC, ID, RF and every bit above 15
+/// keep their value (the 16-bit form does not clear RF).
+fn popfw<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
+    let v = x.peek(2, 0)?;
+    let m = popf_mask(x.cpu.cpl(), x.cpu.rflags) & 0xffff;
+    x.cpu.gpr[RSP] = x.cpu.gpr[RSP].wrapping_add(2);
+    x.cpu.rflags = (x.cpu.rflags & !m) | (v & m) | 0x2;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
 //! System family: MOV to/from CR0/CR2/CR3/CR4/CR8, INVLPG, INVPCID, RDMSR/WRMSR,
-//! CPUID, RDTSC/RDTSCP, HLT, INT3, INT n, IRETQ, SWAPGS, UD2, LIDT/LGDT/SIDT/SGDT,
+//! CPUID, RDTSC/RDTSCP, HLT, INT3, INT n, SWAPGS, UD2, LIDT/LGDT/SIDT/SGDT,
 //! the fences, PAUSE and NOP (SDM Vol. 2 and Vol. 3A chapters 2, 4, 6).
 //!
 //! Model choices:
@@ -8,8 +8,6 @@
 //! - CPUID reports the features in [`CpuFeatures`] plus a fixed baseline; leaves
 //!   above the highest basic or extended leaf return the highest basic leaf's data
 //!   (as Intel parts do); unimplemented leaves below the maxima return zeros.
-//! - IRETQ checks selector RPLs but reads no descriptors (tlbemu keeps no GDT
-//!   model); returning to CPL 3 does not null DS/ES/FS/GS.
 //! - Every control-register, INVLPG and INVPCID change is handed to
 //!   [`Bus::invalidate`] after the register write, so the MMU applies SDM Vol. 3A
 //!   4.10.4.
@@ -20,7 +18,7 @@ use crate::exception::{Exception, GP0, UD};
 use crate::features::CpuFeatures;
 use crate::state::control::*;
 use crate::state::msr;
-use crate::state::{Seg, RAX, RCX, RDX, RSP};
+use crate::state::{RAX, RCX, RDX};
 use iced_x86::{Mnemonic, Register};
 use mmu::VirtAddr;
 
@@ -43,7 +41,6 @@ pub(crate) fn exec<B: Bus>(x: &mut Exec<'_, B>, m: Mnemonic) -> ExecResult {
         Mnemonic::Int3 => Err(Exception::Breakpoint.into()),
         Mnemonic::Int => Err(Exception::SoftwareInterrupt(x.ins.immediate8()).into()),
         Mnemonic::Ud2 => Err(UD),
-        Mnemonic::Iretq => iretq(x),
         Mnemonic::Swapgs => swapgs(x),
         Mnemonic::Lgdt | Mnemonic::Lidt => load_dtr(x, m == Mnemonic::Lidt),
         Mnemonic::Sgdt | Mnemonic::Sidt => store_dtr(x, m == Mnemonic::Sidt),
@@ -268,6 +265,9 @@ fn rdmsr<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
         msr::IA32_GS_BASE => c.gs_base,
         msr::IA32_KERNEL_GS_BASE => c.kernel_gs_base,
         msr::IA32_TSC_AUX => c.tsc_aux,
+        msr::IA32_STAR => c.star,
+        msr::IA32_LSTAR => c.lstar,
+        msr::IA32_FMASK => c.fmask,
         msr::X2APIC_FIRST..=msr::X2APIC_LAST => x.bus.apic_msr(x.cpu, index, None)?,
         _ => return Err(GP0),
     };
@@ -288,7 +288,7 @@ fn pat_valid(v: u64) -> bool {
 /// EFER (reserved bits, NXE needs NX, LME cannot change while paging is on, LMA is
 /// read-only and keeps its value), the base MSRs (canonical), TSC (sets the offset
 /// so the TSC reads the written value now), TSC_AUX (32 bits), PAT (valid types),
-/// APIC_BASE (fixed: only its current value may be written).
+/// APIC_BASE (fixed: only its current value may be written), STAR/LSTAR/FMASK.
 fn wrmsr<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
     x.require_cpl0()?;
     let index = x.cpu.gpr[RCX] as u32;
@@ -317,9 +317,17 @@ fn wrmsr<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
             }
             x.cpu.efer = (v & !EFER_LMA) | (old & EFER_LMA);
         }
-        msr::IA32_FS_BASE | msr::IA32_GS_BASE | msr::IA32_KERNEL_GS_BASE if !canonical => {
+        msr::IA32_FS_BASE | msr::IA32_GS_BASE | msr::IA32_KERNEL_GS_BASE | msr::IA32_LSTAR
+            if !canonical =>
+        {
             return Err(GP0)
         }
+        // SYSCALL/SYSRET MSRs (SDM Vol. 2B SYSCALL; Vol. 4 table 2-2): STAR takes any
+        // value, LSTAR must be canonical, FMASK's bits 63:32 are reserved.
+        msr::IA32_STAR => x.cpu.star = v,
+        msr::IA32_LSTAR => x.cpu.lstar = v,
+        msr::IA32_FMASK if v >> 32 != 0 => return Err(GP0),
+        msr::IA32_FMASK => x.cpu.fmask = v,
         msr::IA32_FS_BASE => x.cpu.fs_base = v,
         msr::IA32_GS_BASE => x.cpu.gs_base = v,
         msr::IA32_KERNEL_GS_BASE => x.cpu.kernel_gs_base = v,
@@ -355,10 +363,10 @@ const MAX_EXT: u32 = 0x8000_0008;
 const SIGNATURE: u32 = 0x0008_06f8;
 
 /// Feature bits of CPUID.01H:EDX always reported: FPU, DE, PSE, TSC, MSR, PAE,
-/// MCE, CX8, APIC, CMOV, PAT, FXSR, SSE, SSE2 (x86-64's architectural minimum plus
-/// what the modelled CR4 bits advertise).
+/// MCE, CX8, APIC, CMOV, PAT, CLFSH, FXSR, SSE, SSE2 (x86-64's architectural
+/// minimum plus what the modelled CR4 bits advertise).
 const LEAF1_EDX: u32 = 1 | 1 << 2 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 6 | 1 << 7 | 1 << 8;
-const LEAF1_EDX_HI: u32 = 1 << 9 | 1 << 15 | 1 << 16 | 1 << 24 | 1 << 25 | 1 << 26;
+const LEAF1_EDX_HI: u32 = 1 << 9 | 1 << 15 | 1 << 16 | 1 << 19 | 1 << 24 | 1 << 25 | 1 << 26;
 /// CPUID.01H:ECX always reported: CX16, x2APIC, POPCNT.
 const LEAF1_ECX: u32 = 1 << 13 | 1 << 21 | 1 << 23;
 
@@ -378,9 +386,10 @@ pub(crate) fn cpuid_leaf(f: &CpuFeatures, apic_id: u32, leaf: u32, sub: u32) -> 
         ],
         7 if sub == 0 => [
             0,
-            // BMI1 (for TZCNT), SMEP, INVPCID, SMAP.
-            1 << 3 | bit(f.smep, 7) | bit(f.invpcid, 10) | bit(f.smap, 20),
-            0,
+            // BMI1 (for TZCNT), SMEP, INVPCID, SMAP, CLFLUSHOPT.
+            1 << 3 | bit(f.smep, 7) | bit(f.invpcid, 10) | bit(f.smap, 20) | 1 << 23,
+            // RDPID.
+            1 << 22,
             0,
         ],
         2..=MAX_BASIC => [0; 4],
@@ -430,65 +439,8 @@ fn rdtsc<B: Bus>(x: &mut Exec<'_, B>, aux: bool) -> ExecResult {
 }
 
 // ---------------------------------------------------------------------------
-// IRETQ, SWAPGS, descriptor-table registers
+// SWAPGS, descriptor-table registers
 // ---------------------------------------------------------------------------
-
-/// RFLAGS bits IRET loads from the popped image at privilege `cpl` with the
-/// current `rflags` (SDM Vol. 2A IRET, RETURN-TO-SAME/OUTER-PRIVILEGE-LEVEL with a
-/// 64-bit operand size): CF PF AF ZF SF TF DF OF NT RF AC ID always; IF when
-/// CPL <= IOPL; IOPL, VIF and VIP only at CPL 0. The CPL is the one before the
-/// return. VM is never loaded in IA-32e mode.
-pub(crate) fn iret_mask(cpl: u8, rflags: u64) -> u64 {
-    let iopl = ((rflags & IOPL) >> 12) as u8;
-    let mut m = CF | PF | AF | ZF | SF | TF | DF | OF | NT | RF | AC | ID;
-    if cpl <= iopl {
-        m |= IF;
-    }
-    if cpl == 0 {
-        m |= IOPL | VIF | VIP;
-    }
-    m
-}
-
-/// IRETQ (SDM Vol. 2A IRET, IA-32e-MODE-RETURN): pops RIP, CS, RFLAGS, RSP and SS
-/// (all five in 64-bit mode, whatever the privilege change). Checks made before
-/// anything changes: NT=1 is #GP(0) (no task return in IA-32e mode); a null CS or
-/// non-canonical RIP is #GP(0); a CS RPL below the CPL is #GP(CS); a null SS
-/// returning to CPL 3, or with an RPL other than the new CPL, is #GP(0); a non-null
-/// SS whose RPL differs from the new CPL is #GP(SS). The new CPL is the CS RPL;
-/// returning to an outer level (CPL 3) is allowed. No descriptor is read.
-fn iretq<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
-    if x.cpu.rflags & NT != 0 {
-        return Err(GP0);
-    }
-    let rip = x.peek(8, 0)?;
-    let cs = x.peek(8, 8)? as u16;
-    let image = x.peek(8, 16)?;
-    let rsp = x.peek(8, 24)?;
-    let ss = x.peek(8, 32)? as u16;
-    let cpl = x.cpu.cpl();
-    let new_cpl = (cs & 3) as u8;
-    if cs & !3 == 0 || !VirtAddr(rip).is_canonical() {
-        return Err(GP0);
-    }
-    if new_cpl < cpl {
-        return Err(Exception::GeneralProtection(cs & 0xfffc).into());
-    }
-    if ss & !3 == 0 {
-        if new_cpl == 3 || (ss & 3) as u8 != new_cpl {
-            return Err(GP0);
-        }
-    } else if (ss & 3) as u8 != new_cpl {
-        return Err(Exception::GeneralProtection(ss & 0xfffc).into());
-    }
-    let m = iret_mask(cpl, x.cpu.rflags);
-    x.cpu.rflags = (x.cpu.rflags & !m) | (image & m) | 0x2;
-    x.cpu.sel[Seg::Cs as usize] = cs;
-    x.cpu.sel[Seg::Ss as usize] = ss;
-    x.cpu.gpr[RSP] = rsp;
-    x.next_rip = rip;
-    Ok(())
-}
 
 /// SWAPGS (SDM Vol. 2B SWAPGS): CPL 0 only; exchanges GS base and
 /// IA32_KERNEL_GS_BASE.

@@ -70,6 +70,12 @@ pub struct CpuState {
     pub tsc_aux: u64,
     /// IA32_PAT.
     pub pat: u64,
+    /// IA32_STAR: SYSCALL's CS/SS selector base in bits 47:32, SYSRET's in 63:48.
+    pub star: u64,
+    /// IA32_LSTAR: SYSCALL's 64-bit entry point.
+    pub lstar: u64,
+    /// IA32_FMASK: RFLAGS bits SYSCALL clears (bits 31:0).
+    pub fmask: u64,
     /// GDTR.
     pub gdtr: DescTable,
     /// IDTR.
@@ -111,6 +117,9 @@ impl Default for CpuState {
             tsc_offset: 0,
             tsc_aux: 0,
             pat: 0x0007_0406_0007_0406,
+            star: 0,
+            lstar: 0,
+            fmask: 0,
             gdtr: DescTable::default(),
             idtr: DescTable::default(),
             tss_base: 0,

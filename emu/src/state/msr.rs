@@ -21,6 +21,12 @@ pub const IA32_APIC_BASE: u32 = 0x1b;
 pub const IA32_PAT: u32 = 0x277;
 /// IA32_EFER
 pub const IA32_EFER: u32 = 0xc000_0080;
+/// IA32_STAR (SYSCALL/SYSRET selectors)
+pub const IA32_STAR: u32 = 0xc000_0081;
+/// IA32_LSTAR (SYSCALL's 64-bit entry point)
+pub const IA32_LSTAR: u32 = 0xc000_0082;
+/// IA32_FMASK (RFLAGS bits SYSCALL clears)
+pub const IA32_FMASK: u32 = 0xc000_0084;
 /// IA32_FS_BASE
 pub const IA32_FS_BASE: u32 = 0xc000_0100;
 /// IA32_GS_BASE
@@ -53,6 +59,18 @@ pub const CORE_MSRS: &[MsrInfo] = &[
     MsrInfo {
         index: IA32_EFER,
         name: "IA32_EFER",
+    },
+    MsrInfo {
+        index: IA32_STAR,
+        name: "IA32_STAR",
+    },
+    MsrInfo {
+        index: IA32_LSTAR,
+        name: "IA32_LSTAR",
+    },
+    MsrInfo {
+        index: IA32_FMASK,
+        name: "IA32_FMASK",
     },
     MsrInfo {
         index: IA32_FS_BASE,

@@ -16,7 +16,8 @@ pub const MNEMONICS: &[Mnemonic] = {
         Tzcnt, Lzcnt, Popcnt, Bswap, Mov, Movzx, Movsx, Movsxd, Lea, Xchg, Seto, Setno, Setb,
         Setae, Sete, Setne, Setbe, Seta, Sets, Setns, Setp, Setnp, Setl, Setge, Setle, Setg, Cmovo,
         Cmovno, Cmovb, Cmovae, Cmove, Cmovne, Cmovbe, Cmova, Cmovs, Cmovns, Cmovp, Cmovnp, Cmovl,
-        Cmovge, Cmovle, Cmovg, Cbw, Cwde, Cdqe, Cwd, Cdq, Cqo, Clc, Stc, Cmc, Nop,
+        Cmovge, Cmovle, Cmovg, Cbw, Cwde, Cdqe, Cwd, Cdq, Cqo, Clc, Stc, Cmc, Cld, Std, Nop,
+        Cmpxchg8b, Pause, Lfence, Sfence, Mfence, Clflush, Clflushopt,
         // String instructions without REP (the bonus set).
         Movsb, Movsw, Movsd, Movsq, Stosb, Stosw, Stosd, Stosq, Lodsb, Lodsw, Lodsd, Lodsq, Cmpsb,
         Cmpsw, Cmpsd, Cmpsq, Scasb, Scasw, Scasd, Scasq,
@@ -110,6 +111,10 @@ fn baseline(f: CpuidFeature) -> bool {
             | CpuidFeature::INTEL486
             | CpuidFeature::X64
             | CpuidFeature::CMOV
+            | CpuidFeature::CX8
+            | CpuidFeature::PAUSE
+            | CpuidFeature::SSE
+            | CpuidFeature::SSE2
             | CpuidFeature::MULTIBYTENOP
     )
 }
@@ -123,6 +128,9 @@ pub fn host_has(f: CpuidFeature) -> Option<bool> {
         CpuidFeature::LZCNT => Some(std::arch::is_x86_feature_detected!("lzcnt")),
         CpuidFeature::BMI1 => Some(std::arch::is_x86_feature_detected!("bmi1")),
         CpuidFeature::POPCNT => Some(std::arch::is_x86_feature_detected!("popcnt")),
+        // CPUID.01H:EDX.CLFSH[bit 19]; CPUID.(EAX=07H,ECX=0):EBX.CLFLUSHOPT[bit 23].
+        CpuidFeature::CLFSH => Some(std::arch::x86_64::__cpuid(1).edx & 1 << 19 != 0),
+        CpuidFeature::CLFLUSHOPT => Some(std::arch::x86_64::__cpuid_count(7, 0).ebx & 1 << 23 != 0),
         _ => None,
     }
 }
