@@ -11,7 +11,7 @@
 
 use crate::exception::{EmuError, Exception, Fault};
 use crate::state::CpuState;
-use mmu::{PhysAddr, PhysMem, VirtAddr};
+use mmu::{Invalidation, PhysAddr, PhysMem, VirtAddr};
 
 pub use mmu::AccessKind;
 
@@ -67,54 +67,15 @@ pub trait Bus {
         let _ = tpr;
     }
 
-    /// A MOV to CR0/CR3/CR4, INVLPG or INVPCID changed what the caches may hold;
-    /// the bus applies the invalidation the SDM requires (SDM Vol. 3A 4.10.4).
-    /// `FlatBus` caches nothing and ignores it.
-    fn invalidate(&mut self, cpu: &CpuState, op: Invalidate) -> Result<(), Fault> {
-        let _ = (cpu, op);
-        Ok(())
-    }
-}
-
-/// A cache-affecting operation the CPU performed, with its operands. The MMU turns
-/// it into exactly the removals SDM Vol. 3A 4.10.4 requires.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Invalidate {
-    /// INVLPG of a linear address.
-    Invlpg(VirtAddr),
-    /// INVPCID of `kind` (0..=3) with the descriptor's PCID and address (already
-    /// validated by the CPU).
-    Invpcid {
-        /// INVPCID type.
-        kind: u64,
-        /// Descriptor PCID (bits 11:0).
-        pcid: u16,
-        /// Descriptor linear address.
-        addr: VirtAddr,
-    },
-    /// MOV to CR3: old and new CR3 values and the source operand's bit 63.
-    Cr3 {
-        /// CR3 before.
-        old: u64,
-        /// CR3 after (bit 63 already dropped).
-        new: u64,
-        /// Source bit 63 ("no flush" when CR4.PCIDE=1).
-        noflush: bool,
-    },
-    /// MOV to CR4.
-    Cr4 {
-        /// CR4 before.
-        old: u64,
-        /// CR4 after.
-        new: u64,
-    },
-    /// MOV to CR0.
-    Cr0 {
-        /// CR0 before.
-        old: u64,
-        /// CR0 after.
-        new: u64,
-    },
+    /// A MOV to CR0/CR3/CR4, INVLPG or INVPCID asks the caches to drop what SDM
+    /// Vol. 3A 4.10.4 requires. `op` comes from the mmu crate's own checks
+    /// ([`mmu::invlpg`], [`mmu::invpcid`], [`mmu::check_mov_cr0`],
+    /// [`mmu::check_mov_cr4`], [`mmu::cr3_after_mov`]), so the CPU and the MMU
+    /// share one definition of every operation. The CPU calls this *before* it
+    /// writes any register, so `cpu` holds the registers the operation is judged
+    /// by (the current PCID, CR4.PCIDE). There is no default: a bus that caches
+    /// translations must apply it, and one that caches nothing says so.
+    fn invalidate(&mut self, cpu: &CpuState, op: Invalidation) -> Result<(), Fault>;
 }
 
 /// Identity-mapped memory: linear = physical, every access allowed. Used where the
@@ -176,5 +137,10 @@ impl Bus for FlatBus {
 
     fn clock(&self) -> u64 {
         self.clock
+    }
+
+    /// Nothing is cached, so nothing is invalidated.
+    fn invalidate(&mut self, _cpu: &CpuState, _op: Invalidation) -> Result<(), Fault> {
+        Ok(())
     }
 }

@@ -26,7 +26,7 @@ pub mod trace;
 
 pub use apic::{logical_id, X2APIC_BROADCAST};
 pub use apic::{reg as apic_reg, Apic, ApicWrite, IpiDest, IpiRequest};
-pub use bus::{AccessKind, Bus, FlatBus, Invalidate};
+pub use bus::{AccessKind, Bus, FlatBus};
 pub use cpu::{Cpu, LastInsn, StepOutcome};
 pub use decode_cache::DecodeCache;
 pub use dispatch::implemented_mnemonics;

@@ -9,7 +9,7 @@
 //! backwards and how exploration forks schedules.
 
 use crate::apic::{Apic, ApicWrite};
-use crate::bus::{AccessKind, Bus, Invalidate};
+use crate::bus::{AccessKind, Bus};
 use crate::cpu::{Cpu, StepOutcome};
 use crate::decode_cache::DecodeCache;
 use crate::events::{Event, EventClass, EventKind, EventSink, StopReason};
@@ -19,8 +19,8 @@ use crate::interrupt::{deliver, Delivery, Vectoring};
 use crate::state::control::{AC, IF};
 use crate::state::CpuState;
 use mmu::{
-    page_flags, Access, AccessCtx, CoreMmu, Invalidation, InvpcidKind, MmuConfig, MmuEvent,
-    MmuSink, PagingRegs, PhysAddr, PhysMem, Tracker, TranslateError, VirtAddr,
+    page_flags, Access, AccessCtx, CoreMmu, Invalidation, MmuConfig, MmuEvent, MmuSink, PagingRegs,
+    PhysAddr, PhysMem, Tracker, TranslateError, VirtAddr,
 };
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -746,47 +746,35 @@ impl<S: EventSink + ?Sized> Bus for MachineBus<'_, S> {
         self.apics[self.core as usize].tpr = (tpr & 0xf) << 4;
     }
 
-    fn invalidate(&mut self, cpu: &CpuState, op: Invalidate) -> Result<(), Fault> {
-        // The MMU reads the registers as they were before a MOV to CR (the current
-        // PCID, CR4.PCIDE), so rebuild those from the operation's old values.
-        let mut regs = regs_of(cpu);
-        let inv = match op {
-            Invalidate::Invlpg(va) => Invalidation::Invlpg { va },
-            Invalidate::Invpcid { kind, pcid, addr } => Invalidation::Invpcid {
-                kind: match kind {
-                    0 => InvpcidKind::IndividualAddress,
-                    1 => InvpcidKind::SingleContext,
-                    2 => InvpcidKind::AllIncludingGlobal,
-                    _ => InvpcidKind::AllExceptGlobal,
-                },
-                pcid,
-                va: addr,
-            },
-            Invalidate::Cr3 { old, new, noflush } => {
-                regs.cr3 = old;
-                self.event(EventKind::ControlWrite { cr: 3, old, new });
-                Invalidation::MovCr3 {
-                    src: new | if noflush { 1 << 63 } else { 0 },
-                }
+    /// The CPU calls this before it writes any register, so `cpu` holds the
+    /// registers the MMU judges the operation by; the control-register write is
+    /// reported here, with the value the MMU says the register takes.
+    fn invalidate(&mut self, cpu: &CpuState, op: Invalidation) -> Result<(), Fault> {
+        let regs = regs_of(cpu);
+        match op {
+            Invalidation::MovCr3 { src } => self.event(EventKind::ControlWrite {
+                cr: 3,
+                old: cpu.cr3,
+                new: mmu::cr3_after_mov(src, cpu.cr4),
+            }),
+            Invalidation::MovCr4 { old, new } => {
+                self.event(EventKind::ControlWrite { cr: 4, old, new })
             }
-            Invalidate::Cr4 { old, new } => {
-                regs.cr4 = old;
-                self.event(EventKind::ControlWrite { cr: 4, old, new });
-                Invalidation::MovCr4 { old, new }
+            Invalidation::MovCr0 { old, new } => {
+                self.event(EventKind::ControlWrite { cr: 0, old, new })
             }
-            Invalidate::Cr0 { old, new } => {
-                regs.cr0 = old;
-                self.event(EventKind::ControlWrite { cr: 0, old, new });
-                Invalidation::MovCr0 { old, new }
-            }
-        };
+            Invalidation::Invlpg { .. }
+            | Invalidation::Invpcid { .. }
+            | Invalidation::PageFault { .. } => {}
+        }
         let ctx = self.ctx(cpu);
         let mut a = MmuAdapter {
             sink: &mut *self.sink,
             core: self.core,
             step: self.step,
         };
-        self.mmu.invalidate(inv, &regs, self.tracker, ctx, &mut a);
+        self.mmu
+            .invalidate(self.mem, op, &regs, self.tracker, ctx, &mut a);
         Ok(())
     }
 }

@@ -3,10 +3,10 @@
 
 use emu::state::control::{DF, ZF};
 use emu::state::{RAX, RCX, RDI, RSI};
+use emu::StepOutcome;
 use emu::{AccessKind, Bus, Cpu, CpuFeatures, CpuState, DecodeCache, Exception, Fault, FlatBus};
-use emu::{Invalidate, StepOutcome};
 use iced_x86::code_asm::*;
-use mmu::{PhysAddr, PhysMem, VirtAddr};
+use mmu::{Invalidation, PhysAddr, PhysMem, VirtAddr};
 
 const CODE: u64 = 0x10_0000;
 
@@ -49,7 +49,7 @@ impl Bus for FaultBus {
     fn clock(&self) -> u64 {
         0
     }
-    fn invalidate(&mut self, _cpu: &CpuState, _op: Invalidate) -> Result<(), Fault> {
+    fn invalidate(&mut self, _cpu: &CpuState, _op: Invalidation) -> Result<(), Fault> {
         Ok(())
     }
 }

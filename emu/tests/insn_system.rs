@@ -5,20 +5,22 @@
 use emu::state::control::*;
 use emu::state::msr;
 use emu::state::{RAX, RBX, RCX, RDX, RSP};
+use emu::StepOutcome;
 use emu::{AccessKind, Bus, Cpu, CpuFeatures, CpuState, DecodeCache, Exception, Fault, FlatBus};
-use emu::{Invalidate, StepOutcome};
 use iced_x86::code_asm::*;
-use mmu::{PhysAddr, PhysMem, VirtAddr};
+use mmu::{Invalidation, InvpcidKind, PhysAddr, PhysMem, VirtAddr};
 
 const CODE: u64 = 0x10_0000;
 const STACK: u64 = 0x8_0000;
 const NONCANON: u64 = 0x8000_0000_0000_0000;
 
-/// Flat memory that records every invalidation and x2APIC MSR access, with a
-/// settable clock and an optional page that faults.
+/// Flat memory that records every invalidation (with the CR3 the core held when it
+/// asked) and x2APIC MSR access, with a settable clock and an optional page that
+/// faults.
 struct RecBus {
     flat: FlatBus,
-    inv: Vec<Invalidate>,
+    inv: Vec<Invalidation>,
+    cr3_seen: Vec<u64>,
     apic: Vec<(u32, Option<u64>)>,
     clock: u64,
     bad_page: Option<u64>,
@@ -57,8 +59,9 @@ impl Bus for RecBus {
         self.apic.push((msr, write));
         Ok(0x1234_0000_0000_0042)
     }
-    fn invalidate(&mut self, _cpu: &CpuState, op: Invalidate) -> Result<(), Fault> {
+    fn invalidate(&mut self, cpu: &CpuState, op: Invalidation) -> Result<(), Fault> {
         self.inv.push(op);
+        self.cr3_seen.push(cpu.cr3);
         Ok(())
     }
 }
@@ -98,6 +101,7 @@ impl M {
             bus: RecBus {
                 flat,
                 inv: Vec::new(),
+                cr3_seen: Vec::new(),
                 apic: Vec::new(),
                 clock: 0,
                 bad_page: None,
@@ -174,18 +178,17 @@ fn mov_cr_reads_and_writes_notify_the_bus() {
     assert_eq!(
         m.bus.inv,
         vec![
-            Invalidate::Cr0 { old: c0, new: c0 },
-            Invalidate::Cr3 {
-                old: 0,
-                new: 0x20_3000,
-                noflush: false
-            },
-            Invalidate::Cr4 {
+            Invalidation::MovCr0 { old: c0, new: c0 },
+            Invalidation::MovCr3 { src: 0x20_3000 },
+            Invalidation::MovCr4 {
                 old: CR4_PAE,
                 new: CR4_PAE | CR4_PGE
             },
         ]
     );
+    // The bus is asked before the register changes: it sees the old CR3 (0) with
+    // the MOV CR3, and the new one (read back into RCX above) afterwards.
+    assert_eq!(m.bus.cr3_seen, vec![0, 0, 0x20_3000]);
 }
 
 fn write_cr_faults(cr: AsmRegisterCr, v: u64, setup: impl FnOnce(&mut M), feat: CpuFeatures) {
@@ -259,12 +262,11 @@ fn mov_cr3_bit63_with_pcide_is_the_noflush_hint() {
     assert_eq!(m.cpu.state.cr3, 0x2002);
     assert_eq!(
         m.bus.inv,
-        vec![Invalidate::Cr3 {
-            old: 0x1001,
-            new: 0x2002,
-            noflush: true
+        vec![Invalidation::MovCr3 {
+            src: CR3_NOFLUSH | 0x2002
         }]
     );
+    assert_eq!(m.bus.cr3_seen, vec![0x1001]);
 }
 
 #[test]
@@ -317,8 +319,12 @@ fn invlpg_sends_linear_address_without_accessing_memory() {
     assert_eq!(
         m.bus.inv,
         vec![
-            Invalidate::Invlpg(VirtAddr(0x7fff_0000_0010)),
-            Invalidate::Invlpg(VirtAddr(0xffff_8000_0000_0010)),
+            Invalidation::Invlpg {
+                va: VirtAddr(0x7fff_0000_0010)
+            },
+            Invalidation::Invlpg {
+                va: VirtAddr(0xffff_8000_0000_0010)
+            },
         ]
     );
 }
@@ -340,10 +346,10 @@ fn invpcid_valid_types() {
     assert_eq!(o, StepOutcome::Retired);
     assert_eq!(
         m.bus.inv,
-        vec![Invalidate::Invpcid {
-            kind: 0,
+        vec![Invalidation::Invpcid {
+            kind: InvpcidKind::IndividualAddress,
             pcid: 5,
-            addr: VirtAddr(0x40_0000)
+            va: VirtAddr(0x40_0000)
         }]
     );
     // Types 2 and 3 ignore PCID and address; type 1 ignores the address.

@@ -6,7 +6,7 @@
 //! root, the paging-structure entries it was built from) and a reverse index maps the
 //! physical address of every such entry to the records built from it. When a guest
 //! write changes an indexed entry, each affected record is re-evaluated with a fresh,
-//! read-only walk from its recorded root:
+//! read-only walk from the root its core translates with now (the *judging root*):
 //!
 //! - *stale* when the fresh walk faults, maps another frame or page size (or another
 //!   next table, for a paging-structure-cache entry), or grants fewer rights (write,
@@ -17,6 +17,15 @@
 //! - an undone change makes it fresh again; while stale, the write that first made it
 //!   stale is kept.
 //!
+//! Entries are tagged with PCIDs, not roots (SDM Vol. 3A 4.10.1): after a MOV to CR3
+//! that keeps an entry usable (bit 63 set with CR4.PCIDE=1, or a global entry), the
+//! core translates with the entry under the new root, so the entry is judged against
+//! that root from then on ([`Tracker::reroot`]). The MMU re-roots the entries the load
+//! leaves usable once, at the load, and checks the judging root again on every
+//! slow-path use (one compare), so a CR3 changed behind the MMU's back is caught too.
+//! A fast-path hit costs nothing extra: the fast path is emptied whenever the paging
+//! registers change, and refilled only from the slow path.
+//!
 //! The cost per write is the number of live cached entries built from the written
 //! entry (the reverse index drops removed records lazily, by generation); a hit asks
 //! [`Tracker::is_stale`], one array read. Every staleness transition bumps the
@@ -24,8 +33,8 @@
 
 use crate::addr::{Pfn, PhysAddr, VirtAddr};
 use crate::events::{
-    AccessCtx, CacheKind, EntryView, InvalidationRecord, MmuEvent, MmuSink, Origin, StaleUse,
-    WriteInfo,
+    AccessCtx, CacheKind, EntryView, ErratumKeep, InvalidationRecord, MmuEvent, MmuSink, Origin,
+    RootChange, StaleUse, WriteInfo,
 };
 use crate::fixed_hash::FixedMap;
 use crate::paging::access::Access;
@@ -36,6 +45,30 @@ use std::collections::{BTreeSet, VecDeque};
 /// Index of a tracker record (owned by exactly one cached entry while live).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct RecId(pub u32);
+
+/// What made a cached entry stale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// A guest write to a paging-structure entry on its path.
+    Write(WriteInfo),
+    /// Its core loaded a root under which it translates differently.
+    Root(RootChange),
+}
+
+impl Cause {
+    pub(crate) fn write(&self) -> Option<WriteInfo> {
+        match self {
+            Cause::Write(w) => Some(*w),
+            Cause::Root(_) => None,
+        }
+    }
+    pub(crate) fn root_change(&self) -> Option<RootChange> {
+        match self {
+            Cause::Write(_) => None,
+            Cause::Root(c) => Some(*c),
+        }
+    }
+}
 
 /// How many fresh-path addresses a record may add to the index beyond its origin.
 const MAX_INDEXED: usize = 12;
@@ -52,8 +85,13 @@ struct Record {
     global: bool,
     cached: WalkResult,
     origin: Origin,
+    /// The root this entry is judged against: the root its core translates with
+    /// now (the fill's root until a CR3 load keeps the entry usable under another).
+    root: PhysAddr,
     params: WalkParams,
-    stale: Option<WriteInfo>,
+    stale: Option<Cause>,
+    /// The latest invalidation a modelled erratum let this entry survive.
+    kept: Option<ErratumKeep>,
     /// CR4.SMEP or CR4.SMAP was set at fill: then U/S 0→1 takes supervisor
     /// rights away, so it counts as losing a right.
     us_sensitive: bool,
@@ -152,7 +190,7 @@ fn fresh_walk(mem: &PhysMem, r: &Record, path: &mut Path) -> WalkResult {
     walk(
         mem,
         r.origin.va,
-        WalkStart::root(r.origin.root),
+        WalkStart::root(r.root),
         r.params,
         stop,
         path,
@@ -217,8 +255,86 @@ impl Tracker {
             .is_some_and(|r| r.stale.is_some())
     }
 
-    pub(crate) fn stale_write(&self, id: RecId) -> Option<WriteInfo> {
+    pub(crate) fn stale_cause(&self, id: RecId) -> Option<Cause> {
         self.records.get(id.0 as usize).and_then(|r| r.stale)
+    }
+
+    /// The root record `id` is judged against (see the module docs).
+    #[inline]
+    pub(crate) fn root(&self, id: RecId) -> Option<PhysAddr> {
+        self.records.get(id.0 as usize).map(|r| r.root)
+    }
+
+    /// Notes that `keep` (an invalidation the SDM says removes the entry) left
+    /// record `id` cached because of a modelled erratum.
+    pub(crate) fn note_erratum_keep(&mut self, id: RecId, keep: ErratumKeep) {
+        if let Some(r) = self.records.get_mut(id.0 as usize) {
+            if r.live {
+                r.kept = Some(keep);
+            }
+        }
+    }
+
+    /// Judges record `id` against root `change.to` from now on: its core loaded that
+    /// root while the entry stayed usable (same PCID without a flush, or a global
+    /// entry), and entries are tagged with PCIDs, not roots (SDM Vol. 3A 4.10.1).
+    /// The old root's path stops mattering, so the record's index references are
+    /// dropped (lazily, by generation) and the new root's path is indexed. A change
+    /// of staleness is reported like a write's, with `change` as the cause; a record
+    /// stale by a write that is not on the new path is stale because of the change.
+    pub(crate) fn reroot(
+        &mut self,
+        mem: &mut PhysMem,
+        id: RecId,
+        change: RootChange,
+        sink: &mut dyn MmuSink,
+    ) {
+        let i = id.0 as usize;
+        let Some(r) = self.records.get_mut(i) else {
+            return;
+        };
+        if !r.live || r.root == change.to {
+            return;
+        }
+        r.root = change.to;
+        r.gen = r.gen.wrapping_add(1);
+        r.n_indexed = 0;
+        let mut path = Path::new();
+        let fresh = fresh_walk(mem, r, &mut path);
+        let stale_now = is_stale(&r.cached, &fresh, r.us_sensitive);
+        for e in path.entries() {
+            self.index_add(mem, id.0, e.pa);
+        }
+        let on_path = |w: &WriteInfo| path.entries().iter().any(|e| e.pa.raw() & !7 == w.pa.raw());
+        let r = &mut self.records[i];
+        match (r.stale, stale_now) {
+            (None, true) => {
+                r.stale = Some(Cause::Root(change));
+                self.generation += 1;
+                if sink.enabled() {
+                    sink.event(MmuEvent::BecameStale {
+                        entry: r.view(),
+                        write: None,
+                        root_change: Some(change),
+                    });
+                }
+            }
+            (Some(_), false) => {
+                r.stale = None;
+                self.generation += 1;
+                if sink.enabled() {
+                    sink.event(MmuEvent::BecameFresh {
+                        entry: r.view(),
+                        write: None,
+                        root_change: Some(change),
+                    });
+                }
+            }
+            (Some(Cause::Write(w)), true) if !on_path(&w) => {
+                r.stale = Some(Cause::Root(change));
+            }
+            _ => {}
+        }
     }
 
     pub(crate) fn origin(&self, id: RecId) -> Option<&Origin> {
@@ -244,7 +360,7 @@ impl Tracker {
         origin: Origin,
         params: WalkParams,
         us_sensitive: bool,
-        inherit: Option<WriteInfo>,
+        inherit: Option<Cause>,
         sink: &mut dyn MmuSink,
     ) -> RecId {
         let mut rec = Record {
@@ -256,8 +372,10 @@ impl Tracker {
             global,
             cached,
             origin,
+            root: origin.root,
             params,
             stale: None,
+            kept: None,
             us_sensitive,
             indexed: [PhysAddr(0); MAX_INDEXED],
             n_indexed: 0,
@@ -293,7 +411,11 @@ impl Tracker {
                 self.generation += 1;
                 if sink.enabled() {
                     let entry = self.records[id as usize].view();
-                    sink.event(MmuEvent::BecameStale { entry, write: w });
+                    sink.event(MmuEvent::BecameStale {
+                        entry,
+                        write: w.write(),
+                        root_change: w.root_change(),
+                    });
                 }
             }
         }
@@ -444,12 +566,13 @@ impl Tracker {
             let stale_now = is_stale(&r.cached, &fresh, r.us_sensitive);
             match (r.stale.is_some(), stale_now) {
                 (false, true) => {
-                    r.stale = Some(write);
+                    r.stale = Some(Cause::Write(write));
                     self.generation += 1;
                     if sink.enabled() {
                         sink.event(MmuEvent::BecameStale {
                             entry: r.view(),
-                            write,
+                            write: Some(write),
+                            root_change: None,
                         });
                     }
                 }
@@ -459,7 +582,8 @@ impl Tracker {
                     if sink.enabled() {
                         sink.event(MmuEvent::BecameFresh {
                             entry: r.view(),
-                            write,
+                            write: Some(write),
+                            root_change: None,
                         });
                     }
                 }
@@ -512,7 +636,7 @@ impl Tracker {
         access: Option<Access>,
     ) -> Option<StaleUse> {
         let r = self.records.get(id.0 as usize)?;
-        let made_stale_by = r.stale?;
+        let cause = r.stale?;
         let mut path = Path::new();
         let fresh = fresh_walk(mem, r, &mut path);
         let since = r.origin.step;
@@ -535,7 +659,10 @@ impl Tracker {
             cached: r.cached,
             fresh,
             filled: r.origin,
-            made_stale_by,
+            made_stale_by: cause.write(),
+            used_under_root: (r.root != r.origin.root).then_some(r.root),
+            root_change: cause.root_change(),
+            kept_by_erratum: r.kept,
             invalidations_since_fill: invs,
             log_truncated,
         })

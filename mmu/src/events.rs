@@ -2,6 +2,7 @@
 //! (cached entries, origins, writes, stale uses) they carry.
 
 use crate::addr::{PhysAddr, VirtAddr};
+use crate::config::Erratum;
 use crate::invalidate::Invalidation;
 use crate::paging::access::Access;
 use crate::paging::walker::{Path, WalkResult};
@@ -84,6 +85,41 @@ pub struct WriteInfo {
     pub new: u64,
 }
 
+/// A core began translating with another root while an entry stayed cached: a MOV
+/// to CR3 that did not flush the entry's PCID (bit 63 set with CR4.PCIDE=1), or
+/// any CR3 load for a global entry. Entries are tagged with PCIDs, not with roots
+/// (SDM Vol. 3A 4.10.1), so the entry is now judged against the new root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootChange {
+    /// The core (owner of the entry) that loaded CR3.
+    pub core: u32,
+    /// Step of the load; for a change first noticed at a use (CR3 changed without
+    /// a MOV the MMU was told of), the step of that use.
+    pub step: u64,
+    /// RIP of the loading instruction (or of the use, as for `step`).
+    pub rip: u64,
+    /// Root the entry was judged against before.
+    pub from: PhysAddr,
+    /// Root now loaded.
+    pub to: PhysAddr,
+}
+
+/// An invalidation that the SDM says removes an entry, but that a modelled erratum
+/// let the entry survive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErratumKeep {
+    /// The erratum.
+    pub erratum: Erratum,
+    /// Core that performed the invalidation.
+    pub core: u32,
+    /// Step of the invalidation.
+    pub step: u64,
+    /// RIP of the invalidating instruction.
+    pub rip: u64,
+    /// The operation.
+    pub op: Invalidation,
+}
+
 /// A cached entry as dumps and events show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntryView {
@@ -103,6 +139,54 @@ pub struct EntryView {
     pub stale: bool,
     /// Step of the fill.
     pub filled_step: u64,
+}
+
+/// A stale entry still cached, whether or not it is ever used, with what made it
+/// stale (a write, or a CR3 load that kept it usable under another root).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatentStale {
+    /// The entry.
+    pub entry: EntryView,
+    /// The write that made it stale, if a write did.
+    pub made_stale_by: Option<WriteInfo>,
+    /// The CR3 load that made it stale, if no write did.
+    pub root_change: Option<RootChange>,
+}
+
+impl LatentStale {
+    /// The core whose action made the entry stale (the writer, or the core that
+    /// loaded CR3) and the step it did so.
+    pub fn cause(&self) -> Option<(u32, u64)> {
+        match (&self.made_stale_by, &self.root_change) {
+            (Some(w), _) => Some((w.core, w.step)),
+            (None, Some(c)) => Some((c.core, c.step)),
+            (None, None) => None,
+        }
+    }
+}
+
+impl fmt::Display for LatentStale {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = &self.entry;
+        write!(
+            f,
+            "core {} {} va {} (PCID {:#x}, filled at step {}) stale",
+            e.core, e.cache, e.va, e.pcid, e.filled_step
+        )?;
+        match (&self.made_stale_by, &self.root_change) {
+            (Some(w), _) => write!(
+                f,
+                " since step {}: core {}'s write to {} (rip {:#x})",
+                w.step, w.core, w.pa, w.rip
+            ),
+            (None, Some(c)) => write!(
+                f,
+                " since step {}: core {}'s CR3 load, root {} -> {} (rip {:#x})",
+                c.step, c.core, c.from, c.to, c.rip
+            ),
+            (None, None) => Ok(()),
+        }
+    }
 }
 
 /// How many entries an operation removed.
@@ -127,6 +211,14 @@ pub struct InvalidationRecord {
     pub op: Invalidation,
     /// What it removed on that core.
     pub removed: Removed,
+    /// TLB entries the SDM says it removes but a modelled erratum kept (0 without
+    /// errata; omitted from serialized output when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub kept_by_erratum: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A use of a stale cached entry, with everything needed to explain it.
@@ -144,12 +236,26 @@ pub struct StaleUse {
     pub pcid: u16,
     /// What the entry caches.
     pub cached: WalkResult,
-    /// What a fresh walk from the entry's root gives now (to the same level).
+    /// What a fresh walk gives now (to the same level) from the root the owning
+    /// core has loaded now: entries are tagged with PCIDs, not roots (SDM Vol. 3A
+    /// 4.10.1), so that root, not the fill's, decides.
     pub fresh: WalkResult,
     /// When, where and from what the entry was filled.
     pub filled: Origin,
-    /// The write that made it stale (the first of the writes since it was last fresh).
-    pub made_stale_by: WriteInfo,
+    /// The write that made it stale (the first of the writes since it was last
+    /// fresh); `None` when no write did, but a change of root (`root_change`).
+    pub made_stale_by: Option<WriteInfo>,
+    /// The root the entry was judged against at the use, when it is not the root
+    /// it was filled under (`filled.root`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_under_root: Option<PhysAddr>,
+    /// The CR3 load under whose root the entry became stale, when no write did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_change: Option<RootChange>,
+    /// The invalidation that should have removed the entry but did not because of
+    /// a modelled erratum (the latest, if several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_by_erratum: Option<ErratumKeep>,
     /// Invalidations performed by every core since the fill, by step.
     pub invalidations_since_fill: Vec<InvalidationRecord>,
     /// The per-core logs had dropped older records, so the list may be incomplete.
@@ -190,30 +296,61 @@ impl fmt::Display for StaleUse {
                 flags_or_none(e.value)
             )?;
         }
-        let w = &self.made_stale_by;
-        writeln!(
-            f,
-            "  made stale by core {} at step {} (rip {:#x}): entry at {} {:#018x} [{}] -> {:#018x} [{}]",
-            w.core,
-            w.step,
-            w.rip,
-            w.pa,
-            w.old,
-            flags_or_none(w.old),
-            w.new,
-            flags_or_none(w.new)
-        )?;
+        if let Some(root) = self.used_under_root {
+            writeln!(
+                f,
+                "  used under root {root}, filled under root {} (same PCID {:#x}; entries are tagged by PCID, not root)",
+                self.filled.root, self.pcid
+            )?;
+        }
+        if let Some(w) = &self.made_stale_by {
+            writeln!(
+                f,
+                "  made stale by core {} at step {} (rip {:#x}): entry at {} {:#018x} [{}] -> {:#018x} [{}]",
+                w.core,
+                w.step,
+                w.rip,
+                w.pa,
+                w.old,
+                flags_or_none(w.old),
+                w.new,
+                flags_or_none(w.new)
+            )?;
+        }
+        if let Some(c) = &self.root_change {
+            writeln!(
+                f,
+                "  made stale by core {} at step {} (rip {:#x}): CR3 load switched root {} -> {} without flushing the entry",
+                c.core, c.step, c.rip, c.from, c.to
+            )?;
+        }
+        if let Some(k) = &self.kept_by_erratum {
+            writeln!(
+                f,
+                "  kept alive by erratum {:?}: core {}'s {} at step {} (rip {:#x}) must remove it (SDM Vol. 3A 4.10.4.1) but left it cached",
+                k.erratum, k.core, k.op, k.step, k.rip
+            )?;
+        }
         if self.invalidations_since_fill.is_empty() {
             writeln!(f, "  no invalidations on any core since the fill")?;
         } else {
             writeln!(f, "  invalidations since the fill:")?;
         }
         for r in &self.invalidations_since_fill {
-            writeln!(
+            write!(
                 f,
                 "    core {} step {} (rip {:#x}): {} removed {} TLB / {} PSC entries",
                 r.core, r.step, r.rip, r.op, r.removed.tlb, r.removed.psc
             )?;
+            if r.kept_by_erratum > 0 {
+                write!(
+                    f,
+                    "; an erratum kept {} TLB entr{} it must remove",
+                    r.kept_by_erratum,
+                    if r.kept_by_erratum == 1 { "y" } else { "ies" }
+                )?;
+            }
+            writeln!(f)?;
         }
         if !self.invalidations_since_fill.is_empty()
             && !self
@@ -279,15 +416,22 @@ pub enum MmuEvent {
     BecameStale {
         /// The entry.
         entry: EntryView,
-        /// The write that did it.
-        write: WriteInfo,
+        /// The write that did it; `None` when a change of root did (`root_change`).
+        write: Option<WriteInfo>,
+        /// The CR3 load that did it, when no write did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        root_change: Option<RootChange>,
     },
-    /// A stale entry became fresh again (the change was undone).
+    /// A stale entry became fresh again (the change was undone, or the core
+    /// loaded a root under which the entry is right).
     BecameFresh {
         /// The entry.
         entry: EntryView,
-        /// The write that did it.
-        write: WriteInfo,
+        /// The write that did it; `None` when a change of root did.
+        write: Option<WriteInfo>,
+        /// The CR3 load that did it, when no write did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        root_change: Option<RootChange>,
     },
     /// A stale entry was used.
     StaleUse(Box<StaleUse>),

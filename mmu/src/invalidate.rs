@@ -140,6 +140,13 @@ pub fn invpcid(
     Ok(Invalidation::Invpcid { kind, pcid, va })
 }
 
+/// The invalidation INVLPG of linear address `va` performs: `None` for a
+/// non-canonical address, which makes INVLPG a no-op rather than a fault (SDM Vol. 2A
+/// INVLPG). The CPL check (#GP above CPL 0) belongs to the CPU.
+pub fn invlpg(va: VirtAddr) -> Option<Invalidation> {
+    va.is_canonical().then_some(Invalidation::Invlpg { va })
+}
+
 /// The value MOV to CR3 writes into CR3: with CR4.PCIDE=1, bit 63 (the no-flush
 /// hint) is not written (SDM Vol. 3A 4.10.4.1, Vol. 2 MOV CR).
 pub fn cr3_after_mov(src: u64, cr4: u64) -> u64 {

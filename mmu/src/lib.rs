@@ -54,12 +54,14 @@
 //! CoreMmu::translate(&mut self, mem: &mut PhysMem, tracker: &mut Tracker, regs: &PagingRegs,
 //!     va: VirtAddr, access: Access, ctx: AccessCtx, sink: &mut dyn MmuSink)
 //!     -> Result<PhysAddr, TranslateError>   // PageFault(PageFault) | NonCanonical | Mem | UnsupportedMode
-//! CoreMmu::invalidate(&mut self, op: Invalidation, regs: &PagingRegs /*before the move*/,
-//!     tracker: &mut Tracker, ctx: AccessCtx, sink: &mut dyn MmuSink) -> Removed
+//! CoreMmu::invalidate(&mut self, mem: &mut PhysMem, op: Invalidation,
+//!     regs: &PagingRegs /*before the move*/, tracker: &mut Tracker, ctx: AccessCtx,
+//!     sink: &mut dyn MmuSink) -> Removed   // a CR3 load also re-roots what stays usable
 //! CoreMmu::evict(&mut self, tracker, regs, va, ctx, sink) -> u32
 //! CoreMmu::speculative_fill(&mut self, mem, tracker, regs, va, instruction: bool, ctx, sink)
 //!     -> Result<bool, TranslateError>
 //! CoreMmu::dump(&self, tracker: &Tracker) -> MmuDump                       // read-only, sorted
+//! CoreMmu::stale_entries(&self, tracker: &Tracker) -> Vec<LatentStale>     // read-only, sorted
 //! CoreMmu::walk_view(&self, mem: &PhysMem, tracker: &Tracker, regs, va) -> WalkView  // read-only
 //!
 //! // machine-wide
@@ -90,10 +92,14 @@
 //! - After every guest write whose [`PhysMem::write`] result contains
 //!   [`page_flags::PAGING`], call [`Tracker::on_write`] with the written range.
 //! - MOV CR3: check nothing here; call `invalidate(Invalidation::MovCr3 { src })` with
-//!   the registers *before* the move, then load `cr3_after_mov(src, cr4)`.
+//!   the registers *before* the move, then load `cr3_after_mov(src, cr4)`. Entries the
+//!   load leaves usable are judged against the new root from then on (SDM 4.10.1:
+//!   entries are tagged with PCIDs, not roots), so a stale use is one that differs from
+//!   a fresh walk from the CR3 loaded at the use.
 //! - MOV CR4 / CR0: `check_mov_cr4` / `check_mov_cr0` (#GP on error), then
 //!   `invalidate(MovCr4 { old, new })` / `MovCr0 { old, new }`, then load.
-//! - INVLPG: CPL check is the CPU's; then `invalidate(Invlpg { va })`.
+//! - INVLPG: CPL check is the CPU's; `invlpg(va)` gives the op, or `None` for a
+//!   non-canonical address (a no-op); then `invalidate(op)`.
 //!   INVPCID: CPL/CPUID checks are the CPU's; `invpcid(..)` gives #GP or the op.
 //! - A #PF from `translate` has already applied the page-fault invalidation; deliver
 //!   it with CR2 = `addr`.
@@ -120,12 +126,12 @@ pub use config::{
     ConfigError, Erratum, MmuConfig, PscConfig, Replacement, TlbArrayConfig, TlbConfig,
 };
 pub use events::{
-    AccessCtx, CacheKind, EntryView, InvalidationRecord, MmuEvent, MmuSink, NullSink, Origin,
-    Removed, StaleUse, VecSink, WriteInfo,
+    AccessCtx, CacheKind, EntryView, ErratumKeep, InvalidationRecord, LatentStale, MmuEvent,
+    MmuSink, NullSink, Origin, Removed, RootChange, StaleUse, VecSink, WriteInfo,
 };
 pub use invalidate::{
-    check_mov_cr0, check_mov_cr4, cr3_after_mov, invpcid, CrError, Invalidation, InvpcidError,
-    InvpcidKind,
+    check_mov_cr0, check_mov_cr4, cr3_after_mov, invlpg, invpcid, CrError, Invalidation,
+    InvpcidError, InvpcidKind,
 };
 pub use mmu::{CoreMmu, LevelView, MmuDump, PageFault, TranslateError, WalkView};
 pub use paging::access::{

@@ -4,8 +4,8 @@ use crate::addr::{PhysAddr, VirtAddr};
 use crate::coherence::{RecId, Tracker};
 use crate::config::{Erratum, MmuConfig};
 use crate::events::{
-    AccessCtx, CacheKind, EntryView, InvalidationRecord, MmuEvent, MmuSink, Origin, Removed,
-    WriteInfo,
+    AccessCtx, CacheKind, EntryView, ErratumKeep, InvalidationRecord, LatentStale, MmuEvent,
+    MmuSink, Origin, Removed, RootChange, WriteInfo,
 };
 use crate::fast::FastPath;
 use crate::invalidate::{self, sort_views, Invalidation, Plan, PscScope, TlbScope};
@@ -341,6 +341,19 @@ impl CoreMmu {
         };
         if let Some((a, s)) = tlb.lookup(va, pcid) {
             let e = *tlb.arrays[a].get(s);
+            // SDM 4.10.1: the entry is tagged by PCID, not root; judge it against
+            // the root loaded now (normally already done at the CR3 load).
+            let root = cr3_root(regs.cr3, self.maxphyaddr);
+            if let Some(from) = tracker.root(e.rec).filter(|r| *r != root) {
+                let change = RootChange {
+                    core: self.core,
+                    step: ctx.step,
+                    rip: ctx.rip,
+                    from,
+                    to: root,
+                };
+                tracker.reroot(mem, e.rec, change, sink);
+            }
             let stale = tracker.is_stale(e.rec);
             // SDM 4.6 / 4.10.2.3: rights may be enforced from the TLB entry.
             if !access_allowed(e.rights, &access, regs) {
@@ -421,7 +434,7 @@ impl CoreMmu {
         ctx: AccessCtx,
         sink: &mut dyn MmuSink,
     ) -> TranslateError {
-        self.invalidate(Invalidation::PageFault { va }, regs, tracker, ctx, sink);
+        self.remove(Invalidation::PageFault { va }, regs, tracker, ctx, sink);
         TranslateError::PageFault(PageFault {
             addr: va,
             error_code,
@@ -464,7 +477,20 @@ impl CoreMmu {
                 break;
             }
         }
-        let inherit = via.and_then(|r| tracker.stale_write(r));
+        if let Some(rec) = via {
+            // As for a TLB hit: judge the entry against the root loaded now.
+            if let Some(from) = tracker.root(rec).filter(|r| *r != root) {
+                let change = RootChange {
+                    core: self.core,
+                    step: ctx.step,
+                    rip: ctx.rip,
+                    from,
+                    to: root,
+                };
+                tracker.reroot(mem, rec, change, sink);
+            }
+        }
+        let inherit = via.and_then(|r| tracker.stale_cause(r));
         if let Some(r) = via.filter(|_| inherit.is_some()) {
             report_stale(mem, tracker, r, ctx, va, access, sink);
         }
@@ -678,8 +704,40 @@ impl CoreMmu {
 
     /// Performs an invalidation on this core (SDM 4.10.4; see [`Invalidation`] for
     /// each row) through the one removal function, logs it in the tracker's
-    /// per-core log, and reports it as [`MmuEvent::Invalidation`].
+    /// per-core log, and reports it as [`MmuEvent::Invalidation`]. `regs` are the
+    /// registers before the operation.
+    ///
+    /// A MOV to CR3 then re-roots what it left usable (entries of the new PCID and
+    /// global entries): they are judged against the new root from now on, because
+    /// entries are tagged with PCIDs, not roots (SDM Vol. 3A 4.10.1); see
+    /// [`Tracker`]. That costs a read-only walk per such entry filled under
+    /// another root, once per load, and nothing on later hits.
     pub fn invalidate(
+        &mut self,
+        mem: &mut PhysMem,
+        op: Invalidation,
+        regs: &PagingRegs,
+        tracker: &mut Tracker,
+        ctx: AccessCtx,
+        sink: &mut dyn MmuSink,
+    ) -> Removed {
+        let removed = self.remove(op, regs, tracker, ctx, sink);
+        if let Invalidation::MovCr3 { src } = op {
+            let cr3 = invalidate::cr3_after_mov(src, regs.cr4);
+            let pcid = if regs.pcide() {
+                (cr3 & 0xfff) as u16
+            } else {
+                0
+            };
+            let root = cr3_root(cr3, self.maxphyaddr);
+            self.reroot_usable(mem, tracker, root, pcid, ctx, sink);
+        }
+        removed
+    }
+
+    /// [`CoreMmu::invalidate`] without the re-rooting (for operations that do not
+    /// load CR3).
+    fn remove(
         &mut self,
         op: Invalidation,
         regs: &PagingRegs,
@@ -688,6 +746,7 @@ impl CoreMmu {
         sink: &mut dyn MmuSink,
     ) -> Removed {
         let plan = invalidate::plan(&op, regs, self.extra, self.invlpg_erratum);
+        let kept_by_erratum = self.note_erratum_keeps(&op, regs, tracker, ctx);
         let collect = sink.enabled();
         let (removed, entries) = invalidate::apply(&mut self.caches, tracker, &plan, collect);
         tracker.log_invalidation(InvalidationRecord {
@@ -696,6 +755,7 @@ impl CoreMmu {
             rip: ctx.rip,
             op,
             removed,
+            kept_by_erratum,
         });
         if collect {
             sink.event(MmuEvent::Invalidation {
@@ -706,6 +766,83 @@ impl CoreMmu {
             });
         }
         removed
+    }
+
+    /// With [`Erratum::InvlpgMissesGlobalWithPcid`] and CR4.PCIDE=1, an INVLPG keeps
+    /// the global TLB entries for the page that SDM Vol. 3A 4.10.4.1 says it
+    /// removes: note the operation on each, so a later stale use can say why it
+    /// was still cached. Returns how many entries that is.
+    fn note_erratum_keeps(
+        &self,
+        op: &Invalidation,
+        regs: &PagingRegs,
+        tracker: &mut Tracker,
+        ctx: AccessCtx,
+    ) -> u32 {
+        let Invalidation::Invlpg { va } = *op else {
+            return 0;
+        };
+        if !self.invlpg_erratum || !regs.pcide() || !va.is_canonical() {
+            return 0;
+        }
+        let keep = ErratumKeep {
+            erratum: Erratum::InvlpgMissesGlobalWithPcid,
+            core: self.core,
+            step: ctx.step,
+            rip: ctx.rip,
+            op: *op,
+        };
+        let mut n = 0;
+        for t in std::iter::once(&self.caches.dtlb).chain(self.caches.itlb.as_ref()) {
+            for a in &t.arrays {
+                for e in a.entries().filter(|e| e.global && e.covers(va)) {
+                    tracker.note_erratum_keep(e.rec, keep);
+                    n += 1;
+                }
+            }
+        }
+        n
+    }
+
+    /// After a CR3 load: judge every entry still usable (tagged `pcid`, or global)
+    /// against `root` (SDM Vol. 3A 4.10.1; see [`Tracker::reroot`]).
+    fn reroot_usable(
+        &mut self,
+        mem: &mut PhysMem,
+        tracker: &mut Tracker,
+        root: PhysAddr,
+        pcid: u16,
+        ctx: AccessCtx,
+        sink: &mut dyn MmuSink,
+    ) {
+        // No allocation on this step path: the caches are only read here, and the
+        // tracker is a separate object.
+        let core = self.core;
+        let mut reroot = |rec: RecId| {
+            if let Some(from) = tracker.root(rec).filter(|r| *r != root) {
+                let change = RootChange {
+                    core,
+                    step: ctx.step,
+                    rip: ctx.rip,
+                    from,
+                    to: root,
+                };
+                tracker.reroot(mem, rec, change, sink);
+            }
+        };
+        for t in std::iter::once(&self.caches.dtlb).chain(self.caches.itlb.as_ref()) {
+            for a in &t.arrays {
+                for e in a.entries().filter(|e| e.pcid == pcid || e.global) {
+                    reroot(e.rec);
+                }
+            }
+        }
+        for l in &self.caches.psc.levels {
+            for e in l.entries.iter().filter(|e| e.pcid == pcid) {
+                reroot(e.rec);
+            }
+        }
+        self.caches.fast.bump();
     }
 
     /// Scenario hook: evicts the TLB entries (data and instruction) that this core
@@ -803,6 +940,45 @@ impl CoreMmu {
             tlb,
             psc,
         }
+    }
+
+    /// Every stale entry this core still caches (TLBs, then paging-structure
+    /// caches, each sorted as [`CoreMmu::dump`] sorts), with what made it stale:
+    /// stale entries that are never used are invisible to stale-use checks, but
+    /// still wrong to keep once a shootdown claims to be complete. Read-only.
+    pub fn stale_entries(&self, tracker: &Tracker) -> Vec<LatentStale> {
+        let d = self.dump(tracker);
+        let mut recs: Vec<(EntryView, RecId)> = Vec::new();
+        for t in std::iter::once(&self.caches.dtlb).chain(self.caches.itlb.as_ref()) {
+            for a in &t.arrays {
+                for e in a.entries() {
+                    if let Some(v) = tracker.view(e.rec) {
+                        recs.push((v, e.rec));
+                    }
+                }
+            }
+        }
+        for l in &self.caches.psc.levels {
+            for e in &l.entries {
+                if let Some(v) = tracker.view(e.rec) {
+                    recs.push((v, e.rec));
+                }
+            }
+        }
+        d.tlb
+            .iter()
+            .chain(&d.psc)
+            .filter(|v| v.stale)
+            .filter_map(|v| {
+                let (_, rec) = recs.iter().find(|(x, _)| x == v)?;
+                let cause = tracker.stale_cause(*rec)?;
+                Some(LatentStale {
+                    entry: *v,
+                    made_stale_by: cause.write(),
+                    root_change: cause.root_change(),
+                })
+            })
+            .collect()
     }
 
     /// A read-only walk of `va` from the current CR3 showing each level's entry

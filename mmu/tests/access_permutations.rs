@@ -221,7 +221,7 @@ fn run(nxe: bool) -> usize {
                             old: regs.cr0,
                             new: regs.cr0 & !cr0::PG,
                         };
-                        mmu.invalidate(flush, &regs, &mut w.tracker, ctx, &mut sink);
+                        mmu.invalidate(&mut w.mem, flush, &regs, &mut w.tracker, ctx, &mut sink);
                     }
                     n += 1;
                 }

@@ -33,11 +33,17 @@ fn pte_change_without_invlpg_is_a_stale_use_naming_the_write() {
     let s = &su[0];
     assert_eq!(s.ctx.core, 1);
     assert_eq!(s.cache, CacheKind::Tlb { instruction: false });
-    assert_eq!(s.made_stale_by.pa, pte_a);
-    assert_eq!(s.made_stale_by.core, 0);
-    assert_eq!(s.made_stale_by.step, write_step);
-    assert_eq!(s.made_stale_by.old, old);
-    assert_eq!(s.made_stale_by.new, 0x88_0000 | RW);
+    assert_eq!(s.made_stale_by.expect("a write made it stale").pa, pte_a);
+    assert_eq!(s.made_stale_by.expect("a write made it stale").core, 0);
+    assert_eq!(
+        s.made_stale_by.expect("a write made it stale").step,
+        write_step
+    );
+    assert_eq!(s.made_stale_by.expect("a write made it stale").old, old);
+    assert_eq!(
+        s.made_stale_by.expect("a write made it stale").new,
+        0x88_0000 | RW
+    );
     assert!(matches!(
         s.cached,
         WalkResult::Leaf {
@@ -139,7 +145,13 @@ fn first_write_that_made_it_stale_is_kept() {
     let first = w.step;
     w.set_entry(1, pte_a, 0x99_0000 | RW);
     w.read(0, A).unwrap();
-    assert_eq!(w.stale_uses()[0].made_stale_by.step, first);
+    assert_eq!(
+        w.stale_uses()[0]
+            .made_stale_by
+            .expect("a write made it stale")
+            .step,
+        first
+    );
 }
 
 #[test]
@@ -163,7 +175,7 @@ fn freed_page_table_with_cached_pde_gives_stale_walk_via_psc() {
     let su = w.stale_uses();
     assert_eq!(su.len(), 1);
     assert_eq!(su[0].cache, CacheKind::Psc { level: 2 });
-    assert_eq!(su[0].made_stale_by.pa, pde);
+    assert_eq!(su[0].made_stale_by.expect("a write made it stale").pa, pde);
     assert!(matches!(su[0].fresh, WalkResult::NotPresent { level: 2 }));
     // The TLB entry built from that walk is stale from birth: its hit reports too.
     w.read(1, B).unwrap();
@@ -398,4 +410,168 @@ fn reverse_index_forgets_removed_entries() {
         "only core 1's live TLB entry is re-evaluated"
     );
     assert_eq!(w.tracker.live_entries(), 1 + 3);
+}
+
+/// Two address spaces that share PCID 1: the world's own (`A` → 0x80_0000, `B` →
+/// 0x80_1000) and a second one built in its own table range (`A` → 0x90_0000, `B`
+/// → 0x90_1000). Core 0 runs in the first with CR4.PCIDE=1 and has read `A`, so
+/// its TLB and paging-structure caches hold PCID-1 entries filled under root 1.
+fn shared_pcid() -> (World, PhysAddr, PhysAddr) {
+    let mut w = World::new(&MmuConfig::default(), 1, cr4::PCIDE, efer::NXE);
+    w.map(A, 0x80_0000, PageSize::Size4K, RW);
+    w.map(B, 0x80_1000, PageSize::Size4K, RW);
+    let mut b2 =
+        pagetable::Builder::new(&mut w.mem, PhysAddr(TABLES_END), PhysAddr(0x50_0000)).unwrap();
+    for (va, pa) in [(A, 0x90_0000), (B, 0x90_1000)] {
+        b2.map(&mut w.mem, VirtAddr(va), PhysAddr(pa), PageSize::Size4K, RW)
+            .unwrap();
+    }
+    w.regs[0].cr3 = w.b.cr3(1);
+    assert_eq!(w.read(0, A).unwrap(), PhysAddr(0x80_0000));
+    let root1 = w.b.root();
+    (w, root1, b2.root())
+}
+
+/// MOV CR3 as the CPU does it: the invalidation with the registers before, then
+/// the load.
+fn mov_cr3(w: &mut World, src: u64) {
+    w.inv(0, Invalidation::MovCr3 { src });
+    w.regs[0].cr3 = cr3_after_mov(src, w.regs[0].cr4);
+}
+
+/// SDM Vol. 3A 4.10.1: entries are tagged with PCIDs, not roots. After MOV CR3 with
+/// bit 63 to another root with the same PCID, the TLB entry and the PDE-cache entry
+/// filled under the old root are still used, and both uses are stale against a
+/// fresh walk from the root loaded now.
+#[test]
+fn pcid_reuse_without_flush_is_stale_against_the_root_loaded_now() {
+    let (mut w, root1, root2) = shared_pcid();
+    w.clear_events();
+    mov_cr3(&mut w, root2.raw() | 1 | 1 << 63);
+    let load_step = w.step;
+    // Both the TLB entry for A and the upper-level cache entries became stale at
+    // the load, with the load as the cause.
+    let became: Vec<_> = w
+        .sink
+        .0
+        .iter()
+        .filter_map(|e| match e {
+            MmuEvent::BecameStale {
+                entry,
+                write: None,
+                root_change: Some(c),
+            } => Some((entry.cache, *c)),
+            _ => None,
+        })
+        .collect();
+    assert!(became
+        .iter()
+        .any(|(k, _)| *k == CacheKind::Tlb { instruction: false }));
+    assert!(became
+        .iter()
+        .any(|(k, _)| *k == CacheKind::Psc { level: 2 }));
+    assert!(became
+        .iter()
+        .all(|(_, c)| c.from == root1 && c.to == root2 && c.step == load_step));
+
+    // The read through the TLB entry still gets proc 1's frame: a stale use.
+    assert_eq!(w.read(0, A).unwrap(), PhysAddr(0x80_0000));
+    let su = w.stale_uses();
+    assert_eq!(su.len(), 1);
+    let s = &su[0];
+    assert_eq!(s.cache, CacheKind::Tlb { instruction: false });
+    assert_eq!(s.filled.root, root1);
+    assert_eq!(s.used_under_root, Some(root2));
+    assert_eq!(s.made_stale_by, None);
+    let c = s.root_change.expect("the CR3 load is the cause");
+    assert_eq!((c.from, c.to, c.step, c.core), (root1, root2, load_step, 0));
+    assert!(matches!(
+        s.fresh,
+        WalkResult::Leaf {
+            frame: PhysAddr(0x90_0000),
+            ..
+        }
+    ));
+    let text = s.to_string();
+    assert!(
+        text.contains(&format!(
+            "used under root {root2}, filled under root {root1}"
+        )),
+        "{text}"
+    );
+
+    // B was never cached: its walk starts from the PDE-cache entry of proc 1's
+    // page table and reads proc 1's PTE. A stale walk.
+    assert_eq!(w.read(0, B).unwrap(), PhysAddr(0x80_1000));
+    let su = w.stale_uses();
+    assert_eq!(su.len(), 2);
+    assert_eq!(su[1].cache, CacheKind::Psc { level: 2 });
+    assert_eq!(su[1].used_under_root, Some(root2));
+    assert!(su[1].root_change.is_some());
+}
+
+/// Loading the fill's root again (bit 63 again) makes the entries right again.
+#[test]
+fn switching_back_to_the_fill_root_makes_the_entries_fresh() {
+    let (mut w, root1, root2) = shared_pcid();
+    mov_cr3(&mut w, root2.raw() | 1 | 1 << 63);
+    mov_cr3(&mut w, root1.raw() | 1 | 1 << 63);
+    assert!(w.sink.0.iter().any(|e| matches!(
+        e,
+        MmuEvent::BecameFresh {
+            write: None,
+            root_change: Some(_),
+            ..
+        }
+    )));
+    assert_eq!(w.read(0, A).unwrap(), PhysAddr(0x80_0000));
+    assert_eq!(w.read(0, B).unwrap(), PhysAddr(0x80_1000));
+    assert!(w.stale_uses().is_empty());
+}
+
+/// A flushing load (bit 63 clear) removes the PCID's entries, so nothing is stale.
+#[test]
+fn a_flushing_load_of_the_shared_pcid_leaves_nothing_stale() {
+    let (mut w, _, root2) = shared_pcid();
+    mov_cr3(&mut w, root2.raw() | 1);
+    assert_eq!(w.read(0, A).unwrap(), PhysAddr(0x90_0000));
+    assert!(w.stale_uses().is_empty());
+}
+
+/// After the switch, a write to the *new* root's tables is what the entry is
+/// judged by; a write to the old root's tables no longer matters.
+#[test]
+fn after_a_switch_writes_to_the_new_root_decide() {
+    let (mut w, _, root2) = shared_pcid();
+    // Make proc 2 map A like proc 1 first: then the switch leaves the entry fresh.
+    let pte2 = pagetable::entry_addr(&w.mem, root2, VirtAddr(A), 1).unwrap();
+    w.set_entry(0, pte2, 0x80_0000 | RW);
+    mov_cr3(&mut w, root2.raw() | 1 | 1 << 63);
+    // A write to proc 1's PTE for A changes nothing proc 2 translates.
+    let pte1 = w.entry(A, 1);
+    w.set_entry(0, pte1, 0);
+    assert_eq!(w.read(0, A).unwrap(), PhysAddr(0x80_0000));
+    assert!(w.stale_uses().is_empty());
+    // A write to proc 2's PTE does, and is named.
+    w.set_entry(0, pte2, 0x90_0000 | RW);
+    let write_step = w.step;
+    w.read(0, A).unwrap();
+    let su = w.stale_uses();
+    assert_eq!(su.len(), 1);
+    let made = su[0].made_stale_by.expect("the write to proc 2's PTE");
+    assert_eq!((made.pa, made.step), (pte2, write_step));
+    assert_eq!(su[0].used_under_root, Some(root2));
+}
+
+/// A CR3 changed without the MMU being told (a debugger poking the register) is
+/// caught at the next slow-path use.
+#[test]
+fn a_root_changed_behind_the_mmus_back_is_judged_at_the_use() {
+    let (mut w, root1, root2) = shared_pcid();
+    w.regs[0].cr3 = root2.raw() | 1;
+    assert_eq!(w.read(0, A).unwrap(), PhysAddr(0x80_0000));
+    let su = w.stale_uses();
+    assert_eq!(su.len(), 1);
+    let c = su[0].root_change.expect("root change seen at the use");
+    assert_eq!((c.from, c.to, c.step), (root1, root2, w.step));
 }

@@ -76,6 +76,7 @@ fn apply(w: &mut World, op: Op, cpl: &mut u8, shortcuts: bool) -> String {
         Op::Invlpg(i) => {
             let va = VirtAddr(VAS[i]);
             let r = w.cores[0].invalidate(
+                &mut w.mem,
                 Invalidation::Invlpg { va },
                 &regs,
                 &mut w.tracker,

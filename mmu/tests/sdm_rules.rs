@@ -543,7 +543,7 @@ fn stale_paging_structure_cache_gives_a_stale_walk() {
     let su = w.stale_uses();
     assert_eq!(su.len(), 1);
     assert_eq!(su[0].cache, CacheKind::Psc { level: 2 });
-    assert_eq!(su[0].made_stale_by.pa, pde);
+    assert_eq!(su[0].made_stale_by.expect("a write made it stale").pa, pde);
     // After INVLPG (flushes the PSC of the PCID) the walk is fresh.
     w.inv(0, Invalidation::Invlpg { va: VirtAddr(A) });
     assert_eq!(w.read(0, A).unwrap(), PhysAddr(0xb0_0000));
@@ -594,6 +594,44 @@ fn erratum_invlpg_misses_global_entries_with_pcid() {
     w.inv(0, Invalidation::Invlpg { va: VirtAddr(G) });
     assert_eq!(w.read(0, G).unwrap(), PhysAddr(0x90_0000));
     assert_eq!(w.stale_uses().len(), 1);
+}
+
+/// The stale use an erratum allows says so: it names the erratum and the INVLPG
+/// that SDM 4.10.4.1 says removes the entry, and the INVLPG's log record counts the
+/// entry it kept. A conforming INVLPG of another page notes nothing.
+#[test]
+fn erratum_kept_entry_is_named_in_the_explanation() {
+    let cfg = MmuConfig {
+        errata: vec![Erratum::InvlpgMissesGlobalWithPcid],
+        ..MmuConfig::default()
+    };
+    let mut w = pcid_world(&cfg);
+    w.read(0, G).unwrap();
+    let g = w.entry(G, 1);
+    w.set_entry(0, g, 0x95_0000 | RW | pte::G);
+    w.inv(0, Invalidation::Invlpg { va: VirtAddr(A) });
+    w.inv(0, Invalidation::Invlpg { va: VirtAddr(G) });
+    let inv_step = w.step;
+    w.read(0, G).unwrap();
+    let su = w.stale_uses();
+    assert_eq!(su.len(), 1);
+    let k = su[0].kept_by_erratum.expect("the erratum kept the entry");
+    assert_eq!(k.erratum, Erratum::InvlpgMissesGlobalWithPcid);
+    assert_eq!((k.core, k.step), (0, inv_step));
+    assert_eq!(k.op, Invalidation::Invlpg { va: VirtAddr(G) });
+    let invs = &su[0].invalidations_since_fill;
+    assert_eq!(invs.len(), 2);
+    assert_eq!(invs[0].kept_by_erratum, 0, "INVLPG of another page");
+    assert_eq!(invs[1].kept_by_erratum, 1);
+    let text = su[0].to_string();
+    assert!(
+        text.contains("kept alive by erratum InvlpgMissesGlobalWithPcid"),
+        "{text}"
+    );
+    assert!(
+        text.contains("an erratum kept 1 TLB entry it must remove"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -62,6 +62,12 @@ fn failure_reason(r: &RunReport, ev: bool) -> String {
     if !failed.is_empty() {
         return failed.join("; ");
     }
+    if let Some(c) = r.stopped.iter().find(|c| !c.expected) {
+        return format!(
+            "core {} stopped ({}) and no expectation says it should",
+            c.core, c.reason
+        );
+    }
     if r.violations > 0 && !ev {
         return format!(
             "{} unexpected violation(s) (the scenario expects none)",

@@ -613,7 +613,9 @@ fn paging_write_hit(r: &Runner, evs: &[Event], before: &[(PhysAddr, u64)]) -> Op
     for e in evs {
         let w = match &e.kind {
             EventKind::Mmu(MmuEvent::PagingWrite { write, .. })
-            | EventKind::Mmu(MmuEvent::BecameStale { write, .. }) => write,
+            | EventKind::Mmu(MmuEvent::BecameStale {
+                write: Some(write), ..
+            }) => write,
             _ => continue,
         };
         if before.iter().any(|(pa, _)| *pa == w.pa) {

@@ -261,17 +261,27 @@ pub fn format_entry(e: &EntryView) -> String {
 /// Why `e` is stale: the latest write that made it so, found in the event log.
 pub fn stale_reason(e: &EntryView, events: &[Event]) -> Option<String> {
     events.iter().rev().find_map(|ev| match &ev.kind {
-        EventKind::Mmu(MmuEvent::BecameStale { entry, write })
-            if entry.core == e.core
-                && entry.cache == e.cache
-                && entry.pcid == e.pcid
-                && entry.va == e.va
-                && entry.filled_step == e.filled_step =>
+        EventKind::Mmu(MmuEvent::BecameStale {
+            entry,
+            write,
+            root_change,
+        }) if entry.core == e.core
+            && entry.cache == e.cache
+            && entry.pcid == e.pcid
+            && entry.va == e.va
+            && entry.filled_step == e.filled_step =>
         {
-            Some(format!(
-                "core {} wrote {} at step {} (rip {:#x}): {:#x} -> {:#x}",
-                write.core, write.pa, write.step, write.rip, write.old, write.new
-            ))
+            match (write, root_change) {
+                (Some(w), _) => Some(format!(
+                    "core {} wrote {} at step {} (rip {:#x}): {:#x} -> {:#x}",
+                    w.core, w.pa, w.step, w.rip, w.old, w.new
+                )),
+                (None, Some(c)) => Some(format!(
+                    "core {} loaded CR3 at step {} (rip {:#x}): root {} -> {} without flushing it",
+                    c.core, c.step, c.rip, c.from, c.to
+                )),
+                (None, None) => None,
+            }
         }
         _ => None,
     })
@@ -438,11 +448,19 @@ pub fn format_event(e: &Event) -> String {
                 "paging write {} {:#x} -> {:#x} ({affected} cached)",
                 write.pa, write.old, write.new
             ),
-            MmuEvent::BecameStale { entry, write } => format!(
-                "became stale: {} va {:#x} (write to {})",
+            MmuEvent::BecameStale {
+                entry,
+                write,
+                root_change,
+            } => format!(
+                "became stale: {} va {:#x} ({})",
                 entry.cache,
                 entry.va.raw(),
-                write.pa
+                match (write, root_change) {
+                    (Some(w), _) => format!("write to {}", w.pa),
+                    (None, Some(c)) => format!("under root {}", c.to),
+                    (None, None) => "no cause recorded".to_string(),
+                }
             ),
             MmuEvent::BecameFresh { entry, .. } => {
                 format!("became fresh: {} va {:#x}", entry.cache, entry.va.raw())

@@ -8,19 +8,21 @@
 //! - CPUID reports the features in [`CpuFeatures`] plus a fixed baseline; leaves
 //!   above the highest basic or extended leaf return the highest basic leaf's data
 //!   (as Intel parts do); unimplemented leaves below the maxima return zeros.
-//! - Every control-register, INVLPG and INVPCID change is handed to
-//!   [`Bus::invalidate`] after the register write, so the MMU applies SDM Vol. 3A
-//!   4.10.4.
+//! - Every control-register write, INVLPG and INVPCID takes its paging checks and
+//!   the [`Invalidation`] to apply from the mmu crate (one definition of each SDM
+//!   Vol. 3A 4.10.4 rule), hands that to [`Bus::invalidate`] before writing any
+//!   register (the MMU reads the current PCID and CR4.PCIDE from the registers as
+//!   they were), and only then writes the register.
 
 use super::{Exec, ExecResult};
-use crate::bus::{AccessKind, Bus, Invalidate};
+use crate::bus::{AccessKind, Bus};
 use crate::exception::{Exception, GP0, UD};
 use crate::features::CpuFeatures;
 use crate::state::control::*;
 use crate::state::msr;
 use crate::state::{RAX, RCX, RDX};
 use iced_x86::{Mnemonic, Register};
-use mmu::VirtAddr;
+use mmu::{Invalidation, VirtAddr};
 
 /// Executes one instruction of the family.
 pub(crate) fn exec<B: Bus>(x: &mut Exec<'_, B>, m: Mnemonic) -> ExecResult {
@@ -105,9 +107,10 @@ fn mov_cr<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
 }
 
 /// MOV to CR0 (SDM Vol. 2A MOV CR, exceptions; Vol. 3A 2.5). #GP(0) for a 1 in bits
-/// 63:32, PG without PE, NW without CD, and clearing PG in 64-bit mode. Reserved
-/// bits in 31:0 are ignored and read back as 0 (SDM MOV CR: "reserved bits in CR0
-/// remain clear"); ET is hardwired to 1.
+/// 63:32, PG without PE, NW without CD, and clearing PG in 64-bit mode; the paging
+/// rule (clearing PG with CR4.PCIDE=1, SDM Vol. 3A 4.10.1) is [`mmu::check_mov_cr0`].
+/// Reserved bits in 31:0 are ignored and read back as 0 (SDM MOV CR: "reserved bits
+/// in CR0 remain clear"); ET is hardwired to 1.
 fn write_cr0<B: Bus>(x: &mut Exec<'_, B>, v: u64) -> ExecResult {
     if v >> 32 != 0
         || (v & CR0_PG != 0 && v & CR0_PE == 0)
@@ -118,25 +121,24 @@ fn write_cr0<B: Bus>(x: &mut Exec<'_, B>, v: u64) -> ExecResult {
     }
     let old = x.cpu.cr0;
     let new = (v & CR0_DEFINED) | CR0_ET;
+    mmu::check_mov_cr0(old, new, x.cpu.cr4).map_err(|_| GP0)?;
+    x.bus.invalidate(x.cpu, Invalidation::MovCr0 { old, new })?;
     x.cpu.cr0 = new;
-    x.bus.invalidate(x.cpu, Invalidate::Cr0 { old, new })
+    Ok(())
 }
 
-/// MOV to CR3 (SDM Vol. 2A MOV CR; Vol. 3A 4.10.4.1). With CR4.PCIDE=1, source bit
-/// 63 is the no-flush hint and is not stored; any other bit at or above
-/// MAXPHYADDR is #GP(0).
+/// MOV to CR3 (SDM Vol. 2A MOV CR; Vol. 3A 4.10.4.1). The value stored is
+/// [`mmu::cr3_after_mov`] (with CR4.PCIDE=1, source bit 63 is the no-flush hint and
+/// is not stored); any other bit at or above MAXPHYADDR is #GP(0).
 fn write_cr3<B: Bus>(x: &mut Exec<'_, B>, v: u64) -> ExecResult {
-    let pcide = x.cpu.cr4 & CR4_PCIDE != 0;
-    let noflush = pcide && v & CR3_NOFLUSH != 0;
-    let new = if pcide { v & !CR3_NOFLUSH } else { v };
+    let new = mmu::cr3_after_mov(v, x.cpu.cr4);
     let width = x.features.maxphyaddr as u32;
     if width < 64 && new >> width != 0 {
         return Err(GP0);
     }
-    let old = x.cpu.cr3;
+    x.bus.invalidate(x.cpu, Invalidation::MovCr3 { src: v })?;
     x.cpu.cr3 = new;
-    x.bus
-        .invalidate(x.cpu, Invalidate::Cr3 { old, new, noflush })
+    Ok(())
 }
 
 /// CR4 bits this CPU model lets software set: the baseline plus the bits whose
@@ -162,18 +164,22 @@ pub(crate) fn cr4_allowed(f: &CpuFeatures) -> u64 {
 
 /// MOV to CR4 (SDM Vol. 2A MOV CR, exceptions; Vol. 3A 2.5, 4.10.1). #GP(0) for
 /// reserved or unsupported bits, for clearing PAE in IA-32e mode, and for setting
-/// PCIDE unless EFER.LMA=1 and CR3[11:0]=0.
+/// PCIDE outside IA-32e mode; setting PCIDE with CR3[11:0] other than 0 is the
+/// paging rule of [`mmu::check_mov_cr4`].
 fn write_cr4<B: Bus>(x: &mut Exec<'_, B>, v: u64) -> ExecResult {
     let old = x.cpu.cr4;
     let lma = x.cpu.efer & EFER_LMA != 0;
     if v & !cr4_allowed(x.features) != 0 || (lma && v & CR4_PAE == 0) {
         return Err(GP0);
     }
-    if old & CR4_PCIDE == 0 && v & CR4_PCIDE != 0 && (!lma || x.cpu.cr3 & CR3_PCID != 0) {
+    if old & CR4_PCIDE == 0 && v & CR4_PCIDE != 0 && !lma {
         return Err(GP0);
     }
+    mmu::check_mov_cr4(old, v, x.cpu.cr3).map_err(|_| GP0)?;
+    x.bus
+        .invalidate(x.cpu, Invalidation::MovCr4 { old, new: v })?;
     x.cpu.cr4 = v;
-    x.bus.invalidate(x.cpu, Invalidate::Cr4 { old, new: v })
+    Ok(())
 }
 
 /// MOV to CR8, the task-priority register: bits 63:4 are reserved (SDM Vol. 3A
@@ -192,25 +198,24 @@ fn write_cr8<B: Bus>(x: &mut Exec<'_, B>, v: u64) -> ExecResult {
 // ---------------------------------------------------------------------------
 
 /// INVLPG m (SDM Vol. 2A INVLPG): CPL 0 only. The operand's linear address is
-/// computed but memory is not accessed; a non-canonical address is a no-op, not a
-/// fault.
+/// computed but memory is not accessed; [`mmu::invlpg`] makes a non-canonical
+/// address a no-op, not a fault.
 fn invlpg<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
     x.require_cpl0()?;
     let la = x
         .cpu
         .seg_base(x.ins.memory_segment())
         .wrapping_add(x.effective_offset());
-    let va = VirtAddr(la);
-    if !va.is_canonical() {
-        return Ok(());
+    match mmu::invlpg(VirtAddr(la)) {
+        Some(op) => x.bus.invalidate(x.cpu, op),
+        None => Ok(()),
     }
-    x.bus.invalidate(x.cpu, Invalidate::Invlpg(va))
 }
 
 /// INVPCID r64, m128 (SDM Vol. 2A INVPCID). #UD without the feature; #GP(0) above
-/// CPL 0; the 16-byte descriptor is read (and can fault); then #GP(0) for a type
-/// above 3, descriptor bits 63:12 set, a non-canonical address with type 0, or a
-/// nonzero PCID with types 0/1 while CR4.PCIDE=0.
+/// CPL 0; the 16-byte descriptor is read (and can fault); then [`mmu::invpcid`]
+/// gives #GP(0) for a type above 3, descriptor bits 63:12 set, a non-canonical
+/// address with type 0, or a nonzero PCID with types 0/1 while CR4.PCIDE=0.
 fn invpcid<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
     if !x.features.invpcid {
         return Err(UD);
@@ -222,25 +227,8 @@ fn invpcid<B: Bus>(x: &mut Exec<'_, B>) -> ExecResult {
     let mut buf = [0u8; 16];
     x.load_bytes(loc, &mut buf)?;
     let (lo, hi) = buf.split_at(8);
-    let (lo, addr) = (le64(lo), le64(hi));
-    let pcid = (lo & CR3_PCID) as u16;
-    if kind > 3 || lo >> 12 != 0 {
-        return Err(GP0);
-    }
-    if kind == 0 && !VirtAddr(addr).is_canonical() {
-        return Err(GP0);
-    }
-    if kind <= 1 && pcid != 0 && x.cpu.cr4 & CR4_PCIDE == 0 {
-        return Err(GP0);
-    }
-    x.bus.invalidate(
-        x.cpu,
-        Invalidate::Invpcid {
-            kind,
-            pcid,
-            addr: VirtAddr(addr),
-        },
-    )
+    let op = mmu::invpcid(kind, le64(lo), le64(hi), x.cpu.cr4).map_err(|_| GP0)?;
+    x.bus.invalidate(x.cpu, op)
 }
 
 // ---------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 //! print the second part as "found …").
 
 use super::plan::{Check, Reg, Test, UseFilter};
-use super::run::StaleRecord;
-use super::schema::{Expect, KindSpec, Value};
+use super::run::{stop_kind, StaleRecord};
+use super::schema::{Expect, KindSpec, StopKind, Value};
 use super::soft_tlb::{self, SoftStaleUse};
 use crate::events::EventClass;
 use crate::machine::Machine;
@@ -25,11 +25,16 @@ pub(crate) struct Outcome<'a> {
     /// Events counted for `Events` expectations: `count(class, core)`, where
     /// `core` `None` sums every core (and events from outside any core).
     pub count: &'a dyn Fn(EventClass, Option<usize>) -> u64,
+    /// What the `NoStaleEntries(at: …)` check with this index found at its
+    /// completion points.
+    pub latent: &'a dyn Fn(usize) -> &'a Vec<String>,
 }
 
 /// Whether `c` held, and what was found.
-pub(crate) fn check(c: &Check, o: &Outcome<'_>) -> (bool, String) {
+pub(crate) fn check(index: usize, c: &Check, o: &Outcome<'_>) -> (bool, String) {
     match &c.test {
+        Test::NoStaleEntries { core, at } => no_stale_entries(o, index, *core, at.is_some()),
+        Test::Stopped { core, reason } => stopped(o.machine, *core, *reason),
         Test::Reg { core, reg, value } => reg_value(o.machine, *core, *reg, *value),
         Test::Mem {
             at,
@@ -133,6 +138,43 @@ fn halted(m: &Machine, core: usize) -> (bool, String) {
     )
 }
 
+/// Stale entries cached now (on `core`, or every core), or, for a check with a
+/// completion point, what it found there.
+fn no_stale_entries(
+    o: &Outcome<'_>,
+    index: usize,
+    core: Option<usize>,
+    at_label: bool,
+) -> (bool, String) {
+    let m = o.machine;
+    let found: Vec<String> = if at_label {
+        (o.latent)(index).clone()
+    } else {
+        m.cores
+            .iter()
+            .enumerate()
+            .filter(|(c, _)| core.is_none_or(|o| o == *c))
+            .flat_map(|(_, k)| k.mmu.stale_entries(&m.tracker))
+            .map(|l| l.to_string())
+            .collect()
+    };
+    if found.is_empty() {
+        (true, "none".into())
+    } else {
+        (false, found.join("; "))
+    }
+}
+
+fn stopped(m: &Machine, core: usize, reason: Option<StopKind>) -> (bool, String) {
+    match &m.cores[core].stopped {
+        Some(r) => (
+            reason.is_none_or(|k| k == stop_kind(r)),
+            format!("stopped ({:?}): {r}", stop_kind(r)),
+        ),
+        None => (false, "not stopped".into()),
+    }
+}
+
 fn stale_matches(r: &StaleRecord, f: &UseFilter) -> bool {
     f.core.is_none_or(|c| r.detail.ctx.core == c as u32)
         && f.va.is_none_or(|a| {
@@ -198,6 +240,17 @@ pub fn describe(e: &Expect) -> String {
         Expect::Violations(n) => format!("{n} violation(s)"),
         Expect::Exception { core, vector } => format!("core {core} took vector {vector:#x}"),
         Expect::Halted(c) => format!("core {c} halted"),
+        Expect::NoStaleEntries { core, at } => format!(
+            "no stale entry cached{}{}",
+            core.map_or(String::new(), |c| format!(" on core {c}")),
+            at.as_ref().map_or(" at the end".to_string(), |l| format!(
+                " when a core reaches `{l}`"
+            ))
+        ),
+        Expect::Stopped { core, reason } => match reason {
+            Some(k) => format!("core {core} stopped ({k:?})"),
+            None => format!("core {core} stopped"),
+        },
         Expect::Events { kind, core, count } => format!(
             "{count} `{kind}` event(s){}",
             core.map_or(String::new(), |c| format!(" on core {c}"))

@@ -19,8 +19,8 @@ pub use expect::describe;
 pub use locate::{Locations, Pos, Span};
 pub use plan::{Check, Cond, Plan, Reg, Rule, Step, Stop, Test, UseFilter};
 pub use run::{
-    run, CoreSummary, Cursor, Ending, ExpectResult, Progress, RunReport, Runner, StaleRecord,
-    DEFAULT_MAX_STEPS,
+    run, stop_kind, CoreSummary, Cursor, Ending, ExpectResult, Progress, RunReport, Runner,
+    StaleRecord, StoppedCore, DEFAULT_MAX_STEPS,
 };
 pub use schema::Scenario;
 

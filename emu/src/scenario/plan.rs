@@ -13,7 +13,7 @@
 
 use super::build::{resolve, suggest, Built};
 use super::diag::Problem;
-use super::schema::{Coherence, Expect, KindSpec, Scenario, Sched, Until, Value};
+use super::schema::{Coherence, Expect, KindSpec, Scenario, Sched, StopKind, Until, Value};
 use super::soft_tlb::SoftCheck;
 use super::DEFAULT_MAX_STEPS;
 use crate::events::{ClassSet, EventClass};
@@ -106,6 +106,18 @@ pub enum Rule {
     All,
     /// Stale uses once some core has reached this address.
     AfterLabel(u64),
+    /// Per write and per core: a stale use is a violation once the core whose
+    /// write made the entry stale has reached this address since the write.
+    Completed(u64),
+    /// `Completed`, and each arrival at the label also makes every entry still
+    /// cached (on `cores`, all when `None`) that the arriving core made stale a
+    /// violation.
+    CompletedLatent {
+        /// The label's address.
+        label: u64,
+        /// Cores whose caches are checked.
+        cores: Option<Vec<usize>>,
+    },
     /// Stale uses reaching one of `frames` once some core has reached `label`.
     FreedFrames {
         /// The label's address.
@@ -120,7 +132,10 @@ impl Rule {
     pub fn label(&self) -> Option<u64> {
         match self {
             Rule::All => None,
-            Rule::AfterLabel(a) | Rule::FreedFrames { label: a, .. } => Some(*a),
+            Rule::AfterLabel(a)
+            | Rule::Completed(a)
+            | Rule::CompletedLatent { label: a, .. }
+            | Rule::FreedFrames { label: a, .. } => Some(*a),
         }
     }
 }
@@ -183,6 +198,22 @@ pub enum Test {
     },
     /// The core ended halted.
     Halted(usize),
+    /// No stale entry cached (on `core`, every core when `None`): at the end, or
+    /// with `at`, whenever a core reaches that address, among the entries its own
+    /// writes or CR3 loads made stale.
+    NoStaleEntries {
+        /// Core whose caches are checked.
+        core: Option<usize>,
+        /// Address of the completion point.
+        at: Option<u64>,
+    },
+    /// The core stopped for good (for `reason`, when given).
+    Stopped {
+        /// Core.
+        core: usize,
+        /// Why.
+        reason: Option<StopKind>,
+    },
     /// Exactly `count` events of a class (on one core, or on any).
     Events {
         /// Class.
@@ -460,6 +491,19 @@ impl Resolver<'_> {
         Ok(match c {
             Coherence::All => Rule::All,
             Coherence::AfterLabel(l) => Rule::AfterLabel(self.label(l, "coherence[0]".into())?),
+            Coherence::Completed(l) => Rule::Completed(self.label(l, "coherence[0]".into())?),
+            Coherence::CompletedLatent { label, cores } => Rule::CompletedLatent {
+                label: self.label(label, "coherence.label".into())?,
+                cores: match cores {
+                    Some(cs) => Some(
+                        cs.iter()
+                            .enumerate()
+                            .map(|(j, c)| self.core(*c, format!("coherence.cores[{j}]")))
+                            .collect::<Result<_, _>>()?,
+                    ),
+                    None => None,
+                },
+            },
             Coherence::FreedFrames { label, frames } => Rule::FreedFrames {
                 label: self.label(label, "coherence.label".into())?,
                 frames: frames
@@ -580,6 +624,21 @@ impl Resolver<'_> {
                 vector: *vector,
             },
             Expect::Halted(c) => Test::Halted(self.core(*c, format!("{p}[0]"))?),
+            Expect::Stopped { core, reason } => Test::Stopped {
+                core: self.core(*core, format!("{p}.core"))?,
+                reason: *reason,
+            },
+            Expect::NoStaleEntries { core, at } => {
+                let core = match core {
+                    Some(c) => Some(self.core(*c, format!("{p}.core"))?),
+                    None => None,
+                };
+                let at = match at {
+                    Some(l) => Some(self.label(l, format!("{p}.at"))?),
+                    None => None,
+                };
+                Test::NoStaleEntries { core, at }
+            }
             Expect::Events { kind, core, count } => {
                 let core = match core {
                     Some(c) => Some(self.core(*c, format!("{p}.core"))?),

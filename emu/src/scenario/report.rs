@@ -76,6 +76,9 @@ impl RunReport {
         for (i, r) in self.stale_uses.iter().enumerate() {
             let tag = if r.violation { "VIOLATION" } else { "allowed" };
             let _ = writeln!(s, "  #{} [{tag}]", i + 1);
+            if let Some(why) = &r.why {
+                let _ = writeln!(s, "    rule: {}", self.symbolize(why));
+            }
             for line in r.detail.to_string().lines() {
                 let _ = writeln!(s, "    {}", self.symbolize(line));
             }
@@ -88,6 +91,16 @@ impl RunReport {
                 for line in u.to_string().lines() {
                     let _ = writeln!(s, "    {}", self.symbolize(line));
                 }
+            }
+        }
+        if !self.latent_violations.is_empty() {
+            let _ = writeln!(
+                s,
+                "stale entries left at completion points: {} (each a violation)",
+                self.latent_violations.len()
+            );
+            for (i, l) in self.latent_violations.iter().enumerate() {
+                let _ = writeln!(s, "  L{} [VIOLATION] {}", i + 1, self.symbolize(l));
             }
         }
         if !self.expectations.is_empty() {
@@ -108,6 +121,13 @@ impl RunReport {
                 s,
                 "unexpected: {} violation(s) and the scenario expects none",
                 self.violations
+            );
+        }
+        for c in self.stopped.iter().filter(|c| !c.expected) {
+            let _ = writeln!(
+                s,
+                "unexpected: core {} stopped ({}) and no expectation says it should",
+                c.core, c.reason
             );
         }
         let _ = writeln!(

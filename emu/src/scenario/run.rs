@@ -8,8 +8,9 @@ use super::build::Built;
 use super::decisions::{Decision, Decisions};
 use super::diag::Problem;
 use super::expect::{self, Outcome};
+use super::plan::Test;
 use super::plan::{Cond, Plan, Rule, Step, Stop};
-use super::schema::Scenario;
+use super::schema::{Coherence, Expect, Scenario, StopKind};
 use super::soft_tlb::{self, SoftCheck, SoftStaleUse};
 use crate::events::{ClassSet, Event, EventClass, EventKind, EventSink, StopReason};
 use crate::machine::{Machine, StepResult};
@@ -28,6 +29,22 @@ pub struct StaleRecord {
     pub detail: StaleUse,
     /// Whether the coherence rule makes it a violation.
     pub violation: bool,
+    /// Why the rule decided so, when it depends on more than the use (a label
+    /// reached, by which core, when; a freed frame).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+/// A core that stopped for good, and whether an expectation accounts for it.
+#[derive(Clone, Debug, Serialize)]
+pub struct StoppedCore {
+    /// Core.
+    pub core: usize,
+    /// Why it stopped.
+    pub reason: StopReason,
+    /// A `Stopped` or `Exception` expectation says it should; otherwise it fails
+    /// the run.
+    pub expected: bool,
 }
 
 /// How the schedule ended.
@@ -93,6 +110,13 @@ pub struct RunReport {
     pub violations: usize,
     /// Expectations.
     pub expectations: Vec<ExpectResult>,
+    /// Under `CompletedLatent`: stale entries still cached when the core whose
+    /// writes made them stale reached the label, each a violation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latent_violations: Vec<String>,
+    /// Cores that stopped for good (unhandled exception, triple fault,
+    /// unsupported instruction, emulator error).
+    pub stopped: Vec<StoppedCore>,
     /// The schedule as executed.
     #[serde(skip)]
     pub decisions: Decisions,
@@ -108,13 +132,16 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The run passed: the schedule completed, every expectation held, and no
+    /// The run passed: the schedule completed, every expectation held, no
     /// violation appeared that the scenario does not expect (a scenario that lists
-    /// a `Violations(n)` or `StaleUse` expectation accounts for its violations).
+    /// a `Violations(n)` or `StaleUse` expectation accounts for its violations),
+    /// and no core died unless an expectation says it should (`Stopped`, or
+    /// `Exception` for an unhandled exception's vector).
     pub fn passed(&self, expects_violations: bool) -> bool {
         self.ending == Ending::Completed
             && self.expectations.iter().all(|e| e.ok)
             && (self.violations == 0 || expects_violations)
+            && self.stopped.iter().all(|c| c.expected)
     }
 }
 
@@ -125,7 +152,20 @@ impl RunReport {
 struct Oracle {
     record: Option<Vec<Event>>,
     rule: Rule,
+    /// The rule as written (its label's name, for explanations).
+    coherence: Coherence,
     label_reached: bool,
+    /// The first core to reach the coherence label, and the step.
+    first_reach: Option<(usize, u64)>,
+    /// Per core, the step at which it last reached the coherence label.
+    last_reach: Vec<Option<u64>>,
+    /// `NoStaleEntries(at: label)` expectations: (index in the checks, label
+    /// address, core filter), and what each found at its completion points.
+    latent_watch: Vec<(usize, u64, Option<usize>)>,
+    latent_found: BTreeMap<usize, Vec<String>>,
+    /// `CompletedLatent`: the cores checked (all when `None`), and what was found.
+    latent_rule: Option<Option<Vec<usize>>>,
+    latent_violations: Vec<String>,
     /// Classes whose events are built at all (every class when recording).
     wanted: ClassSet,
     /// Classes counted for `Events` expectations.
@@ -151,6 +191,7 @@ impl Oracle {
         let mut own = ClassSet::NONE
             .with(EventClass::StaleUse)
             .with(EventClass::Exception)
+            .with(EventClass::Interrupt)
             .with(EventClass::Stopped);
         if soft.active() {
             own = own.with(EventClass::Invalidation);
@@ -161,10 +202,29 @@ impl Oracle {
             own.union(plan.counted()).union(plan.watched())
         };
         let counted = plan.counted();
+        let latent_watch = plan
+            .checks()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c.test {
+                Test::NoStaleEntries { core, at: Some(a) } => Some((i, a, core)),
+                _ => None,
+            })
+            .collect();
         Oracle {
             record: record.then(Vec::new),
             rule: plan.rule().clone(),
+            coherence: plan.scenario().coherence.clone(),
             label_reached: false,
+            first_reach: None,
+            last_reach: vec![None; cores],
+            latent_watch,
+            latent_found: BTreeMap::new(),
+            latent_rule: match plan.rule() {
+                Rule::CompletedLatent { cores, .. } => Some(cores.clone()),
+                _ => None,
+            },
+            latent_violations: Vec::new(),
             wanted,
             counted,
             stale: Vec::new(),
@@ -193,13 +253,77 @@ impl Oracle {
     }
 }
 
-/// The coherence rule applied to one hardware stale use: whether it is a
-/// violation.
-fn is_violation(rule: &Rule, label_reached: bool, su: &StaleUse) -> bool {
-    match rule {
-        Rule::All => true,
-        Rule::AfterLabel(_) => label_reached,
-        Rule::FreedFrames { frames, .. } => label_reached && touches_frames(&su.cached, frames),
+impl Oracle {
+    /// The coherence rule applied to one hardware stale use: whether it is a
+    /// violation, and why when that depends on a label or a frame.
+    fn classify(&self, su: &StaleUse) -> (bool, Option<String>) {
+        let reached = || match self.first_reach {
+            Some((c, step)) => format!("core {c} reached it at step {step}"),
+            None => "no core has reached it".to_string(),
+        };
+        let name = match &self.coherence {
+            Coherence::AfterLabel(l) | Coherence::Completed(l) => l.as_str(),
+            Coherence::CompletedLatent { label, .. } | Coherence::FreedFrames { label, .. } => {
+                label.as_str()
+            }
+            Coherence::All => "",
+        };
+        match &self.rule {
+            Rule::All => (true, None),
+            Rule::AfterLabel(_) => (
+                self.label_reached,
+                Some(format!("shootdown-complete label `{name}`: {}", reached())),
+            ),
+            Rule::FreedFrames { frames, .. } => {
+                let frame = touched_frame(&su.cached, frames);
+                let why = match (frame, self.label_reached) {
+                    (Some(f), true) => {
+                        format!("reaches frame {f:#x}, freed at `{name}`: {}", reached())
+                    }
+                    (Some(f), false) => format!(
+                        "reaches frame {f:#x}, but no core has reached `{name}` (where it is freed) yet"
+                    ),
+                    (None, _) => format!("reaches none of the frames freed at `{name}`"),
+                };
+                (frame.is_some() && self.label_reached, Some(why))
+            }
+            Rule::Completed(_) | Rule::CompletedLatent { .. } => {
+                match (&su.made_stale_by, &su.root_change) {
+                    (Some(w), _) => {
+                        let at = self
+                            .last_reach
+                            .get(w.core as usize)
+                            .copied()
+                            .flatten()
+                            .filter(|s| *s >= w.step);
+                        match at {
+                            Some(s) => (
+                                true,
+                                Some(format!(
+                                    "core {} made the entry stale at step {} and reached `{name}` at step {s} since: its shootdown had returned",
+                                    w.core, w.step
+                                )),
+                            ),
+                            None => (
+                                false,
+                                Some(format!(
+                                    "core {} made the entry stale at step {} and has not reached `{name}` since: its shootdown is in progress",
+                                    w.core, w.step
+                                )),
+                            ),
+                        }
+                    }
+                    (None, Some(c)) => (
+                        true,
+                        Some(format!(
+                            "core {}'s own CR3 load at step {} kept the entry usable under another root: no shootdown covers it",
+                            c.core, c.step
+                        )),
+                    ),
+                    (None, None) => (true, None),
+                }
+            }
+        }
     }
 }
 
@@ -226,10 +350,11 @@ impl EventSink for Oracle {
         }
         match &ev.kind {
             EventKind::Mmu(MmuEvent::StaleUse(su)) => {
-                let violation = is_violation(&self.rule, self.label_reached, su);
+                let (violation, why) = self.classify(su);
                 self.stale.push(StaleRecord {
                     detail: (**su).clone(),
                     violation,
+                    why,
                 });
             }
             EventKind::Mmu(MmuEvent::Invalidation { ctx, op, .. }) => {
@@ -237,6 +362,9 @@ impl EventSink for Oracle {
             }
             EventKind::Exception { delivered, .. } => {
                 self.exceptions.push((ev.core, delivered.vector()));
+            }
+            EventKind::Interrupt { vector, .. } => {
+                self.exceptions.push((ev.core, *vector));
             }
             EventKind::Stopped(StopReason::UnhandledException { exception, .. }) => {
                 self.exceptions.push((ev.core, exception.vector()));
@@ -249,13 +377,16 @@ impl EventSink for Oracle {
     }
 }
 
-fn touches_frames(cached: &WalkResult, frames: &[u64]) -> bool {
+/// The first of `frames` that the cached translation reaches: a frame inside a
+/// leaf's page, or the page-table page a paging-structure-cache entry points at.
+fn touched_frame(cached: &WalkResult, frames: &[u64]) -> Option<u64> {
     match cached {
         WalkResult::Leaf { frame, size, .. } => frames
             .iter()
-            .any(|f| *f >= frame.raw() && *f - frame.raw() < size.bytes()),
-        WalkResult::Table { next, .. } => frames.contains(&next.raw()),
-        _ => false,
+            .find(|f| **f >= frame.raw() && **f - frame.raw() < size.bytes())
+            .copied(),
+        WalkResult::Table { next, .. } => frames.iter().find(|f| **f == next.raw()).copied(),
+        _ => None,
     }
 }
 
@@ -455,6 +586,7 @@ impl Runner {
         let machine = st.machine.clone();
         let violations = st.violations();
         let count = |c: EventClass, core: Option<usize>| st.oracle.count(c, core);
+        let no_latent: Vec<String> = Vec::new();
         let outcome = Outcome {
             machine: &machine,
             stale: &st.oracle.stale,
@@ -462,6 +594,7 @@ impl Runner {
             violations,
             exceptions: &st.oracle.exceptions,
             count: &count,
+            latent: &|i| st.oracle.latent_found.get(&i).unwrap_or(&no_latent),
         };
         let expectations = self
             .plan
@@ -469,13 +602,27 @@ impl Runner {
             .iter()
             .enumerate()
             .map(|(index, c)| {
-                let (ok, actual) = expect::check(c, &outcome);
+                let (ok, actual) = expect::check(index, c, &outcome);
                 ExpectResult {
                     index,
                     what: c.what.clone(),
                     ok,
                     actual,
                 }
+            })
+            .collect();
+        let expect = &self.plan.scenario().expect;
+        let stopped = machine
+            .cores
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let reason = c.stopped.clone()?;
+                Some(StoppedCore {
+                    core: i,
+                    expected: stop_expected(expect, i, &reason),
+                    reason,
+                })
             })
             .collect();
         let labels = self.plan.labels();
@@ -507,6 +654,8 @@ impl Runner {
             soft_stale_uses: st.oracle.soft.uses.clone(),
             violations,
             expectations,
+            latent_violations: st.oracle.latent_violations.clone(),
+            stopped,
             decisions: st.decisions.clone(),
             events: self.events().to_vec(),
             machine: Some(machine),
@@ -517,7 +666,8 @@ impl Runner {
 
 impl State {
     fn violations(&self) -> usize {
-        self.oracle.stale.iter().filter(|r| r.violation).count()
+        self.oracle.latent_violations.len()
+            + self.oracle.stale.iter().filter(|r| r.violation).count()
             + self.oracle.soft.uses.iter().filter(|u| u.violation).count()
     }
 
@@ -556,18 +706,67 @@ impl State {
                 });
             }
         }
-        if let Some(a) = plan.rule().label() {
-            if !self.oracle.label_reached
-                && self
-                    .machine
-                    .cores
-                    .get(core)
-                    .is_some_and(|c| c.cpu.state.rip == a)
-            {
+        let rip = self.machine.cores.get(core).map(|c| c.cpu.state.rip);
+        if !self.oracle.latent_watch.is_empty() || self.oracle.latent_rule.is_some() {
+            if let Some(rip) = rip {
+                self.check_latent(plan, core, rip);
+            }
+        }
+        if let (Some(a), Some(rip)) = (plan.rule().label(), rip) {
+            if rip == a {
+                let step = self.machine.steps;
                 self.oracle.label_reached = true;
+                self.oracle.first_reach.get_or_insert((core, step));
+                if let Some(r) = self.oracle.last_reach.get_mut(core) {
+                    *r = Some(step);
+                }
             }
         }
         r
+    }
+
+    /// At a completion point (core `core` has just reached a `NoStaleEntries(at:
+    /// label)` label, or the `CompletedLatent` label): every entry still cached
+    /// that `core`'s own writes or CR3 loads made stale is a finding, used or not.
+    fn check_latent(&mut self, plan: &Plan, core: usize, rip: u64) {
+        let step = self.machine.steps;
+        if let (Some(only), Some(addr)) = (&self.oracle.latent_rule, plan.rule().label()) {
+            if rip == addr {
+                let m = &self.machine;
+                for (c, k) in m.cores.iter().enumerate() {
+                    if only.as_ref().is_some_and(|o| !o.contains(&c)) {
+                        continue;
+                    }
+                    for l in k.mmu.stale_entries(&m.tracker) {
+                        if l.cause().is_some_and(|(by, _)| by as usize == core) {
+                            self.oracle.latent_violations.push(format!(
+                                "{l}, still cached when core {core} reached the label at step {step}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        for &(i, addr, only) in &self.oracle.latent_watch {
+            if rip != addr {
+                continue;
+            }
+            let m = &self.machine;
+            for (c, k) in m.cores.iter().enumerate() {
+                if only.is_some_and(|o| o != c) {
+                    continue;
+                }
+                for l in k.mmu.stale_entries(&m.tracker) {
+                    if l.cause().is_some_and(|(by, _)| by as usize == core) {
+                        self.oracle
+                            .latent_found
+                            .entry(i)
+                            .or_default()
+                            .push(format!("{l}, when core {core} reached it at step {step}"));
+                    }
+                }
+            }
+        }
     }
 
     fn cache_op(&mut self, d: &Decision) {
@@ -661,7 +860,7 @@ impl State {
                     }
                     let r = self.step_core(plan, core);
                     self.cursor.taken += 1;
-                    match self.after_run_step(core, until, r) {
+                    match self.after_run_step(plan, core, until, r) {
                         Some(p) => return p,
                         None => continue,
                     }
@@ -678,7 +877,9 @@ impl State {
                     let r = self.step_core(plan, core);
                     self.cursor.taken += 1;
                     match &r {
-                        StepResult::Stopped(StopReason::Error(e)) => {
+                        StepResult::Stopped(StopReason::Error(e))
+                            if !error_expected(plan, core, e) =>
+                        {
                             return self.stuck(format!("core {core} stopped: {e}"));
                         }
                         StepResult::Stopped(_) | StepResult::NoProgress => {
@@ -720,7 +921,9 @@ impl State {
                     let core = cores[self.cursor.rr_pos % cores.len()];
                     let r = self.step_core(plan, core);
                     if let StepResult::Stopped(StopReason::Error(e)) = &r {
-                        return self.stuck(format!("core {core} stopped: {e}"));
+                        if !error_expected(plan, core, e) {
+                            return self.stuck(format!("core {core} stopped: {e}"));
+                        }
                     }
                     if matches!(r, StepResult::NoProgress | StepResult::Stopped(_)) {
                         self.cursor.rr_idle += 1;
@@ -766,10 +969,16 @@ impl State {
 
     /// What [`State::step`] does after it stepped `core` for `Run { until }`:
     /// the progress to return, or `None` to go on to the next schedule step.
-    fn after_run_step(&mut self, core: usize, until: &Cond, r: StepResult) -> Option<Progress> {
+    fn after_run_step(
+        &mut self,
+        plan: &Plan,
+        core: usize,
+        until: &Cond,
+        r: StepResult,
+    ) -> Option<Progress> {
         match &r {
             StepResult::Retired => {}
-            StepResult::Stopped(StopReason::Error(e)) => {
+            StepResult::Stopped(StopReason::Error(e)) if !error_expected(plan, core, e) => {
                 return Some(self.stuck(format!("core {core} stopped: {e}")));
             }
             StepResult::Stopped(why) if until.stop != Stop::Halt => {
@@ -825,7 +1034,7 @@ impl State {
                 continue;
             }
             // The step is taken; finish it exactly as `step` would.
-            let _ = self.after_run_step(core, until, r);
+            let _ = self.after_run_step(plan, core, until, r);
             return;
         }
     }
@@ -841,6 +1050,39 @@ impl State {
             Stop::Event(c) => self.oracle.seen & c.bit() != 0,
         }
     }
+}
+
+/// An emulator error ends the schedule, unless a `Stopped` expectation says
+/// this core should stop that way; then the schedule goes on without it.
+fn error_expected(plan: &Plan, core: usize, e: &crate::exception::EmuError) -> bool {
+    stop_expected(&plan.scenario().expect, core, &StopReason::Error(e.clone()))
+}
+
+/// The kind of stop a `Stopped` expectation names.
+pub fn stop_kind(r: &StopReason) -> StopKind {
+    match r {
+        StopReason::UnhandledException { .. } => StopKind::Exception,
+        StopReason::TripleFault { .. } => StopKind::TripleFault,
+        StopReason::Error(crate::exception::EmuError::Unsupported { .. }) => StopKind::Unsupported,
+        StopReason::Error(_) => StopKind::Error,
+    }
+}
+
+/// Whether an expectation says core `core` should stop for `reason`: a `Stopped`
+/// for that core (and kind, when given), or an `Exception` with the vector of an
+/// unhandled exception.
+fn stop_expected(expect: &[Expect], core: usize, reason: &StopReason) -> bool {
+    expect.iter().any(|e| match e {
+        Expect::Stopped { core: c, reason: k } => {
+            *c == core && k.is_none_or(|k| k == stop_kind(reason))
+        }
+        Expect::Exception { core: c, vector } => {
+            *c == core
+                && matches!(reason, StopReason::UnhandledException { exception, .. }
+                    if exception.vector() == *vector)
+        }
+        _ => false,
+    })
 }
 
 /// [`Machine::is_idle`], answered without reading the APIC for the common case

@@ -580,6 +580,36 @@ pub enum Coherence {
         /// Physical frame addresses.
         frames: Vec<Value>,
     },
+    /// Per write and per core: a stale use is a violation when the core whose
+    /// write made the entry stale has reached the label since that write (its
+    /// shootdown has returned). An entry made stale by a CR3 load that kept it
+    /// usable under another root is always a violation: no shootdown covers it.
+    Completed(String),
+    /// `Completed(label)`, and also: each time a core reaches the label, every
+    /// entry still cached (on `cores`, every core when absent) that this core's
+    /// writes or CR3 loads made stale is a violation, used or not: the shootdown
+    /// claims to be complete, so nothing it covers may remain.
+    CompletedLatent {
+        /// Label.
+        label: String,
+        /// Cores whose caches are checked.
+        #[serde(default)]
+        cores: Option<Vec<usize>>,
+    },
+}
+
+/// Why a core stopped for good, as a `Stopped` expectation names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StopKind {
+    /// An exception with no IDT to deliver it through.
+    Exception,
+    /// A fault while delivering #DF.
+    TripleFault,
+    /// An instruction tlbemu does not implement.
+    Unsupported,
+    /// Any other emulator error (memory outside the machine, a paging mode not
+    /// modelled).
+    Error,
 }
 
 /// Access kinds in expectations.
@@ -680,6 +710,27 @@ pub enum Expect {
     },
     /// The core ended halted.
     Halted(usize),
+    /// No stale entry is cached, used or not: on `core` (every core when absent),
+    /// at the end of the run, or, with `at`, whenever a core reaches label `at`
+    /// (a shootdown-complete point), among the entries that core's own writes
+    /// (or CR3 loads) made stale.
+    NoStaleEntries {
+        /// Core whose caches are checked.
+        #[serde(default)]
+        core: Option<usize>,
+        /// Label of the completion point.
+        #[serde(default)]
+        at: Option<String>,
+    },
+    /// The core stopped for good (it then does not fail the run), for `reason`
+    /// when given.
+    Stopped {
+        /// Core.
+        core: usize,
+        /// Why; any reason when absent.
+        #[serde(default)]
+        reason: Option<StopKind>,
+    },
     /// Number of events of a kind ("ipi-sent", "invalidation", ...), optionally on one core.
     Events {
         /// Kind name.

@@ -815,7 +815,9 @@ impl Table {
 pub fn is_violation(rule: &Rule, label_reached: bool, frame: u64) -> bool {
     match rule {
         Rule::All => true,
-        Rule::AfterLabel(_) => label_reached,
+        // Software caches name no writer yet, so `Completed` falls back to the
+        // label being reached by some core.
+        Rule::AfterLabel(_) | Rule::Completed(_) | Rule::CompletedLatent { .. } => label_reached,
         Rule::FreedFrames { frames, .. } => label_reached && frames.contains(&frame),
     }
 }

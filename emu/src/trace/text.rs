@@ -160,19 +160,46 @@ pub fn details(k: &EventKind, sym: &Symbols) -> String {
                 write.new,
                 sym.addr(write.rip)
             ),
-            MmuEvent::BecameStale { entry: e, write } => format!(
-                "{} by the write to {} at step {} ({})",
-                entry(e),
-                write.pa,
-                write.step,
-                sym.name(write.rip)
-            ),
-            MmuEvent::BecameFresh { entry: e, write } => format!(
-                "{} again after the write to {} at step {}",
-                entry(e),
-                write.pa,
-                write.step
-            ),
+            MmuEvent::BecameStale {
+                entry: e,
+                write,
+                root_change,
+            } => match (write, root_change) {
+                (Some(w), _) => format!(
+                    "{} by the write to {} at step {} ({})",
+                    entry(e),
+                    w.pa,
+                    w.step,
+                    sym.name(w.rip)
+                ),
+                (None, Some(c)) => format!(
+                    "{} under root {} (CR3 load at step {}, {}; filled under another root)",
+                    entry(e),
+                    c.to,
+                    c.step,
+                    sym.name(c.rip)
+                ),
+                (None, None) => entry(e),
+            },
+            MmuEvent::BecameFresh {
+                entry: e,
+                write,
+                root_change,
+            } => match (write, root_change) {
+                (Some(w), _) => format!(
+                    "{} again after the write to {} at step {}",
+                    entry(e),
+                    w.pa,
+                    w.step
+                ),
+                (None, Some(c)) => format!(
+                    "{} again under root {} (CR3 load at step {})",
+                    entry(e),
+                    c.to,
+                    c.step
+                ),
+                (None, None) => entry(e),
+            },
             MmuEvent::StaleUse(su) => format!(
                 "{} va {} via {} at {}: cached {}, fresh walk {}",
                 su.access

@@ -79,7 +79,14 @@ impl World {
     pub fn inv(&mut self, core: u32, op: Invalidation) -> Removed {
         let ctx = self.ctx(core);
         let regs = self.regs[core as usize];
-        self.cores[core as usize].invalidate(op, &regs, &mut self.tracker, ctx, &mut self.sink)
+        self.cores[core as usize].invalidate(
+            &mut self.mem,
+            op,
+            &regs,
+            &mut self.tracker,
+            ctx,
+            &mut self.sink,
+        )
     }
 
     /// A guest write of a paging-structure entry by `core`, tracked.
