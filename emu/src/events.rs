@@ -132,29 +132,179 @@ pub enum EventKind {
 impl EventKind {
     /// A short stable name for counting and filtering ("retired", "tlb-fill", ...).
     pub fn name(&self) -> &'static str {
+        self.class().name()
+    }
+
+    /// The kind without its payload.
+    #[inline]
+    pub fn class(&self) -> EventClass {
         match self {
-            EventKind::Retired { .. } => "retired",
+            EventKind::Retired { .. } => EventClass::Retired,
             EventKind::Mmu(m) => match m {
-                MmuEvent::TlbFill { .. } => "tlb-fill",
-                MmuEvent::PscFill { .. } => "psc-fill",
-                MmuEvent::Eviction { .. } => "eviction",
-                MmuEvent::Invalidation { .. } => "invalidation",
-                MmuEvent::PagingWrite { .. } => "paging-write",
-                MmuEvent::BecameStale { .. } => "became-stale",
-                MmuEvent::BecameFresh { .. } => "became-fresh",
-                MmuEvent::StaleUse(_) => "stale-use",
-                MmuEvent::DirtyRewalk { .. } => "dirty-rewalk",
-                MmuEvent::AccessedDirtySet { .. } => "ad-set",
+                MmuEvent::TlbFill { .. } => EventClass::TlbFill,
+                MmuEvent::PscFill { .. } => EventClass::PscFill,
+                MmuEvent::Eviction { .. } => EventClass::Eviction,
+                MmuEvent::Invalidation { .. } => EventClass::Invalidation,
+                MmuEvent::PagingWrite { .. } => EventClass::PagingWrite,
+                MmuEvent::BecameStale { .. } => EventClass::BecameStale,
+                MmuEvent::BecameFresh { .. } => EventClass::BecameFresh,
+                MmuEvent::StaleUse(_) => EventClass::StaleUse,
+                MmuEvent::DirtyRewalk { .. } => EventClass::DirtyRewalk,
+                MmuEvent::AccessedDirtySet { .. } => EventClass::AdSet,
             },
-            EventKind::ControlWrite { .. } => "cr-write",
-            EventKind::IpiSent { .. } => "ipi-sent",
-            EventKind::Eoi { .. } => "eoi",
-            EventKind::Interrupt { .. } => "interrupt",
-            EventKind::Exception { .. } => "exception",
-            EventKind::Halted { .. } => "halt",
-            EventKind::Woken => "wake",
-            EventKind::Stopped(_) => "stopped",
+            EventKind::ControlWrite { .. } => EventClass::CrWrite,
+            EventKind::IpiSent { .. } => EventClass::IpiSent,
+            EventKind::Eoi { .. } => EventClass::Eoi,
+            EventKind::Interrupt { .. } => EventClass::Interrupt,
+            EventKind::Exception { .. } => EventClass::Exception,
+            EventKind::Halted { .. } => EventClass::Halt,
+            EventKind::Woken => EventClass::Wake,
+            EventKind::Stopped(_) => EventClass::Stopped,
         }
+    }
+}
+
+/// What kind of event, without the payload: the unit in which consumers say what
+/// they want built (a scenario's `Until::Event` and `Events` expectations, trace
+/// filters). The discriminants are the bit positions in [`ClassSet`] and follow
+/// [`EventClass::NAMES`], so a mask over the names is a mask over the classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum EventClass {
+    /// `retired`: an instruction retired.
+    Retired,
+    /// `tlb-fill`.
+    TlbFill,
+    /// `psc-fill`.
+    PscFill,
+    /// `eviction`.
+    Eviction,
+    /// `invalidation`.
+    Invalidation,
+    /// `paging-write`.
+    PagingWrite,
+    /// `became-stale`.
+    BecameStale,
+    /// `became-fresh`.
+    BecameFresh,
+    /// `stale-use`.
+    StaleUse,
+    /// `dirty-rewalk`.
+    DirtyRewalk,
+    /// `ad-set`.
+    AdSet,
+    /// `cr-write`.
+    CrWrite,
+    /// `ipi-sent`.
+    IpiSent,
+    /// `eoi`.
+    Eoi,
+    /// `interrupt`.
+    Interrupt,
+    /// `exception`.
+    Exception,
+    /// `halt`.
+    Halt,
+    /// `wake`.
+    Wake,
+    /// `stopped`.
+    Stopped,
+}
+
+impl EventClass {
+    /// Every class, in bit order.
+    pub const ALL: [EventClass; 19] = [
+        EventClass::Retired,
+        EventClass::TlbFill,
+        EventClass::PscFill,
+        EventClass::Eviction,
+        EventClass::Invalidation,
+        EventClass::PagingWrite,
+        EventClass::BecameStale,
+        EventClass::BecameFresh,
+        EventClass::StaleUse,
+        EventClass::DirtyRewalk,
+        EventClass::AdSet,
+        EventClass::CrWrite,
+        EventClass::IpiSent,
+        EventClass::Eoi,
+        EventClass::Interrupt,
+        EventClass::Exception,
+        EventClass::Halt,
+        EventClass::Wake,
+        EventClass::Stopped,
+    ];
+
+    /// The stable names (scenario files, `trace show --kind`, reports), indexed
+    /// like [`EventClass::ALL`].
+    pub const NAMES: [&'static str; 19] = [
+        "retired",
+        "tlb-fill",
+        "psc-fill",
+        "eviction",
+        "invalidation",
+        "paging-write",
+        "became-stale",
+        "became-fresh",
+        "stale-use",
+        "dirty-rewalk",
+        "ad-set",
+        "cr-write",
+        "ipi-sent",
+        "eoi",
+        "interrupt",
+        "exception",
+        "halt",
+        "wake",
+        "stopped",
+    ];
+
+    /// Its stable name.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// The class with this stable name.
+    pub fn from_name(name: &str) -> Option<EventClass> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| Self::ALL[i])
+    }
+
+    /// Its bit in a [`ClassSet`].
+    #[inline]
+    pub const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+}
+
+/// A set of [`EventClass`]es as a bit mask (bit `c as u32` for class `c`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassSet(pub u32);
+
+impl ClassSet {
+    /// No class.
+    pub const NONE: ClassSet = ClassSet(0);
+    /// Every class.
+    pub const ALL: ClassSet = ClassSet((1 << EventClass::ALL.len()) - 1);
+
+    /// Whether `c` is in the set.
+    #[inline]
+    pub const fn has(self, c: EventClass) -> bool {
+        self.0 & c.bit() != 0
+    }
+
+    /// The set with `c` added.
+    #[must_use]
+    pub const fn with(self, c: EventClass) -> ClassSet {
+        ClassSet(self.0 | c.bit())
+    }
+
+    /// The union.
+    #[must_use]
+    pub const fn union(self, o: ClassSet) -> ClassSet {
+        ClassSet(self.0 | o.0)
     }
 }
 
@@ -162,6 +312,17 @@ impl EventKind {
 pub trait EventSink {
     /// When false, the machine does not build events.
     fn enabled(&self) -> bool {
+        true
+    }
+    /// Whether events of `class` are wanted (asked only when [`EventSink::enabled`]
+    /// says yes). The machine asks before building a `retired` event, the one
+    /// event every instruction produces, so a sink that consumes only rare kinds
+    /// (the scenario oracle without a trace) pays one predictable branch per
+    /// instruction instead of building and discarding an event. Default: every
+    /// class.
+    #[inline]
+    fn wants(&self, class: EventClass) -> bool {
+        let _ = class;
         true
     }
     /// One event.
@@ -223,6 +384,9 @@ impl EventSink for CountSink {
 impl<T: EventSink + ?Sized> EventSink for &mut T {
     fn enabled(&self) -> bool {
         (**self).enabled()
+    }
+    fn wants(&self, class: EventClass) -> bool {
+        (**self).wants(class)
     }
     fn event(&mut self, ev: Event) {
         (**self).event(ev)

@@ -31,7 +31,9 @@ pub use bus::{AccessKind, Bus, FlatBus};
 pub use cpu::{Cpu, LastInsn, StepOutcome};
 pub use decode_cache::DecodeCache;
 pub use dispatch::implemented_mnemonics;
-pub use events::{CollectSink, CountSink, Event, EventKind, EventSink, NullSink, StopReason};
+pub use events::{
+    ClassSet, CollectSink, CountSink, Event, EventClass, EventKind, EventSink, NullSink, StopReason,
+};
 pub use exception::{hex_bytes, EmuError, Exception, Fault};
 pub use features::CpuFeatures;
 pub use interrupt::{deliver, Delivery, Vectoring};

@@ -12,7 +12,7 @@ use crate::apic::{Apic, ApicWrite};
 use crate::bus::{AccessKind, Bus};
 use crate::cpu::{Cpu, StepOutcome};
 use crate::decode_cache::DecodeCache;
-use crate::events::{Event, EventKind, EventSink, StopReason};
+use crate::events::{Event, EventClass, EventKind, EventSink, StopReason};
 use crate::exception::{EmuError, Exception, Fault};
 use crate::features::CpuFeatures;
 use crate::interrupt::{deliver, Delivery, Vectoring};
@@ -222,7 +222,7 @@ impl Machine {
         c.spinning = c.cpu.last.pause;
         if let Ok(StepOutcome::Retired) = out {
             c.retired += 1;
-            if bus.sink.enabled() {
+            if bus.sink.enabled() && bus.sink.wants(EventClass::Retired) {
                 bus.sink.event(Event {
                     step,
                     core: core as u32,

@@ -16,8 +16,9 @@
 //! sweep counts.
 
 use emu::scenario::schema::{Coherence, Sched, Until, Value};
-use emu::scenario::{build, load, run, validate, Ending, RunReport, Scenario};
+use emu::scenario::{build, load, run, validate, Ending, Plan, RunReport, Scenario};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
@@ -33,7 +34,8 @@ fn scenario(name: &str) -> Scenario {
 fn go(s: &Scenario) -> RunReport {
     let b = build(s, &dir()).unwrap_or_else(|p| panic!("{}: build: {p:?}", s.name));
     validate(s, &b).unwrap_or_else(|p| panic!("{}: validate: {p:?}", s.name));
-    run(s, b, false)
+    let plan = Plan::compile(s, b).unwrap_or_else(|p| panic!("{}: compile: {p:?}", s.name));
+    run(&Arc::new(plan), false)
 }
 
 /// Replaces `from` (which must occur exactly once) by `to` in the assembly

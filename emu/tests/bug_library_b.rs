@@ -8,8 +8,9 @@
 //! more than the one interleaving the file spells out.
 
 use emu::scenario::schema::{Expect, Sched, Until, Value};
-use emu::scenario::{build, load, run, validate, Ending, RunReport, Scenario};
+use emu::scenario::{build, load, run, validate, Ending, Plan, RunReport, Scenario};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
@@ -24,7 +25,8 @@ fn load_file(name: &str) -> Scenario {
 fn run_scenario(s: &Scenario) -> RunReport {
     let built = build(s, &dir()).unwrap_or_else(|p| panic!("{}: build: {p:?}", s.name));
     validate(s, &built).unwrap_or_else(|p| panic!("{}: validate: {p:?}", s.name));
-    run(s, built, false)
+    let plan = Plan::compile(s, built).unwrap_or_else(|p| panic!("{}: compile: {p:?}", s.name));
+    run(&Arc::new(plan), false)
 }
 
 fn assert_passes(r: &RunReport) {

@@ -5,6 +5,7 @@
 use emu::debug::{execute, parse, Command, Session, SNAPSHOT_EVERY};
 use emu::scenario::{self, Runner};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 fn scenario_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -282,7 +283,8 @@ fn saved_session_replays_to_the_same_stale_use() {
 
     let (sc, _src) = scenario::load(&out).unwrap_or_else(|d| panic!("{d}"));
     let built = scenario::build(&sc, &dir).unwrap_or_else(|p| panic!("{p:?}"));
-    let report = scenario::run(&sc, built, false);
+    let plan = scenario::Plan::compile(&sc, built).unwrap_or_else(|p| panic!("{p:?}"));
+    let report = scenario::run(&Arc::new(plan), false);
     assert!(report.passed(true), "{}", report.to_text(true));
     assert_eq!(report.stale_uses.len(), 1);
     assert_eq!(report.stale_uses[0].detail, want);
@@ -292,9 +294,9 @@ fn saved_session_replays_to_the_same_stale_use() {
 #[test]
 fn runner_clone_is_a_snapshot() {
     // The session relies on this: a clone does not see later steps.
-    let (sc, _src, built) =
+    let (_sc, _src, plan) =
         scenario::prepare(&scenario_path("missing-invlpg.ron")).unwrap_or_else(|d| panic!("{d}"));
-    let mut r = Runner::new(&sc, built, true);
+    let mut r = Runner::start(plan, true);
     r.step();
     let snap = r.clone();
     r.run_to_end();
@@ -305,9 +307,11 @@ fn runner_clone_is_a_snapshot() {
 #[test]
 fn stepping_a_core_stops_at_the_step_budget() {
     let path = scenario_path("missing-invlpg.ron");
-    let (mut sc, _src, built) = scenario::prepare(&path).unwrap_or_else(|d| panic!("{d}"));
+    let (mut sc, _src, plan) = scenario::prepare(&path).unwrap_or_else(|d| panic!("{d}"));
     sc.max_steps = Some(2);
-    let mut s = Session::new(&path, &sc, built);
+    let plan =
+        scenario::Plan::compile(&sc, plan.built().clone()).unwrap_or_else(|p| panic!("{p:?}"));
+    let mut s = Session::new(&path, Arc::new(plan));
     let t = ok(&mut s, "step 1000000");
     assert!(t.contains("step budget of 2"), "{t}");
     assert_eq!(s.pos(), 2);
@@ -336,7 +340,8 @@ fn evict_is_a_step_that_replays_and_saves() {
     assert!(text.contains("Evict("), "{text}");
     let (sc, _src) = scenario::load(&out).unwrap_or_else(|d| panic!("{d}"));
     let built = scenario::build(&sc, &dir).unwrap_or_else(|p| panic!("{p:?}"));
-    let report = scenario::run(&sc, built, false);
+    let plan = scenario::Plan::compile(&sc, built).unwrap_or_else(|p| panic!("{p:?}"));
+    let report = scenario::run(&Arc::new(plan), false);
     assert!(report.passed(true), "{}", report.to_text(true));
     assert_eq!(report.stale_uses.len(), 0);
     let _ = std::fs::remove_dir_all(&dir);

@@ -3,8 +3,9 @@
 //! named in the verdict, and dead cores failing a run unless expected.
 
 use emu::scenario::schema::{Coherence, Expect, StopKind};
-use emu::scenario::{build, load, run, validate, RunReport, Scenario};
+use emu::scenario::{build, load, run, validate, Plan, RunReport, Scenario};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/features")
@@ -20,7 +21,8 @@ fn scenario(name: &str) -> Scenario {
 fn go(s: &Scenario) -> RunReport {
     let b = build(s, &dir()).unwrap_or_else(|p| panic!("{}: build: {p:?}", s.name));
     validate(s, &b).unwrap_or_else(|p| panic!("{}: validate: {p:?}", s.name));
-    run(s, b, false)
+    let plan = Plan::compile(s, b).unwrap_or_else(|p| panic!("{}: compile: {p:?}", s.name));
+    run(&Arc::new(plan), false)
 }
 
 /// Replaces the one occurrence of `from` in the scenario's inline assembly.

@@ -6,9 +6,10 @@
 use emu::events::{CountSink, EventSink};
 use emu::scenario::schema::{Expect, KindSpec, Value};
 use emu::scenario::soft_tlb::SoftStaleUse;
-use emu::scenario::{build, load, run, validate, Ending, RunReport, Scenario};
+use emu::scenario::{build, load, run, validate, Ending, Plan, RunReport, Scenario};
 use mmu::AccessKind;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
@@ -22,7 +23,8 @@ fn load_file(name: &str) -> Scenario {
 fn run_scenario(s: &Scenario) -> RunReport {
     let built = build(s, &dir()).unwrap_or_else(|p| panic!("{}: build: {p:?}", s.name));
     validate(s, &built).unwrap_or_else(|p| panic!("{}: validate: {p:?}", s.name));
-    run(s, built, false)
+    let plan = Plan::compile(s, built).unwrap_or_else(|p| panic!("{}: compile: {p:?}", s.name));
+    run(&Arc::new(plan), false)
 }
 
 fn passes(r: &RunReport) {
@@ -303,7 +305,8 @@ fn saved_debugger_session_keeps_the_declaration_and_the_use() {
         load_file("vkernel-vpte-no-madv-inval.ron").soft_tlbs
     );
     let built = build(&sc, &tmp).unwrap_or_else(|p| panic!("{p:?}"));
-    let r = run(&sc, built, false);
+    let plan = Plan::compile(&sc, built).unwrap_or_else(|p| panic!("{p:?}"));
+    let r = run(&Arc::new(plan), false);
     assert!(r.passed(true), "{}", r.to_text(true));
     assert_eq!(r.soft_stale_uses.len(), 1);
     assert_eq!(r.violations, 1);

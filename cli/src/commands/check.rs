@@ -92,7 +92,7 @@ fn failure_reason(r: &RunReport, ev: bool) -> String {
 
 fn check_one(path: &Path, golden: &Path, bless: bool) -> (String, Verdict) {
     let shown = path.display().to_string();
-    let (s, src, built) = match prepare(path) {
+    let (s, src, plan) = match prepare(path) {
         Ok(x) => x,
         Err(d) => return (shown, Verdict::Error(d.to_string())),
     };
@@ -100,8 +100,8 @@ fn check_one(path: &Path, golden: &Path, bless: bool) -> (String, Verdict) {
         Ok(i) => i,
         Err(e) => return (s.name.clone(), Verdict::Error(e)),
     };
-    let sym = Symbols::from_build(path, &s, &built);
-    let rec = record(&shown, inputs.clone(), &s, built);
+    let sym = Symbols::from_build(path, &s, plan.built());
+    let rec = record(&shown, inputs.clone(), &plan);
     let name = s.name.clone();
     let ev = expects_violations(&s);
     let passed = rec.report.passed(ev);

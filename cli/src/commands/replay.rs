@@ -28,7 +28,7 @@ pub fn run(a: ReplayArgs) -> u8 {
         }
     };
     let path = locate_scenario(&a.trace, &t.scenario, a.scenario.as_deref());
-    let (s, src, built) = match prepare(&path) {
+    let (s, src, plan) = match prepare(&path) {
         Ok(x) => x,
         Err(d) => {
             eprintln!("{}", d.rendered());
@@ -54,13 +54,13 @@ pub fn run(a: ReplayArgs) -> u8 {
             t.name, s.name
         );
     }
-    if let Err(e) = t.check_cores(built.machine.num_cores()) {
+    if let Err(e) = t.check_cores(plan.machine().num_cores()) {
         let file = a.trace.display().to_string();
         eprintln!("{}", emu::trace::TraceError { file, ..e });
         return EXIT_BAD_INPUT;
     }
-    let sym = Symbols::from_build(&path, &s, &built);
-    let r = match replay(&t, &s, built) {
+    let sym = Symbols::from_build(&path, &s, plan.built());
+    let r = match replay(&t, &plan) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{}: error: {e}", a.trace.display());

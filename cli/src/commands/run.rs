@@ -5,11 +5,12 @@ use super::{check_output, write_output};
 use crate::interrupt::{Cancel, EXIT_INTERRUPTED};
 use crate::{EXIT_BAD_INPUT, EXIT_FAIL, EXIT_OK};
 use clap::Args;
-use emu::scenario::{expects_violations, prepare, Progress, Runner};
+use emu::scenario::{prepare, Progress, Runner};
 use emu::trace::{Inputs, Trace};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Steps between looks at the progress display.
 const PROGRESS_EVERY: u64 = 1 << 16;
@@ -77,7 +78,7 @@ pub fn run(a: RunArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     }
-    let (s, src, built) = match prepare(&a.scenario) {
+    let (s, src, plan) = match prepare(&a.scenario) {
         Ok(x) => x,
         Err(d) => {
             eprintln!("{}", d.rendered());
@@ -85,7 +86,7 @@ pub fn run(a: RunArgs) -> u8 {
         }
     };
     let cancel = Cancel::install();
-    let mut r = Runner::new(&s, built, a.trace.is_some());
+    let mut r = Runner::start(Arc::clone(&plan), a.trace.is_some());
     let interrupted = drive(&mut r, &cancel);
     if let Some(out) = &a.trace {
         let inputs = match Inputs::of(&a.scenario, &src, &s) {
@@ -102,7 +103,7 @@ pub fn run(a: RunArgs) -> u8 {
         }
     }
     let report = r.report();
-    let ev = expects_violations(&s);
+    let ev = plan.expects_violations();
     if a.json {
         println!("{}", report.to_json(ev));
     } else {

@@ -417,7 +417,7 @@ fn save(s: &Session, path: &str, force: bool) -> Result<Reply, String> {
     let r = s.runner();
     let res = saved_scenario(
         r.scenario(),
-        s.decisions(),
+        &s.decisions().to_vec(),
         r.stale_uses(),
         r.violations(),
         &dir_of(s.path()),

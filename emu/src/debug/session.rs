@@ -9,10 +9,11 @@
 //! is deterministic, so the state is identical.
 
 use crate::events::{Event, EventKind};
-use crate::scenario::{Decision, Progress, Runner, Scenario};
+use crate::scenario::{Decision, Decisions, Plan, Progress, Runner};
 use crate::state::CpuState;
 use mmu::{MmuEvent, PhysAddr, VirtAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Units between snapshots, by default.
 pub const SNAPSHOT_EVERY: usize = 256;
@@ -141,8 +142,8 @@ pub struct Session {
 impl Session {
     /// A session at position 0 of a built scenario (`path` is where it was read
     /// from: saved scenarios resolve relative files against it).
-    pub fn new(path: &Path, scenario: &Scenario, built: crate::scenario::Built) -> Self {
-        let runner = Runner::new(scenario, built, true);
+    pub fn new(path: &Path, plan: Arc<Plan>) -> Self {
+        let runner = Runner::start(plan, true);
         let before = cpu_states(&runner);
         Session {
             path: path.to_path_buf(),
@@ -162,8 +163,8 @@ impl Session {
 
     /// Loads, builds and validates a scenario file and opens a session on it.
     pub fn open(path: &Path) -> Result<Self, crate::scenario::Diagnostic> {
-        let (s, _src, built) = crate::scenario::prepare(path)?;
-        Ok(Session::new(path, &s, built))
+        let (_s, _src, plan) = crate::scenario::prepare(path)?;
+        Ok(Session::new(path, plan))
     }
 
     /// Snapshots every `k` units from now on (tests use small values to exercise
@@ -442,7 +443,7 @@ impl Session {
     }
 
     /// The decision log at the current position (what a saved scenario replays).
-    pub fn decisions(&self) -> &[Decision] {
+    pub fn decisions(&self) -> &Decisions {
         self.runner.decisions()
     }
 

@@ -372,13 +372,45 @@ fn check_machine(m: &MachineSpec) -> Result<(), Problem> {
 }
 
 /// Builds the scenario. `base_dir` is where `file:` paths are relative to.
+///
+/// The phases run in order, each adding to the symbols the later ones resolve
+/// against: the machine, the address spaces' page tables (and the names of their
+/// entries), the data names, the code (assembled until its labels settle), the
+/// data values, the IDT and the cores' initial state.
 pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
+    let mut m = machine(s)?;
+    let mut symbols = s.symbols.clone();
+    let spaces = page_tables(s, &mut m, &mut symbols)?;
+    entry_symbols(s, base_dir, &m, &spaces, &mut symbols)?;
+    data_names(s, &mut symbols)?;
+    let (labels, source_maps) = code(s, base_dir, &mut m, &mut symbols)?;
+    data(s, &mut m, &symbols)?;
+    let idt_base = idt(s, &mut m, &mut symbols)?;
+    cores(s, &mut m, &symbols, &spaces, idt_base)?;
+    let by_addr = labels.iter().map(|(k, v)| (*v, k.clone())).collect();
+    Ok(Built {
+        machine: m,
+        symbols,
+        labels: by_addr,
+        spaces,
+        source_maps,
+    })
+}
+
+/// The machine the scenario's `machine` section describes, with nothing in it.
+fn machine(s: &Scenario) -> Result<Machine, Problem> {
     check_machine(&s.machine)?;
     let cfg = machine_config(s);
-    let mut m = Machine::new(cfg).map_err(|e| Problem::at("machine", e.to_string()))?;
-    let mut symbols = s.symbols.clone();
+    Machine::new(cfg).map_err(|e| Problem::at("machine", e.to_string()))
+}
 
-    // Address spaces, after the ones they share.
+/// The address spaces as real 4-level page tables in guest memory, each built
+/// after the spaces it shares; defines `NAME.root`, `NAME.cr3` and `NAME.pcid`.
+fn page_tables(
+    s: &Scenario,
+    m: &mut Machine,
+    symbols: &mut BTreeMap<String, u64>,
+) -> Result<BTreeMap<String, SpaceInfo>, Problem> {
     let pt = s.page_tables.unwrap_or(Range {
         start: s.machine.memory - (4 << 20),
         end: s.machine.memory,
@@ -470,10 +502,8 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
         let mut ranges: Vec<(u64, u64, usize)> = Vec::new();
         for (i, mp) in sp.mappings.iter().enumerate() {
             let mpath = format!("{path}.mappings[{i}]");
-            let va =
-                resolve(&mp.va, &symbols).map_err(|e| Problem::at(format!("{mpath}.va"), e))?;
-            let pa =
-                resolve(&mp.pa, &symbols).map_err(|e| Problem::at(format!("{mpath}.pa"), e))?;
+            let va = resolve(&mp.va, symbols).map_err(|e| Problem::at(format!("{mpath}.va"), e))?;
+            let pa = resolve(&mp.pa, symbols).map_err(|e| Problem::at(format!("{mpath}.pa"), e))?;
             let size = page_size(mp.size);
             let len = mp.len.unwrap_or(size.bytes());
             if len == 0 || len % size.bytes() != 0 {
@@ -589,23 +619,36 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
             },
         );
     }
+    Ok(spaces)
+}
 
-    // Paging-structure entry symbols (`space.pte.VA` and friends) named anywhere.
+/// The paging-structure entry symbols (`space.pte.VA` and friends) named anywhere
+/// in the scenario or its assembly.
+fn entry_symbols(
+    s: &Scenario,
+    base_dir: &Path,
+    m: &Machine,
+    spaces: &BTreeMap<String, SpaceInfo>,
+    symbols: &mut BTreeMap<String, u64>,
+) -> Result<(), Problem> {
     for name in referenced_names(s, &sources_text(s, base_dir)) {
         if symbols.contains_key(&name) {
             continue;
         }
-        if let Some(r) = entry_symbol(&name, &m.mem, &spaces, m.config.mmu.maxphyaddr) {
+        if let Some(r) = entry_symbol(&name, &m.mem, spaces, m.config.mmu.maxphyaddr) {
             let pa = r.map_err(|e| Problem::at("address_spaces", e))?;
             symbols.insert(name, pa);
         }
     }
+    Ok(())
+}
 
-    // Data names (addresses only; values may use labels and are written later).
+/// Data names (addresses only; values may use labels and are written later).
+fn data_names(s: &Scenario, symbols: &mut BTreeMap<String, u64>) -> Result<(), Problem> {
     for (i, d) in s.data.iter().enumerate() {
         if let Some(n) = &d.name {
             let at =
-                resolve(&d.at, &symbols).map_err(|e| Problem::at(format!("data[{i}].at"), e))?;
+                resolve(&d.at, symbols).map_err(|e| Problem::at(format!("data[{i}].at"), e))?;
             if symbols.insert(n.clone(), at).is_some() {
                 let first = s.data[..i]
                     .iter()
@@ -624,7 +667,18 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
         }
     }
 
-    // Code: assemble until labels are stable.
+    Ok(())
+}
+
+/// The code sections, assembled until the labels are stable and placed through
+/// the address spaces; adds the labels to the symbols and returns them with each
+/// section's source map.
+fn code(
+    s: &Scenario,
+    base_dir: &Path,
+    m: &mut Machine,
+    symbols: &mut BTreeMap<String, u64>,
+) -> Result<(BTreeMap<String, u64>, Vec<SourceMap>), Problem> {
     let mut sources: Vec<Option<(String, Syntax)>> = Vec::new();
     let mut raw: Vec<Option<Vec<u8>>> = Vec::new();
     for (i, c) in s.code.iter().enumerate() {
@@ -687,7 +741,7 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
     }
     let mut bases = Vec::new();
     for (i, c) in s.code.iter().enumerate() {
-        bases.push(resolve(&c.at, &symbols).map_err(|e| Problem::at(format!("code[{i}].at"), e))?);
+        bases.push(resolve(&c.at, symbols).map_err(|e| Problem::at(format!("code[{i}].at"), e))?);
     }
     let mut labels: BTreeMap<String, u64> = BTreeMap::new();
     let mut label_section: BTreeMap<String, usize> = BTreeMap::new();
@@ -753,26 +807,28 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
     symbols.extend(labels.iter().map(|(k, v)| (k.clone(), *v)));
     let mut source_maps = Vec::new();
     for (i, (bytes, lines)) in outputs.iter().enumerate() {
-        place(&mut m, s, &symbols, bases[i], bytes)
+        place(m, s, symbols, bases[i], bytes)
             .map_err(|e| Problem::at(format!("code[{i}].at"), e))?;
         source_maps.push(SourceMap {
             section: i,
             lines: lines.clone(),
         });
     }
-    // Data values.
+    Ok((labels, source_maps))
+}
+
+/// The data values, written through the address spaces or physically.
+fn data(s: &Scenario, m: &mut Machine, symbols: &BTreeMap<String, u64>) -> Result<(), Problem> {
     for (i, d) in s.data.iter().enumerate() {
         let path = format!("data[{i}]");
-        let at = resolve(&d.at, &symbols).map_err(|e| Problem::at(format!("{path}.at"), e))?;
+        let at = resolve(&d.at, symbols).map_err(|e| Problem::at(format!("{path}.at"), e))?;
         let mut bytes = Vec::new();
         for (j, q) in d.quad.iter().enumerate() {
-            let v =
-                resolve(q, &symbols).map_err(|e| Problem::at(format!("{path}.quad[{j}]"), e))?;
+            let v = resolve(q, symbols).map_err(|e| Problem::at(format!("{path}.quad[{j}]"), e))?;
             bytes.extend_from_slice(&v.to_le_bytes());
         }
         for (j, q) in d.long.iter().enumerate() {
-            let v =
-                resolve(q, &symbols).map_err(|e| Problem::at(format!("{path}.long[{j}]"), e))?;
+            let v = resolve(q, symbols).map_err(|e| Problem::at(format!("{path}.long[{j}]"), e))?;
             if v > u32::MAX as u64 {
                 return Err(Problem::at(
                     format!("{path}.long[{j}]"),
@@ -794,18 +850,26 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
                 .write(PhysAddr(at), &bytes)
                 .map_err(|e| Problem::at(format!("{path}.at"), e.to_string()))?;
         } else {
-            place(&mut m, s, &symbols, at, &bytes)
-                .map_err(|e| Problem::at(format!("{path}.at"), e))?;
+            place(m, s, symbols, at, &bytes).map_err(|e| Problem::at(format!("{path}.at"), e))?;
         }
     }
-    // IDT.
+    Ok(())
+}
+
+/// The IDT, if the scenario declares one: written and named `idt`; returns its
+/// base for the cores that do not load their own.
+fn idt(
+    s: &Scenario,
+    m: &mut Machine,
+    symbols: &mut BTreeMap<String, u64>,
+) -> Result<Option<u64>, Problem> {
     let mut idt_base = None;
     if let Some(idt) = &s.idt {
-        let at = resolve(&idt.at, &symbols).map_err(|e| Problem::at("idt.at", e))?;
+        let at = resolve(&idt.at, symbols).map_err(|e| Problem::at("idt.at", e))?;
         let mut table = vec![0u8; 4096];
         for (i, g) in idt.gates.iter().enumerate() {
             let gp = format!("idt.gates[{i}]");
-            let h = resolve(&g.handler, &symbols)
+            let h = resolve(&g.handler, symbols)
                 .map_err(|e| Problem::at(format!("{gp}.handler"), e))?;
             if g.ist > 7 {
                 return Err(Problem::at(
@@ -835,11 +899,22 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
             table[o..o + 8].copy_from_slice(&lo.to_le_bytes());
             table[o + 8..o + 16].copy_from_slice(&hi.to_le_bytes());
         }
-        place(&mut m, s, &symbols, at, &table).map_err(|e| Problem::at("idt.at", e))?;
+        place(m, s, symbols, at, &table).map_err(|e| Problem::at("idt.at", e))?;
         idt_base = Some(at);
         symbols.insert("idt".into(), at);
     }
-    // Cores.
+    Ok(idt_base)
+}
+
+/// Every core's initial state; a core without an entry is parked (halted with
+/// interrupts off).
+fn cores(
+    s: &Scenario,
+    m: &mut Machine,
+    symbols: &BTreeMap<String, u64>,
+    spaces: &BTreeMap<String, SpaceInfo>,
+    idt_base: Option<u64>,
+) -> Result<(), Problem> {
     if s.cores.len() > m.num_cores() {
         return Err(Problem::at(
             format!("cores[{}]", m.num_cores()),
@@ -858,10 +933,10 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
             continue;
         };
         let p = format!("cores[{i}]");
-        st.rip = resolve(&ci.rip, &symbols).map_err(|e| Problem::at(format!("{p}.rip"), e))?;
+        st.rip = resolve(&ci.rip, symbols).map_err(|e| Problem::at(format!("{p}.rip"), e))?;
         if let Some(v) = &ci.rsp {
             st.gpr[crate::state::RSP] =
-                resolve(v, &symbols).map_err(|e| Problem::at(format!("{p}.rsp"), e))?;
+                resolve(v, symbols).map_err(|e| Problem::at(format!("{p}.rsp"), e))?;
         }
         let f = &c.cpu.features;
         for b in &ci.cr4 {
@@ -909,7 +984,7 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
                         ),
                     ));
                 }
-                v => resolve(v, &symbols).map_err(|e| Problem::at(format!("{p}.cr3"), e))?,
+                v => resolve(v, symbols).map_err(|e| Problem::at(format!("{p}.cr3"), e))?,
             };
         }
         if let Some(r) = ci.rflags {
@@ -935,7 +1010,7 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
             ("tss", &ci.tss, 3),
         ] {
             if let Some(v) = val {
-                let x = resolve(v, &symbols).map_err(|e| Problem::at(format!("{p}.{field}"), e))?;
+                let x = resolve(v, symbols).map_err(|e| Problem::at(format!("{p}.{field}"), e))?;
                 match slot {
                     0 => st.fs_base = x,
                     1 => st.gs_base = x,
@@ -945,14 +1020,14 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
             }
         }
         let idt = match &ci.idt {
-            Some(v) => Some(resolve(v, &symbols).map_err(|e| Problem::at(format!("{p}.idt"), e))?),
+            Some(v) => Some(resolve(v, symbols).map_err(|e| Problem::at(format!("{p}.idt"), e))?),
             None => idt_base,
         };
         if let Some(base) = idt {
             st.idtr = crate::state::DescTable { base, limit: 4095 };
         }
         for (name, v) in &ci.regs {
-            let x = resolve(v, &symbols).map_err(|e| Problem::at(format!("{p}.regs.{name}"), e))?;
+            let x = resolve(v, symbols).map_err(|e| Problem::at(format!("{p}.regs.{name}"), e))?;
             if !crate::state::GPR_NAMES.contains(&name.as_str()) {
                 return Err(Problem::at(
                     format!("{p}.regs.{name}#key"),
@@ -972,14 +1047,7 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
             st.set_by_name(name, x);
         }
     }
-    let by_addr = labels.iter().map(|(k, v)| (*v, k.clone())).collect();
-    Ok(Built {
-        machine: m,
-        symbols,
-        labels: by_addr,
-        spaces,
-        source_maps,
-    })
+    Ok(())
 }
 
 fn sources_text(s: &Scenario, base_dir: &Path) -> String {

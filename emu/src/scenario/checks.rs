@@ -70,24 +70,22 @@ pub(crate) fn built(s: &Scenario, b: &Built) -> Result<(), Problem> {
 }
 
 /// Reads `size` bytes at `at` for a `Mem` expectation: physical memory when
-/// `space` is `None`, else linear through that space's page tables, each page
+/// `root` is `None`, else linear through the page tables at `root`, each page
 /// translated on its own. Errors say which byte is unmapped or unreadable.
 pub(crate) fn read_expected(
     m: &Machine,
-    symbols: &BTreeMap<String, u64>,
-    space: Option<&str>,
+    root: Option<u64>,
     at: u64,
     size: usize,
 ) -> Result<u64, String> {
     let mut bytes = [0u8; 8];
     let size = size.clamp(1, 8);
-    let Some(sp) = space else {
+    let Some(root) = root else {
         m.mem
             .read(PhysAddr(at), &mut bytes[..size])
             .map_err(|e| e.to_string())?;
         return Ok(u64::from_le_bytes(bytes));
     };
-    let root = symbols.get(&format!("{sp}.root")).copied().unwrap_or(0);
     let mut done = 0;
     while done < size {
         let va = at.wrapping_add(done as u64);

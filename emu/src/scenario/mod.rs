@@ -3,24 +3,31 @@
 
 mod build;
 mod checks;
+mod decisions;
 mod diag;
+mod expect;
 mod locate;
+mod plan;
 mod report;
 mod run;
 pub mod schema;
 pub mod soft_tlb;
 
 pub use build::{build, machine_config, parse_hex, resolve, suggest, Built, SourceMap, SpaceInfo};
+pub use decisions::{Decision, Decisions, MAX_PERIOD};
 pub use diag::{Diagnostic, Problem, Source};
+pub use expect::describe;
 pub use locate::{Locations, Pos, Span};
+pub use plan::{Check, Cond, Plan, Reg, Rule, Step, Stop, Test, UseFilter};
 pub use run::{
-    run, stop_kind, CoreSummary, Cursor, Decision, Ending, ExpectResult, Progress, RunReport,
-    Runner, StaleRecord, StoppedCore, DEFAULT_MAX_STEPS,
+    run, stop_kind, CoreSummary, Cursor, Ending, ExpectResult, Progress, RunReport, Runner,
+    StaleRecord, StoppedCore, DEFAULT_MAX_STEPS,
 };
 pub use schema::Scenario;
 
 use crate::files::ReadError;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Largest scenario file read (a guard against pointing at the wrong file).
 pub const MAX_SCENARIO_BYTES: u64 = 16 << 20;
@@ -89,244 +96,28 @@ pub fn parse(path: &Path, mut text: String) -> Result<(Scenario, Source), Diagno
     }
 }
 
-/// Loads, builds and validates: everything short of running.
-pub fn prepare(path: &Path) -> Result<(Scenario, Source, Built), Diagnostic> {
+/// Loads, builds and compiles: everything short of running. The plan is shared
+/// (`Arc`) so that any number of runs can start from it.
+pub fn prepare(path: &Path) -> Result<(Scenario, Source, Arc<Plan>), Diagnostic> {
     let (s, src) = load(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let built = build(&s, dir).map_err(|p| p.locate(&src))?;
-    validate(&s, &built).map_err(|p| p.locate(&src))?;
-    Ok((s, src, built))
+    checks::built(&s, &built).map_err(|p| p.locate(&src))?;
+    let plan = Plan::compile(&s, built).map_err(|p| p.locate(&src))?;
+    Ok((s, src, Arc::new(plan)))
 }
 
 /// Checks that the schedule, coherence rule and expectations refer to things that
-/// exist (cores, labels, registers, event kinds, address spaces).
+/// exist (cores, labels, registers, event kinds, address spaces): compiles a plan
+/// from a copy of the build and drops it.
 pub fn validate(s: &Scenario, b: &Built) -> Result<(), Problem> {
-    use schema::*;
     checks::built(s, b)?;
-    let cores = b.machine.num_cores();
-    let core_ok = |c: usize, path: String| -> Result<(), Problem> {
-        if c >= cores {
-            Err(Problem::at(
-                path,
-                format!(
-                    "there is no core {c} (machine.cores is {cores}, so 0..={})",
-                    cores - 1
-                ),
-            ))
-        } else {
-            Ok(())
-        }
-    };
-    let label_ok = |l: &str, path: String| -> Result<(), Problem> {
-        if b.symbols.contains_key(l) {
-            Ok(())
-        } else {
-            Err(Problem::at(
-                path,
-                format!("unknown label `{l}`{}", suggest(l, b.symbols.keys())),
-            ))
-        }
-    };
-    let until_ok = |u: &Until, path: String| -> Result<(), Problem> {
-        match u {
-            Until::Label(l) => label_ok(l, format!("{path}[0]")),
-            Until::Address(v) => resolve(v, &b.symbols)
-                .map(|_| ())
-                .map_err(|e| Problem::at(format!("{path}[0]"), e)),
-            Until::Event(k) => {
-                if EVENT_KINDS.contains(&k.as_str()) {
-                    Ok(())
-                } else {
-                    Err(Problem::at(
-                        format!("{path}[0]"),
-                        format!(
-                            "unknown event kind `{k}`{} (expected one of {})",
-                            suggest_event(k),
-                            EVENT_KINDS.join(", ")
-                        ),
-                    ))
-                }
-            }
-            _ => Ok(()),
-        }
-    };
-    // The software-TLB declarations resolve against the built machine.
-    soft_tlb::SoftCheck::new(&s.soft_tlbs, b).map_err(|(path, msg)| Problem::at(path, msg))?;
-    if s.schedule.is_empty() {
-        return Err(Problem::at(
-            "schedule",
-            "the schedule is empty (expected at least one step)",
-        ));
-    }
-    for (i, st) in s.schedule.iter().enumerate() {
-        let p = format!("schedule[{i}]");
-        match st {
-            Sched::Run { core, until } => {
-                core_ok(*core, format!("{p}.core"))?;
-                until_ok(until, format!("{p}.until"))?;
-            }
-            Sched::Step { core, .. } => core_ok(*core, format!("{p}.core"))?,
-            Sched::RoundRobin {
-                cores: cs,
-                quantum,
-                until,
-            } => {
-                if cs.is_empty() {
-                    return Err(Problem::at(
-                        format!("{p}.cores"),
-                        "RoundRobin needs at least one core",
-                    ));
-                }
-                for (j, c) in cs.iter().enumerate() {
-                    core_ok(*c, format!("{p}.cores[{j}]"))?;
-                }
-                if *quantum == 0 {
-                    return Err(Problem::at(
-                        format!("{p}.quantum"),
-                        "quantum must be at least 1",
-                    ));
-                }
-                until_ok(until, format!("{p}.until"))?;
-            }
-            Sched::Evict { core, va } | Sched::Fill { core, va } => {
-                core_ok(*core, format!("{p}.core"))?;
-                resolve(va, &b.symbols).map_err(|e| Problem::at(format!("{p}.va"), e))?;
-            }
-        }
-    }
-    match &s.coherence {
-        Coherence::All => {}
-        Coherence::AfterLabel(l) | Coherence::Completed(l) => label_ok(l, "coherence[0]".into())?,
-        Coherence::CompletedLatent { label, cores: cs } => {
-            label_ok(label, "coherence.label".into())?;
-            for (j, c) in cs.iter().flatten().enumerate() {
-                core_ok(*c, format!("coherence.cores[{j}]"))?;
-            }
-        }
-        Coherence::FreedFrames { label, frames } => {
-            label_ok(label, "coherence.label".into())?;
-            for (j, f) in frames.iter().enumerate() {
-                resolve(f, &b.symbols)
-                    .map_err(|e| Problem::at(format!("coherence.frames[{j}]"), e))?;
-            }
-        }
-    }
-    for (i, e) in s.expect.iter().enumerate() {
-        let p = format!("expect[{i}]");
-        match e {
-            Expect::Reg { core, reg, value } => {
-                core_ok(*core, format!("{p}.core"))?;
-                let known = crate::state::GPR_NAMES.contains(&reg.as_str())
-                    || ["rip", "rflags", "cr2", "cr3"].contains(&reg.as_str());
-                if !known {
-                    return Err(Problem::at(
-                        format!("{p}.reg"),
-                        format!(
-                            "unknown register `{reg}` (expected rax..r15, rip, rflags, cr2 or cr3)"
-                        ),
-                    ));
-                }
-                resolve(value, &b.symbols).map_err(|e| Problem::at(format!("{p}.value"), e))?;
-            }
-            Expect::Mem {
-                at,
-                space,
-                size,
-                value,
-            } => {
-                resolve(at, &b.symbols).map_err(|e| Problem::at(format!("{p}.at"), e))?;
-                resolve(value, &b.symbols).map_err(|e| Problem::at(format!("{p}.value"), e))?;
-                if let Some(sp) = space {
-                    if !b.spaces.contains_key(sp) {
-                        return Err(Problem::at(
-                            format!("{p}.space"),
-                            format!(
-                                "unknown address space `{sp}`{}",
-                                suggest(sp, b.spaces.keys())
-                            ),
-                        ));
-                    }
-                }
-                if let Some(z) = size {
-                    if ![1, 2, 4, 8].contains(z) {
-                        return Err(Problem::at(
-                            format!("{p}.size"),
-                            "size must be 1, 2, 4 or 8",
-                        ));
-                    }
-                }
-            }
-            Expect::StaleUse { core, va, .. }
-            | Expect::NoStaleUse { core, va, .. }
-            | Expect::SoftStaleUse { core, va, .. }
-            | Expect::NoSoftStaleUse { core, va, .. } => {
-                if let Some(c) = core {
-                    core_ok(*c, format!("{p}.core"))?;
-                }
-                if let Some(v) = va {
-                    resolve(v, &b.symbols).map_err(|e| Problem::at(format!("{p}.va"), e))?;
-                }
-            }
-            Expect::Exception { core, .. } => core_ok(*core, format!("{p}.core"))?,
-            Expect::Halted(c) => core_ok(*c, format!("{p}[0]"))?,
-            Expect::Stopped { core, .. } => core_ok(*core, format!("{p}.core"))?,
-            Expect::NoStaleEntries { core, at } => {
-                if let Some(c) = core {
-                    core_ok(*c, format!("{p}.core"))?;
-                }
-                if let Some(l) = at {
-                    label_ok(l, format!("{p}.at"))?;
-                }
-            }
-            Expect::Events { kind, core, .. } => {
-                if let Some(c) = core {
-                    core_ok(*c, format!("{p}.core"))?;
-                }
-                if !EVENT_KINDS.contains(&kind.as_str()) {
-                    return Err(Problem::at(
-                        format!("{p}.kind"),
-                        format!(
-                            "unknown event kind `{kind}`{} (expected one of {})",
-                            suggest_event(kind),
-                            EVENT_KINDS.join(", ")
-                        ),
-                    ));
-                }
-            }
-            Expect::Violations(_) => {}
-        }
-    }
-    Ok(())
+    Plan::compile(s, b.clone()).map(|_| ())
 }
 
-/// " (did you mean `stale-use`?)" for a misspelt event kind.
-fn suggest_event(k: &str) -> String {
-    let names: Vec<String> = EVENT_KINDS.iter().map(|s| s.to_string()).collect();
-    suggest(k, names.iter())
-}
-
-/// Event kind names accepted by `Until::Event` and `Events` expectations.
-pub const EVENT_KINDS: &[&str] = &[
-    "retired",
-    "tlb-fill",
-    "psc-fill",
-    "eviction",
-    "invalidation",
-    "paging-write",
-    "became-stale",
-    "became-fresh",
-    "stale-use",
-    "dirty-rewalk",
-    "ad-set",
-    "cr-write",
-    "ipi-sent",
-    "eoi",
-    "interrupt",
-    "exception",
-    "halt",
-    "wake",
-    "stopped",
-];
+/// Event kind names accepted by `Until::Event` and `Events` expectations (the
+/// names of [`crate::events::EventClass`], in bit order).
+pub const EVENT_KINDS: &[&str] = &crate::events::EventClass::NAMES;
 
 /// Whether a scenario's expectations account for violations (then violations do
 /// not fail the run by themselves).

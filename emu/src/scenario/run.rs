@@ -1,14 +1,23 @@
-//! Running a built scenario: the schedule drives the machine, the coherence oracle
-//! classifies stale uses, and the expectations are checked at the end.
+//! Running a compiled scenario: the schedule drives the machine, the coherence
+//! oracle classifies stale uses, and the expectations are checked at the end.
+//!
+//! The runner reads a shared [`Plan`] and never resolves a name: every label,
+//! core and event kind was settled when the plan was compiled.
 
-use super::build::{resolve, Built};
-use super::schema::*;
+use super::build::Built;
+use super::decisions::{Decision, Decisions};
+use super::diag::Problem;
+use super::expect::{self, Outcome};
+use super::plan::Test;
+use super::plan::{Cond, Plan, Rule, Step, Stop};
+use super::schema::{Coherence, Expect, Scenario, StopKind};
 use super::soft_tlb::{self, SoftCheck, SoftStaleUse};
-use crate::events::{Event, EventKind, EventSink, StopReason};
+use crate::events::{ClassSet, Event, EventClass, EventKind, EventSink, StopReason};
 use crate::machine::{Machine, StepResult};
 use mmu::{MmuEvent, PhysAddr, StaleUse, VirtAddr, WalkResult};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Step budget when the scenario gives none.
 pub const DEFAULT_MAX_STEPS: u64 = 1_000_000;
@@ -110,7 +119,7 @@ pub struct RunReport {
     pub stopped: Vec<StoppedCore>,
     /// The schedule as executed.
     #[serde(skip)]
-    pub decisions: Vec<Decision>,
+    pub decisions: Decisions,
     /// All events, when recording was asked for.
     #[serde(skip)]
     pub events: Vec<Event>,
@@ -136,63 +145,194 @@ impl RunReport {
     }
 }
 
-/// One schedule decision, as recorded in traces and replayed: the core stepped
-/// (run-length encoded) or a cache operation the schedule asked for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub enum Decision {
-    /// `n` consecutive steps of `core`.
-    Step {
-        /// Core.
-        core: u32,
-        /// Steps.
-        n: u64,
-    },
-    /// Evict `core`'s TLB entries for `va`.
-    Evict {
-        /// Core.
-        core: u32,
-        /// Linear address.
-        va: u64,
-    },
-    /// Speculatively fill `core`'s TLB for `va`.
-    Fill {
-        /// Core.
-        core: u32,
-        /// Linear address.
-        va: u64,
-    },
-}
-
-/// The oracle: a sink that classifies stale uses and counts events. It owns its
-/// data so a [`Runner`] can be cloned (snapshots for reverse stepping).
+/// The oracle: a sink that classifies stale uses and counts the event classes the
+/// plan asks for. It owns its data so a [`Runner`] can be cloned (snapshots for
+/// reverse stepping).
 #[derive(Clone, Debug)]
 struct Oracle {
     record: Option<Vec<Event>>,
+    rule: Rule,
+    /// The rule as written (its label's name, for explanations).
     coherence: Coherence,
     label_reached: bool,
     /// The first core to reach the coherence label, and the step.
     first_reach: Option<(usize, u64)>,
     /// Per core, the step at which it last reached the coherence label.
     last_reach: Vec<Option<u64>>,
-    freed: Vec<u64>,
-    /// `NoStaleEntries(at: label)` expectations: (index in `expect`, label
+    /// `NoStaleEntries(at: label)` expectations: (index in the checks, label
     /// address, core filter), and what each found at its completion points.
     latent_watch: Vec<(usize, u64, Option<usize>)>,
     latent_found: BTreeMap<usize, Vec<String>>,
     /// `CompletedLatent`: the cores checked (all when `None`), and what was found.
     latent_rule: Option<Option<Vec<usize>>>,
     latent_violations: Vec<String>,
+    /// Classes whose events are built at all (every class when recording).
+    wanted: ClassSet,
+    /// Classes counted for `Events` expectations.
+    counted: ClassSet,
     stale: Vec<StaleRecord>,
-    counts: BTreeMap<(&'static str, u32), u64>,
+    /// `counts[class * (cores + 1) + core]`; the last slot of each class is for
+    /// events from outside any core (writes made by the debugger or setup).
+    counts: Vec<u64>,
+    cores: usize,
     exceptions: Vec<(u32, u8)>,
-    /// Kinds seen during the current step, as a bit mask over `EVENT_KINDS`.
+    /// Classes seen during the current step, as a [`ClassSet`] mask.
     seen: u32,
     /// The software-TLB check (inactive, and never asked for accesses, when the
     /// scenario declares no `soft_tlbs`).
     soft: SoftCheck,
 }
 
+impl Oracle {
+    fn new(plan: &Plan, record: bool) -> Self {
+        let cores = plan.machine().num_cores();
+        let soft = plan.soft().clone();
+        // What the oracle itself consumes, whatever the scenario asks.
+        let mut own = ClassSet::NONE
+            .with(EventClass::StaleUse)
+            .with(EventClass::Exception)
+            .with(EventClass::Interrupt)
+            .with(EventClass::Stopped);
+        if soft.active() {
+            own = own.with(EventClass::Invalidation);
+        }
+        let wanted = if record {
+            ClassSet::ALL
+        } else {
+            own.union(plan.counted()).union(plan.watched())
+        };
+        let counted = plan.counted();
+        let latent_watch = plan
+            .checks()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c.test {
+                Test::NoStaleEntries { core, at: Some(a) } => Some((i, a, core)),
+                _ => None,
+            })
+            .collect();
+        Oracle {
+            record: record.then(Vec::new),
+            rule: plan.rule().clone(),
+            coherence: plan.scenario().coherence.clone(),
+            label_reached: false,
+            first_reach: None,
+            last_reach: vec![None; cores],
+            latent_watch,
+            latent_found: BTreeMap::new(),
+            latent_rule: match plan.rule() {
+                Rule::CompletedLatent { cores, .. } => Some(cores.clone()),
+                _ => None,
+            },
+            latent_violations: Vec::new(),
+            wanted,
+            counted,
+            stale: Vec::new(),
+            counts: if counted == ClassSet::NONE {
+                Vec::new()
+            } else {
+                vec![0; EventClass::ALL.len() * (cores + 1)]
+            },
+            cores,
+            exceptions: Vec::new(),
+            seen: 0,
+            soft,
+        }
+    }
+
+    /// Events of `class` counted so far, on `core` or (with `None`) anywhere.
+    fn count(&self, class: EventClass, core: Option<usize>) -> u64 {
+        if !self.counted.has(class) {
+            return 0;
+        }
+        let row = &self.counts[class as usize * (self.cores + 1)..][..self.cores + 1];
+        match core {
+            Some(c) => row.get(c).copied().unwrap_or(0),
+            None => row.iter().sum(),
+        }
+    }
+}
+
+impl Oracle {
+    /// The coherence rule applied to one hardware stale use: whether it is a
+    /// violation, and why when that depends on a label or a frame.
+    fn classify(&self, su: &StaleUse) -> (bool, Option<String>) {
+        let reached = || match self.first_reach {
+            Some((c, step)) => format!("core {c} reached it at step {step}"),
+            None => "no core has reached it".to_string(),
+        };
+        let name = match &self.coherence {
+            Coherence::AfterLabel(l) | Coherence::Completed(l) => l.as_str(),
+            Coherence::CompletedLatent { label, .. } | Coherence::FreedFrames { label, .. } => {
+                label.as_str()
+            }
+            Coherence::All => "",
+        };
+        match &self.rule {
+            Rule::All => (true, None),
+            Rule::AfterLabel(_) => (
+                self.label_reached,
+                Some(format!("shootdown-complete label `{name}`: {}", reached())),
+            ),
+            Rule::FreedFrames { frames, .. } => {
+                let frame = touched_frame(&su.cached, frames);
+                let why = match (frame, self.label_reached) {
+                    (Some(f), true) => {
+                        format!("reaches frame {f:#x}, freed at `{name}`: {}", reached())
+                    }
+                    (Some(f), false) => format!(
+                        "reaches frame {f:#x}, but no core has reached `{name}` (where it is freed) yet"
+                    ),
+                    (None, _) => format!("reaches none of the frames freed at `{name}`"),
+                };
+                (frame.is_some() && self.label_reached, Some(why))
+            }
+            Rule::Completed(_) | Rule::CompletedLatent { .. } => {
+                match (&su.made_stale_by, &su.root_change) {
+                    (Some(w), _) => {
+                        let at = self
+                            .last_reach
+                            .get(w.core as usize)
+                            .copied()
+                            .flatten()
+                            .filter(|s| *s >= w.step);
+                        match at {
+                            Some(s) => (
+                                true,
+                                Some(format!(
+                                    "core {} made the entry stale at step {} and reached `{name}` at step {s} since: its shootdown had returned",
+                                    w.core, w.step
+                                )),
+                            ),
+                            None => (
+                                false,
+                                Some(format!(
+                                    "core {} made the entry stale at step {} and has not reached `{name}` since: its shootdown is in progress",
+                                    w.core, w.step
+                                )),
+                            ),
+                        }
+                    }
+                    (None, Some(c)) => (
+                        true,
+                        Some(format!(
+                            "core {}'s own CR3 load at step {} kept the entry usable under another root: no shootdown covers it",
+                            c.core, c.step
+                        )),
+                    ),
+                    (None, None) => (true, None),
+                }
+            }
+        }
+    }
+}
+
 impl EventSink for Oracle {
+    #[inline]
+    fn wants(&self, class: EventClass) -> bool {
+        self.wanted.has(class)
+    }
+
     fn observes_accesses(&self) -> bool {
         self.soft.active()
     }
@@ -202,10 +342,11 @@ impl EventSink for Oracle {
     }
 
     fn event(&mut self, ev: Event) {
-        let name = ev.kind.name();
-        *self.counts.entry((name, ev.core)).or_insert(0) += 1;
-        if let Some(i) = super::EVENT_KINDS.iter().position(|k| *k == name) {
-            self.seen |= 1 << i;
+        let class = ev.kind.class();
+        self.seen |= class.bit();
+        if self.counted.has(class) {
+            let slot = (ev.core as usize).min(self.cores);
+            self.counts[class as usize * (self.cores + 1) + slot] += 1;
         }
         match &ev.kind {
             EventKind::Mmu(MmuEvent::StaleUse(su)) => {
@@ -236,75 +377,6 @@ impl EventSink for Oracle {
     }
 }
 
-impl Oracle {
-    /// Whether the coherence rule makes `su` a violation, and why when that
-    /// depends on a label or a frame.
-    fn classify(&self, su: &StaleUse) -> (bool, Option<String>) {
-        let reached = || match self.first_reach {
-            Some((c, step)) => format!("core {c} reached it at step {step}"),
-            None => "no core has reached it".to_string(),
-        };
-        match &self.coherence {
-            Coherence::All => (true, None),
-            Coherence::AfterLabel(l) => (
-                self.label_reached,
-                Some(format!("shootdown-complete label `{l}`: {}", reached())),
-            ),
-            Coherence::FreedFrames { label, .. } => {
-                let frame = touched_frame(&su.cached, &self.freed);
-                let why = match (frame, self.label_reached) {
-                    (Some(f), true) => format!(
-                        "reaches frame {f:#x}, freed at `{label}`: {}",
-                        reached()
-                    ),
-                    (Some(f), false) => format!(
-                        "reaches frame {f:#x}, but no core has reached `{label}` (where it is freed) yet"
-                    ),
-                    (None, _) => format!("reaches none of the frames freed at `{label}`"),
-                };
-                (frame.is_some() && self.label_reached, Some(why))
-            }
-            Coherence::Completed(l) | Coherence::CompletedLatent { label: l, .. } => match (
-                &su.made_stale_by,
-                &su.root_change,
-            ) {
-                (Some(w), _) => {
-                    let at = self
-                        .last_reach
-                        .get(w.core as usize)
-                        .copied()
-                        .flatten()
-                        .filter(|s| *s >= w.step);
-                    match at {
-                        Some(s) => (
-                            true,
-                            Some(format!(
-                                "core {} made the entry stale at step {} and reached `{l}` at step {s} since: its shootdown had returned",
-                                w.core, w.step
-                            )),
-                        ),
-                        None => (
-                            false,
-                            Some(format!(
-                                "core {} made the entry stale at step {} and has not reached `{l}` since: its shootdown is in progress",
-                                w.core, w.step
-                            )),
-                        ),
-                    }
-                }
-                (None, Some(c)) => (
-                    true,
-                    Some(format!(
-                        "core {}'s own CR3 load at step {} kept the entry usable under another root: no shootdown covers it",
-                        c.core, c.step
-                    )),
-                ),
-                (None, None) => (true, None),
-            },
-        }
-    }
-}
-
 /// The first of `frames` that the cached translation reaches: a frame inside a
 /// leaf's page, or the page-table page a paging-structure-cache entry points at.
 fn touched_frame(cached: &WalkResult, frames: &[u64]) -> Option<u64> {
@@ -315,24 +387,6 @@ fn touched_frame(cached: &WalkResult, frames: &[u64]) -> Option<u64> {
             .copied(),
         WalkResult::Table { next, .. } => frames.iter().find(|f| **f == next.raw()).copied(),
         _ => None,
-    }
-}
-
-fn kind_matches(k: Option<KindSpec>, su: &StaleUse) -> bool {
-    match k {
-        None => true,
-        Some(KindSpec::Walk) => {
-            su.access.is_none() || matches!(su.cached, WalkResult::Table { .. })
-        }
-        Some(k) => {
-            let want = match k {
-                KindSpec::Read => mmu::AccessKind::Read,
-                KindSpec::Write => mmu::AccessKind::Write,
-                _ => mmu::AccessKind::Execute,
-            };
-            su.access.is_some_and(|a| a.kind == want)
-                && matches!(su.cached, WalkResult::Leaf { .. })
-        }
     }
 }
 
@@ -365,173 +419,272 @@ pub enum Progress {
     Done,
 }
 
-/// Runs a built scenario incrementally: the schedule, the oracle and the decision
-/// log. `Clone` is a snapshot (copy-on-write memory), which is how the debugger
-/// steps backwards.
+/// Runs a compiled scenario incrementally: the schedule, the oracle and the
+/// decision log. It shares its [`Plan`]; `Clone` is a snapshot (copy-on-write
+/// memory, the plan shared), which is how the debugger steps backwards and how
+/// exploration forks a run.
 #[derive(Clone, Debug)]
 pub struct Runner {
-    scenario: Scenario,
+    plan: Arc<Plan>,
+    st: State,
+}
+
+/// Everything a run changes (the plan is read-only), kept apart from the plan so
+/// that stepping borrows the plan and the state separately.
+#[derive(Clone, Debug)]
+struct State {
     machine: Machine,
-    symbols: BTreeMap<String, u64>,
-    labels: BTreeMap<u64, String>,
     oracle: Oracle,
-    label_addr: Option<u64>,
     cursor: Cursor,
-    budget: u64,
     ending: Option<Ending>,
-    decisions: Vec<Decision>,
+    decisions: Decisions,
 }
 
 impl Runner {
-    /// A runner at the start of the schedule. With `record`, every event is kept.
-    pub fn new(s: &Scenario, built: Built, record: bool) -> Self {
-        // `validate` reports a bad declaration; an unvalidated one is skipped here.
-        let soft = SoftCheck::new(&s.soft_tlbs, &built).unwrap_or_default();
-        let Built {
-            machine,
-            symbols,
-            labels,
-            ..
-        } = built;
-        let ncores = machine.num_cores();
-        let latent_watch = s
-            .expect
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| match e {
-                Expect::NoStaleEntries { core, at: Some(l) } => {
-                    symbols.get(l).map(|a| (i, *a, *core))
-                }
-                _ => None,
-            })
-            .collect();
-        let (label_addr, freed) = match &s.coherence {
-            Coherence::All => (None, Vec::new()),
-            Coherence::AfterLabel(l)
-            | Coherence::Completed(l)
-            | Coherence::CompletedLatent { label: l, .. } => (symbols.get(l).copied(), Vec::new()),
-            Coherence::FreedFrames { label, frames } => (
-                symbols.get(label).copied(),
-                frames
-                    .iter()
-                    .filter_map(|f| resolve(f, &symbols).ok())
-                    .collect(),
-            ),
-        };
-        Runner {
-            scenario: s.clone(),
-            machine,
-            symbols,
-            labels,
-            oracle: Oracle {
-                record: if record { Some(Vec::new()) } else { None },
-                coherence: s.coherence.clone(),
-                label_reached: false,
-                first_reach: None,
-                last_reach: vec![None; ncores],
-                latent_watch,
-                latent_found: BTreeMap::new(),
-                latent_rule: match &s.coherence {
-                    Coherence::CompletedLatent { cores, .. } => Some(cores.clone()),
-                    _ => None,
-                },
-                latent_violations: Vec::new(),
-                freed,
-                stale: Vec::new(),
-                counts: BTreeMap::new(),
-                exceptions: Vec::new(),
-                seen: 0,
-                soft,
-            },
-            label_addr,
+    /// Compiles `built` (see [`Plan::compile`]) and starts a runner on it. With
+    /// `record`, every event is kept.
+    pub fn new(s: &Scenario, built: Built, record: bool) -> Result<Self, Problem> {
+        Ok(Runner::start(Arc::new(Plan::compile(s, built)?), record))
+    }
+
+    /// A runner at the start of the plan's schedule, on a copy-on-write clone of
+    /// its pristine machine. With `record`, every event is kept; without, only
+    /// the event classes the oracle and the plan consume are built.
+    pub fn start(plan: Arc<Plan>, record: bool) -> Self {
+        let st = State {
+            machine: plan.machine().clone(),
+            oracle: Oracle::new(&plan, record),
             cursor: Cursor::default(),
-            budget: s.max_steps.unwrap_or(DEFAULT_MAX_STEPS),
             ending: None,
-            decisions: Vec::new(),
-        }
+            decisions: Decisions::new(),
+        };
+        Runner { plan, st }
+    }
+
+    /// The plan this runner follows.
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
     }
 
     /// The machine.
     pub fn machine(&self) -> &Machine {
-        &self.machine
+        &self.st.machine
     }
 
     /// The machine, mutably (debuggers poking memory; the tracker still sees writes
     /// made through [`Machine::write_phys`]).
     pub fn machine_mut(&mut self) -> &mut Machine {
         // Whatever the caller writes bypasses the access observer.
-        self.oracle.soft.force_rescan();
-        &mut self.machine
+        self.st.oracle.soft.force_rescan();
+        &mut self.st.machine
     }
 
     /// The scenario.
     pub fn scenario(&self) -> &Scenario {
-        &self.scenario
+        self.plan.scenario()
     }
 
     /// Every symbol.
     pub fn symbols(&self) -> &BTreeMap<String, u64> {
-        &self.symbols
+        self.plan.symbols()
     }
 
     /// Code labels by address.
     pub fn labels(&self) -> &BTreeMap<u64, String> {
-        &self.labels
+        self.plan.labels()
     }
 
     /// Where the schedule is.
     pub fn cursor(&self) -> &Cursor {
-        &self.cursor
+        &self.st.cursor
     }
 
     /// How the schedule ended, once it has.
     pub fn ending(&self) -> Option<&Ending> {
-        self.ending.as_ref()
+        self.st.ending.as_ref()
     }
 
     /// Stale uses so far.
     pub fn stale_uses(&self) -> &[StaleRecord] {
-        &self.oracle.stale
+        &self.st.oracle.stale
     }
 
-    /// Violations so far (hardware and software-TLB stale uses, and stale entries
-    /// left at completion points under `CompletedLatent`).
+    /// Violations so far (hardware and software-TLB stale uses).
     pub fn violations(&self) -> usize {
-        self.oracle.latent_violations.len()
-            + self.oracle.stale.iter().filter(|r| r.violation).count()
-            + self.oracle.soft.uses.iter().filter(|u| u.violation).count()
+        self.st.violations()
     }
 
     /// Software-TLB stale uses so far.
     pub fn soft_stale_uses(&self) -> &[SoftStaleUse] {
-        &self.oracle.soft.uses
+        &self.st.oracle.soft.uses
     }
 
     /// Recorded events (empty unless recording).
     pub fn events(&self) -> &[Event] {
-        self.oracle.record.as_deref().unwrap_or(&[])
+        self.st.oracle.record.as_deref().unwrap_or(&[])
     }
 
     /// The decisions taken so far.
-    pub fn decisions(&self) -> &[Decision] {
-        &self.decisions
+    pub fn decisions(&self) -> &Decisions {
+        &self.st.decisions
     }
 
-    /// Event kinds seen during the last step, as a mask over [`super::EVENT_KINDS`].
+    /// Event classes seen during the last step, as a [`ClassSet`] mask (bit `i`
+    /// is [`super::EVENT_KINDS`]`[i]`). Without recording, only the classes the
+    /// run consumes are built, so `retired` shows only when something asked for
+    /// it.
     pub fn last_step_kinds(&self) -> u32 {
-        self.oracle.seen
+        self.st.oracle.seen
     }
 
     /// Steps one core outside the schedule's control (debuggers, replay), logging
     /// the decision.
     pub fn step_core(&mut self, core: usize) -> StepResult {
+        self.st.step_core(&self.plan, core)
+    }
+
+    /// Applies an `Evict` or `Fill` to one core's caches, logging the decision.
+    pub fn cache_op(&mut self, d: &Decision) {
+        self.st.cache_op(d)
+    }
+
+    /// Replays one recorded decision.
+    pub fn apply(&mut self, d: &Decision) {
+        match d {
+            Decision::Step { core, n } => {
+                for _ in 0..*n {
+                    self.step_core(*core as usize);
+                }
+            }
+            other => self.cache_op(other),
+        }
+    }
+
+    /// Advances the schedule by one machine step (or one cache operation).
+    pub fn step(&mut self) -> Progress {
+        self.st.step(&self.plan)
+    }
+
+    /// Runs the rest of the schedule.
+    pub fn run_to_end(&mut self) {
+        let Runner { plan, st } = self;
+        loop {
+            if st.ending.is_none() {
+                if let Some(Step::Run { core, until }) = plan.schedule().get(st.cursor.index) {
+                    st.run_retiring(plan, *core, until);
+                }
+            }
+            if matches!(st.step(plan), Progress::Done) {
+                return;
+            }
+        }
+    }
+
+    /// Checks the expectations against the current state and builds the report.
+    pub fn report(&self) -> RunReport {
+        let st = &self.st;
+        let machine = st.machine.clone();
+        let violations = st.violations();
+        let count = |c: EventClass, core: Option<usize>| st.oracle.count(c, core);
+        let no_latent: Vec<String> = Vec::new();
+        let outcome = Outcome {
+            machine: &machine,
+            stale: &st.oracle.stale,
+            soft: &st.oracle.soft.uses,
+            violations,
+            exceptions: &st.oracle.exceptions,
+            count: &count,
+            latent: &|i| st.oracle.latent_found.get(&i).unwrap_or(&no_latent),
+        };
+        let expectations = self
+            .plan
+            .checks()
+            .iter()
+            .enumerate()
+            .map(|(index, c)| {
+                let (ok, actual) = expect::check(index, c, &outcome);
+                ExpectResult {
+                    index,
+                    what: c.what.clone(),
+                    ok,
+                    actual,
+                }
+            })
+            .collect();
+        let expect = &self.plan.scenario().expect;
+        let stopped = machine
+            .cores
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let reason = c.stopped.clone()?;
+                Some(StoppedCore {
+                    core: i,
+                    expected: stop_expected(expect, i, &reason),
+                    reason,
+                })
+            })
+            .collect();
+        let labels = self.plan.labels();
+        let cores = machine
+            .cores
+            .iter()
+            .enumerate()
+            .map(|(i, c)| CoreSummary {
+                core: i,
+                retired: c.retired,
+                rip: c.cpu.state.rip,
+                label: labels.get(&c.cpu.state.rip).cloned(),
+                status: match &c.stopped {
+                    Some(r) => r.to_string(),
+                    None if c.cpu.state.halted => "halted".into(),
+                    None => "running".into(),
+                },
+            })
+            .collect();
+        RunReport {
+            name: self.plan.scenario().name.clone(),
+            steps: machine.steps,
+            ending: st.ending.clone().unwrap_or(Ending::Stuck {
+                index: st.cursor.index,
+                reason: "the run was stopped before the schedule ended".into(),
+            }),
+            cores,
+            stale_uses: st.oracle.stale.clone(),
+            soft_stale_uses: st.oracle.soft.uses.clone(),
+            violations,
+            expectations,
+            latent_violations: st.oracle.latent_violations.clone(),
+            stopped,
+            decisions: st.decisions.clone(),
+            events: self.events().to_vec(),
+            machine: Some(machine),
+            labels: labels.clone(),
+        }
+    }
+}
+
+impl State {
+    fn violations(&self) -> usize {
+        self.oracle.latent_violations.len()
+            + self.oracle.stale.iter().filter(|r| r.violation).count()
+            + self.oracle.soft.uses.iter().filter(|u| u.violation).count()
+    }
+
+    #[inline]
+    fn step_core(&mut self, plan: &Plan, core: usize) -> StepResult {
         self.oracle.seen = 0;
         let before = self.machine.steps;
-        let rip = self.machine.cores.get(core).map_or(0, |c| c.cpu.state.rip);
+        let soft = self.oracle.soft.active();
+        let rip = if soft {
+            self.machine.cores.get(core).map_or(0, |c| c.cpu.state.rip)
+        } else {
+            0
+        };
         let r = match self.machine.step(core, &mut self.oracle) {
             Ok(r) => r,
-            // Only an out-of-range core number gets here; the schedule was
-            // validated, so this is a caller's mistake reported as a stop.
+            // Only an out-of-range core number gets here; the plan checked the
+            // schedule's, so this is a caller's mistake reported as a stop.
             Err(e) => StepResult::Stopped(StopReason::Error(crate::exception::EmuError::Paging {
                 rip: 0,
                 message: e.to_string(),
@@ -539,30 +692,28 @@ impl Runner {
         };
         // A decision is logged only when the step consumed a global step.
         if self.machine.steps != before {
-            match self.decisions.last_mut() {
-                Some(Decision::Step { core: c, n }) if *c == core as u32 => *n += 1,
-                _ => self.decisions.push(Decision::Step {
-                    core: core as u32,
-                    n: 1,
-                }),
+            self.decisions.step(core as u32);
+            if soft {
+                let Oracle {
+                    soft,
+                    rule,
+                    label_reached,
+                    ..
+                } = &mut self.oracle;
+                let (rule, reached) = (&*rule, *label_reached);
+                soft.after_step(&self.machine, core, rip, &|f| {
+                    soft_tlb::is_violation(rule, reached, f)
+                });
             }
         }
-        if self.oracle.soft.active() && self.machine.steps != before {
-            let Oracle {
-                soft,
-                coherence,
-                label_reached,
-                freed,
-                ..
-            } = &mut self.oracle;
-            let (c, reached, freed) = (&*coherence, *label_reached, &*freed);
-            soft.after_step(&self.machine, core, rip, &|f| {
-                soft_tlb::is_violation(c, reached, freed, f)
-            });
+        let rip = self.machine.cores.get(core).map(|c| c.cpu.state.rip);
+        if !self.oracle.latent_watch.is_empty() || self.oracle.latent_rule.is_some() {
+            if let Some(rip) = rip {
+                self.check_latent(plan, core, rip);
+            }
         }
-        self.check_latent(core);
-        if let Some(a) = self.label_addr {
-            if self.machine.cores[core].cpu.state.rip == a {
+        if let (Some(a), Some(rip)) = (plan.rule().label(), rip) {
+            if rip == a {
                 let step = self.machine.steps;
                 self.oracle.label_reached = true;
                 self.oracle.first_reach.get_or_insert((core, step));
@@ -574,8 +725,51 @@ impl Runner {
         r
     }
 
-    /// Applies an `Evict` or `Fill` to one core's caches, logging the decision.
-    pub fn cache_op(&mut self, d: &Decision) {
+    /// At a completion point (core `core` has just reached a `NoStaleEntries(at:
+    /// label)` label, or the `CompletedLatent` label): every entry still cached
+    /// that `core`'s own writes or CR3 loads made stale is a finding, used or not.
+    fn check_latent(&mut self, plan: &Plan, core: usize, rip: u64) {
+        let step = self.machine.steps;
+        if let (Some(only), Some(addr)) = (&self.oracle.latent_rule, plan.rule().label()) {
+            if rip == addr {
+                let m = &self.machine;
+                for (c, k) in m.cores.iter().enumerate() {
+                    if only.as_ref().is_some_and(|o| !o.contains(&c)) {
+                        continue;
+                    }
+                    for l in k.mmu.stale_entries(&m.tracker) {
+                        if l.cause().is_some_and(|(by, _)| by as usize == core) {
+                            self.oracle.latent_violations.push(format!(
+                                "{l}, still cached when core {core} reached the label at step {step}"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        for &(i, addr, only) in &self.oracle.latent_watch {
+            if rip != addr {
+                continue;
+            }
+            let m = &self.machine;
+            for (c, k) in m.cores.iter().enumerate() {
+                if only.is_some_and(|o| o != c) {
+                    continue;
+                }
+                for l in k.mmu.stale_entries(&m.tracker) {
+                    if l.cause().is_some_and(|(by, _)| by as usize == core) {
+                        self.oracle
+                            .latent_found
+                            .entry(i)
+                            .or_default()
+                            .push(format!("{l}, when core {core} reached it at step {step}"));
+                    }
+                }
+            }
+        }
+    }
+
+    fn cache_op(&mut self, d: &Decision) {
         let (core, va, fill) = match d {
             Decision::Evict { core, va } => (*core as usize, *va, false),
             Decision::Fill { core, va } => (*core as usize, *va, true),
@@ -620,77 +814,11 @@ impl Runner {
         self.decisions.push(d.clone());
     }
 
-    /// Replays one recorded decision.
-    pub fn apply(&mut self, d: &Decision) {
-        match d {
-            Decision::Step { core, n } => {
-                for _ in 0..*n {
-                    self.step_core(*core as usize);
-                }
-            }
-            other => self.cache_op(other),
-        }
-    }
-
     fn advance(&mut self) {
         self.cursor = Cursor {
             index: self.cursor.index + 1,
             ..Cursor::default()
         };
-    }
-
-    /// At a `NoStaleEntries(at: label)` completion point (core `core` has just
-    /// reached the label): every entry still cached that `core`'s own writes or
-    /// CR3 loads made stale is a failure of that expectation, used or not.
-    fn check_latent(&mut self, core: usize) {
-        let rip = self.machine.cores[core].cpu.state.rip;
-        let step = self.machine.steps;
-        if let (Some(only), Some(addr)) = (&self.oracle.latent_rule, self.label_addr) {
-            if rip == addr {
-                let m = &self.machine;
-                for (c, k) in m.cores.iter().enumerate() {
-                    if only.as_ref().is_some_and(|o| !o.contains(&c)) {
-                        continue;
-                    }
-                    for l in k.mmu.stale_entries(&m.tracker) {
-                        if l.cause().is_some_and(|(by, _)| by as usize == core) {
-                            self.oracle.latent_violations.push(format!(
-                                "{l}, still cached when core {core} reached the label at step {step}"
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        if self.oracle.latent_watch.is_empty() {
-            return;
-        }
-        for &(i, addr, only) in &self.oracle.latent_watch {
-            if rip != addr {
-                continue;
-            }
-            let m = &self.machine;
-            for (c, k) in m.cores.iter().enumerate() {
-                if only.is_some_and(|o| o != c) {
-                    continue;
-                }
-                for l in k.mmu.stale_entries(&m.tracker) {
-                    if l.cause().is_some_and(|(by, _)| by as usize == core) {
-                        self.oracle
-                            .latent_found
-                            .entry(i)
-                            .or_default()
-                            .push(format!("{l}, when core {core} reached it at step {step}"));
-                    }
-                }
-            }
-        }
-    }
-
-    /// An emulator error ends the schedule, unless a `Stopped` expectation says
-    /// this core should stop that way; then the schedule goes on without it.
-    fn error_expected(&self, core: usize, e: &crate::exception::EmuError) -> bool {
-        stop_expected(&self.scenario.expect, core, &StopReason::Error(e.clone()))
     }
 
     fn stuck(&mut self, reason: String) -> Progress {
@@ -701,76 +829,56 @@ impl Runner {
         Progress::Done
     }
 
-    /// Advances the schedule by one machine step (or one cache operation).
-    pub fn step(&mut self) -> Progress {
+    fn step(&mut self, plan: &Plan) -> Progress {
+        let budget = plan.budget();
         loop {
             if self.ending.is_some() {
                 return Progress::Done;
             }
-            let Some(st) = self.scenario.schedule.get(self.cursor.index).cloned() else {
+            let Some(st) = plan.schedule().get(self.cursor.index) else {
                 self.ending = Some(Ending::Completed);
                 return Progress::Done;
             };
             match st {
-                Sched::Run { core, until } => {
-                    if matches!(until, Until::Halt) && self.machine.is_idle(core) {
+                Step::Run { core, until } => {
+                    let core = *core;
+                    if until.stop == Stop::Halt && idle(&self.machine, core) {
                         self.advance();
                         continue;
                     }
-                    if let Until::Steps(n) = until {
+                    if let Stop::Steps(n) = until.stop {
                         if self.cursor.taken >= n {
                             self.advance();
                             continue;
                         }
                     }
-                    if self.machine.steps >= self.budget {
+                    if self.machine.steps >= budget {
                         return self.stuck(format!(
-                            "Run(core: {core}, until: {until:?}) did not finish within the step budget of {} (max_steps)",
-                            self.budget
+                            "Run(core: {core}, until: {}) did not finish within the step budget of {budget} (max_steps)",
+                            until.text
                         ));
                     }
-                    let r = self.step_core(core);
+                    let r = self.step_core(plan, core);
                     self.cursor.taken += 1;
-                    match &r {
-                        StepResult::Stopped(StopReason::Error(e))
-                            if !self.error_expected(core, e) =>
-                        {
-                            return self.stuck(format!("core {core} stopped: {e}"));
-                        }
-                        StepResult::Stopped(why) if !matches!(until, Until::Halt) => {
-                            let why = why.to_string();
-                            return self
-                                .stuck(format!("core {core} stopped before {until:?}: {why}"));
-                        }
-                        StepResult::NoProgress if !matches!(until, Until::Halt) => {
-                            return self.stuck(format!(
-                                "core {core} is halted with nothing to wake it, so {until:?} can never come"
-                            ));
-                        }
-                        StepResult::Stopped(_) | StepResult::NoProgress => {
-                            self.advance();
-                            continue;
-                        }
-                        _ => {}
+                    match self.after_run_step(plan, core, until, r) {
+                        Some(p) => return p,
+                        None => continue,
                     }
-                    if self.reached(&until, core) {
-                        self.advance();
-                    }
-                    return Progress::Stepped { core, result: r };
                 }
-                Sched::Step { core, n } => {
+                Step::Step { core, n } => {
+                    let (core, n) = (*core, *n);
                     if self.cursor.taken >= n {
                         self.advance();
                         continue;
                     }
-                    if self.machine.steps >= self.budget {
-                        return self.stuck(format!("the step budget of {} ran out", self.budget));
+                    if self.machine.steps >= budget {
+                        return self.stuck(format!("the step budget of {budget} ran out"));
                     }
-                    let r = self.step_core(core);
+                    let r = self.step_core(plan, core);
                     self.cursor.taken += 1;
                     match &r {
                         StepResult::Stopped(StopReason::Error(e))
-                            if !self.error_expected(core, e) =>
+                            if !error_expected(plan, core, e) =>
                         {
                             return self.stuck(format!("core {core} stopped: {e}"));
                         }
@@ -782,19 +890,17 @@ impl Runner {
                     }
                     return Progress::Stepped { core, result: r };
                 }
-                Sched::RoundRobin {
+                Step::RoundRobin {
                     cores,
                     quantum,
                     until,
                 } => {
-                    let q = quantum.max(1);
-                    if matches!(until, Until::Halt)
-                        && cores.iter().all(|c| self.machine.is_idle(*c))
-                    {
+                    let q = *quantum;
+                    if until.stop == Stop::Halt && cores.iter().all(|c| idle(&self.machine, *c)) {
                         self.advance();
                         continue;
                     }
-                    if let Until::Steps(n) = until {
+                    if let Stop::Steps(n) = until.stop {
                         if self.cursor.taken >= n {
                             self.advance();
                             continue;
@@ -802,19 +908,20 @@ impl Runner {
                     }
                     if self.cursor.rr_idle >= cores.len() {
                         return self.stuck(format!(
-                            "every core in {cores:?} is halted or stopped, so {until:?} can never come"
+                            "every core in {cores:?} is halted or stopped, so {} can never come",
+                            until.text
                         ));
                     }
-                    if self.machine.steps >= self.budget {
+                    if self.machine.steps >= budget {
                         return self.stuck(format!(
-                            "RoundRobin(until: {until:?}) did not finish within the step budget of {} (max_steps)",
-                            self.budget
+                            "RoundRobin(until: {}) did not finish within the step budget of {budget} (max_steps)",
+                            until.text
                         ));
                     }
                     let core = cores[self.cursor.rr_pos % cores.len()];
-                    let r = self.step_core(core);
+                    let r = self.step_core(plan, core);
                     if let StepResult::Stopped(StopReason::Error(e)) = &r {
-                        if !self.error_expected(core, e) {
+                        if !error_expected(plan, core, e) {
                             return self.stuck(format!("core {core} stopped: {e}"));
                         }
                     }
@@ -831,32 +938,28 @@ impl Runner {
                         self.cursor.rr_pos = (self.cursor.rr_pos + 1) % cores.len();
                         self.cursor.rr_count = 0;
                     }
-                    // For RoundRobin, Halt means every listed core is idle.
-                    let done = match &until {
-                        Until::Halt => cores.iter().all(|c| self.machine.is_idle(*c)),
-                        u => self.reached(u, core),
+                    // For RoundRobin, Halt means every listed core is idle (and a
+                    // core that just retired an instruction is not).
+                    let done = match until.stop {
+                        Stop::Halt => {
+                            r != StepResult::Retired
+                                && cores.iter().all(|c| idle(&self.machine, *c))
+                        }
+                        stop => self.reached(stop, core),
                     };
                     if done {
                         self.advance();
                     }
                     return Progress::Stepped { core, result: r };
                 }
-                Sched::Evict { core, ref va } | Sched::Fill { core, ref va } => {
-                    let fill = matches!(st, Sched::Fill { .. });
-                    if let Ok(va) = resolve(va, &self.symbols) {
-                        let d = if fill {
-                            Decision::Fill {
-                                core: core as u32,
-                                va,
-                            }
-                        } else {
-                            Decision::Evict {
-                                core: core as u32,
-                                va,
-                            }
-                        };
-                        self.cache_op(&d);
-                    }
+                Step::Evict { core, va } | Step::Fill { core, va } => {
+                    let (core, va) = (*core as u32, *va);
+                    let d = if matches!(st, Step::Fill { .. }) {
+                        Decision::Fill { core, va }
+                    } else {
+                        Decision::Evict { core, va }
+                    };
+                    self.cache_op(&d);
                     self.advance();
                     return Progress::CacheOp;
                 }
@@ -864,110 +967,95 @@ impl Runner {
         }
     }
 
-    fn reached(&self, until: &Until, core: usize) -> bool {
-        let rip = self.machine.cores[core].cpu.state.rip;
-        match until {
-            Until::Label(l) => self.symbols.get(l).is_some_and(|a| rip == *a),
-            Until::Address(v) => resolve(v, &self.symbols).is_ok_and(|a| rip == a),
-            Until::Steps(_) => false,
-            Until::Halt => self.machine.is_idle(core),
-            Until::Event(k) => super::EVENT_KINDS
-                .iter()
-                .position(|x| x == k)
-                .is_some_and(|i| self.oracle.seen & (1 << i) != 0),
+    /// What [`State::step`] does after it stepped `core` for `Run { until }`:
+    /// the progress to return, or `None` to go on to the next schedule step.
+    fn after_run_step(
+        &mut self,
+        plan: &Plan,
+        core: usize,
+        until: &Cond,
+        r: StepResult,
+    ) -> Option<Progress> {
+        match &r {
+            StepResult::Retired => {}
+            StepResult::Stopped(StopReason::Error(e)) if !error_expected(plan, core, e) => {
+                return Some(self.stuck(format!("core {core} stopped: {e}")));
+            }
+            StepResult::Stopped(why) if until.stop != Stop::Halt => {
+                let why = why.to_string();
+                return Some(
+                    self.stuck(format!("core {core} stopped before {}: {why}", until.text)),
+                );
+            }
+            StepResult::NoProgress if until.stop != Stop::Halt => {
+                return Some(self.stuck(format!(
+                    "core {core} is halted with nothing to wake it, so {} can never come",
+                    until.text
+                )));
+            }
+            StepResult::Stopped(_) | StepResult::NoProgress => {
+                self.advance();
+                return None;
+            }
+            _ => {}
+        }
+        // A core that just retired an instruction is not halted.
+        let halt_only = until.stop == Stop::Halt && r == StepResult::Retired;
+        if !halt_only && self.reached(until.stop, core) {
+            self.advance();
+        }
+        Some(Progress::Stepped { core, result: r })
+    }
+
+    /// [`Runner::run_to_end`]'s loop for a `Run` step: steps `core` for as long
+    /// as each step would be an ordinary [`State::step`] that retires an
+    /// instruction without meeting the stop condition, without going back
+    /// through the schedule each time. Anything else (a budget, step-count or
+    /// idle check that would end the step before stepping, or a step that did
+    /// not simply retire) is left to, or finished as, [`State::step`] does it.
+    fn run_retiring(&mut self, plan: &Plan, core: usize, until: &Cond) {
+        let budget = plan.budget();
+        let stop = until.stop;
+        loop {
+            if self.machine.steps >= budget {
+                return;
+            }
+            if let Stop::Steps(n) = stop {
+                if self.cursor.taken >= n {
+                    return;
+                }
+            }
+            if stop == Stop::Halt && idle(&self.machine, core) {
+                return;
+            }
+            let r = self.step_core(plan, core);
+            self.cursor.taken += 1;
+            if r == StepResult::Retired && (stop == Stop::Halt || !self.reached(stop, core)) {
+                continue;
+            }
+            // The step is taken; finish it exactly as `step` would.
+            let _ = self.after_run_step(plan, core, until, r);
+            return;
         }
     }
 
-    /// Runs the rest of the schedule.
-    pub fn run_to_end(&mut self) {
-        while self.step() != Progress::Done {}
+    /// Whether the stop condition holds after a step of `core`: a label or an
+    /// address is one compare of the RIP.
+    #[inline]
+    fn reached(&self, stop: Stop, core: usize) -> bool {
+        match stop {
+            Stop::At(a) => self.machine.cores[core].cpu.state.rip == a,
+            Stop::Steps(_) => false,
+            Stop::Halt => idle(&self.machine, core),
+            Stop::Event(c) => self.oracle.seen & c.bit() != 0,
+        }
     }
+}
 
-    /// Checks the expectations against the current state and builds the report.
-    pub fn report(&self) -> RunReport {
-        let mut machine = self.machine.clone();
-        let violations = self.violations();
-        let counts: BTreeMap<(String, u32), u64> = self
-            .oracle
-            .counts
-            .iter()
-            .map(|((k, c), n)| ((k.to_string(), *c), *n))
-            .collect();
-        let mut results = Vec::new();
-        for (index, e) in self.scenario.expect.iter().enumerate() {
-            let (ok, actual) = check(
-                e,
-                &mut machine,
-                &self.symbols,
-                Uses {
-                    stale: &self.oracle.stale,
-                    soft: &self.oracle.soft.uses,
-                    latent: self
-                        .oracle
-                        .latent_found
-                        .get(&index)
-                        .map_or(&[][..], |v| v.as_slice()),
-                },
-                violations,
-                &counts,
-                &self.oracle.exceptions,
-            );
-            results.push(ExpectResult {
-                index,
-                what: describe(e),
-                ok,
-                actual,
-            });
-        }
-        let stopped = machine
-            .cores
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let reason = c.stopped.clone()?;
-                Some(StoppedCore {
-                    core: i,
-                    expected: stop_expected(&self.scenario.expect, i, &reason),
-                    reason,
-                })
-            })
-            .collect();
-        let cores = machine
-            .cores
-            .iter()
-            .enumerate()
-            .map(|(i, c)| CoreSummary {
-                core: i,
-                retired: c.retired,
-                rip: c.cpu.state.rip,
-                label: self.labels.get(&c.cpu.state.rip).cloned(),
-                status: match &c.stopped {
-                    Some(r) => r.to_string(),
-                    None if c.cpu.state.halted => "halted".into(),
-                    None => "running".into(),
-                },
-            })
-            .collect();
-        RunReport {
-            name: self.scenario.name.clone(),
-            steps: machine.steps,
-            ending: self.ending.clone().unwrap_or(Ending::Stuck {
-                index: self.cursor.index,
-                reason: "the run was stopped before the schedule ended".into(),
-            }),
-            cores,
-            stale_uses: self.oracle.stale.clone(),
-            soft_stale_uses: self.oracle.soft.uses.clone(),
-            violations,
-            expectations: results,
-            latent_violations: self.oracle.latent_violations.clone(),
-            stopped,
-            decisions: self.decisions.clone(),
-            events: self.events().to_vec(),
-            machine: Some(machine),
-            labels: self.labels.clone(),
-        }
-    }
+/// An emulator error ends the schedule, unless a `Stopped` expectation says
+/// this core should stop that way; then the schedule goes on without it.
+fn error_expected(plan: &Plan, core: usize, e: &crate::exception::EmuError) -> bool {
+    stop_expected(&plan.scenario().expect, core, &StopReason::Error(e.clone()))
 }
 
 /// The kind of stop a `Stopped` expectation names.
@@ -997,9 +1085,17 @@ fn stop_expected(expect: &[Expect], core: usize, reason: &StopReason) -> bool {
     })
 }
 
-/// Runs `built` along the scenario's whole schedule.
-pub fn run(s: &Scenario, built: Built, record: bool) -> RunReport {
-    let mut r = Runner::new(s, built, record);
+/// [`Machine::is_idle`], answered without reading the APIC for the common case
+/// of a core that is neither halted nor stopped.
+#[inline]
+fn idle(m: &Machine, core: usize) -> bool {
+    let c = &m.cores[core];
+    (c.cpu.state.halted || c.stopped.is_some()) && m.is_idle(core)
+}
+
+/// Runs a plan's whole schedule on a fresh runner and reports.
+pub fn run(plan: &Arc<Plan>, record: bool) -> RunReport {
+    let mut r = Runner::start(Arc::clone(plan), record);
     r.run_to_end();
     r.report()
 }
@@ -1017,234 +1113,5 @@ impl mmu::MmuSink for Adapter<'_> {
             core: self.core,
             kind: EventKind::Mmu(ev),
         });
-    }
-}
-
-/// Human text for an expectation.
-pub fn describe(e: &Expect) -> String {
-    let v = |v: &Value| match v {
-        Value::Num(n) => format!("{n:#x}"),
-        Value::Sym(s) => s.clone(),
-    };
-    match e {
-        Expect::Reg { core, reg, value } => format!("core {core} {reg} == {}", v(value)),
-        Expect::Mem {
-            at,
-            space,
-            size,
-            value,
-        } => format!(
-            "{}-byte memory at {}{} == {}",
-            size.unwrap_or(8),
-            v(at),
-            space
-                .as_ref()
-                .map_or(" (physical)".to_string(), |s| format!(" in {s}")),
-            v(value)
-        ),
-        Expect::StaleUse { core, va, kind } => format!("a stale use{}", filt(core, va, kind)),
-        Expect::NoStaleUse { core, va, kind } => format!("no stale use{}", filt(core, va, kind)),
-        Expect::SoftStaleUse { core, va, kind } => {
-            format!("a software-TLB stale use{}", filt(core, va, kind))
-        }
-        Expect::NoSoftStaleUse { core, va, kind } => {
-            format!("no software-TLB stale use{}", filt(core, va, kind))
-        }
-        Expect::Violations(n) => format!("{n} violation(s)"),
-        Expect::Exception { core, vector } => format!("core {core} took vector {vector:#x}"),
-        Expect::Halted(c) => format!("core {c} halted"),
-        Expect::NoStaleEntries { core, at } => format!(
-            "no stale entry cached{}{}",
-            core.map_or(String::new(), |c| format!(" on core {c}")),
-            at.as_ref().map_or(" at the end".to_string(), |l| format!(
-                " when a core reaches `{l}`"
-            ))
-        ),
-        Expect::Stopped { core, reason } => match reason {
-            Some(k) => format!("core {core} stopped ({k:?})"),
-            None => format!("core {core} stopped"),
-        },
-        Expect::Events { kind, core, count } => format!(
-            "{count} `{kind}` event(s){}",
-            core.map_or(String::new(), |c| format!(" on core {c}"))
-        ),
-    }
-}
-
-fn filt(core: &Option<usize>, va: &Option<Value>, kind: &Option<KindSpec>) -> String {
-    let mut s = String::new();
-    if let Some(c) = core {
-        s += &format!(" on core {c}");
-    }
-    if let Some(va) = va {
-        s += &match va {
-            Value::Num(n) => format!(" at va {n:#x}"),
-            Value::Sym(x) => format!(" at va {x}"),
-        };
-    }
-    if let Some(k) = kind {
-        s += &format!(" ({k:?})");
-    }
-    s
-}
-
-fn stale_matches(
-    r: &StaleRecord,
-    core: &Option<usize>,
-    va: &Option<u64>,
-    kind: &Option<KindSpec>,
-) -> bool {
-    core.is_none_or(|c| r.detail.ctx.core == c as u32)
-        && va.is_none_or(|a| {
-            // Any address inside the page the stale entry maps matches, whatever
-            // its size (a 2 MiB entry covers 512 small pages).
-            let mask = match r.detail.cached {
-                WalkResult::Leaf { size, .. } => !size.offset_mask(),
-                _ => !0xfff,
-            };
-            r.detail.va.raw() & mask == a & mask
-        })
-        && kind_matches(*kind, &r.detail)
-}
-
-/// The stale uses an expectation is checked against.
-#[derive(Clone, Copy)]
-struct Uses<'a> {
-    stale: &'a [StaleRecord],
-    soft: &'a [SoftStaleUse],
-    /// What this expectation found at its completion points, if it is a
-    /// `NoStaleEntries(at: …)`.
-    latent: &'a [String],
-}
-
-fn check(
-    e: &Expect,
-    m: &mut Machine,
-    symbols: &BTreeMap<String, u64>,
-    uses: Uses<'_>,
-    violations: usize,
-    counts: &BTreeMap<(String, u32), u64>,
-    exceptions: &[(u32, u8)],
-) -> (bool, String) {
-    let res = |v: &Value| resolve(v, symbols).unwrap_or(0);
-    let Uses {
-        stale,
-        soft,
-        latent,
-    } = uses;
-    match e {
-        Expect::Reg { core, reg, value } => {
-            let st = &m.cores[*core].cpu.state;
-            let got = match reg.as_str() {
-                "rip" => Some(st.rip),
-                "rflags" => Some(st.rflags),
-                "cr3" => Some(st.cr3),
-                "cr2" => Some(st.cr2),
-                r => crate::state::GPR_NAMES
-                    .iter()
-                    .position(|n| *n == r)
-                    .map(|i| st.gpr[i]),
-            };
-            let want = res(value);
-            match got {
-                Some(g) => (g == want, format!("{g:#x}")),
-                None => (false, format!("no register `{reg}`")),
-            }
-        }
-        Expect::Mem {
-            at,
-            space,
-            size,
-            value,
-        } => {
-            let size = size.unwrap_or(8) as usize;
-            match super::checks::read_expected(m, symbols, space.as_deref(), res(at), size) {
-                Ok(g) => (
-                    g == res(value) & crate::flags::mask(size as u32),
-                    format!("{g:#x}"),
-                ),
-                Err(e) => (false, e),
-            }
-        }
-        Expect::StaleUse { core, va, kind } => {
-            let va = va.as_ref().map(res);
-            let n = stale
-                .iter()
-                .filter(|r| stale_matches(r, core, &va, kind))
-                .count();
-            (n > 0, format!("{n} matching stale use(s)"))
-        }
-        Expect::NoStaleUse { core, va, kind } => {
-            let va = va.as_ref().map(res);
-            let n = stale
-                .iter()
-                .filter(|r| stale_matches(r, core, &va, kind))
-                .count();
-            (n == 0, format!("{n} matching stale use(s)"))
-        }
-        Expect::SoftStaleUse { core, va, kind } => {
-            let n = soft_tlb::matching(soft, *core, va.as_ref().map(res), *kind);
-            (n > 0, format!("{n} matching software-TLB stale use(s)"))
-        }
-        Expect::NoSoftStaleUse { core, va, kind } => {
-            let n = soft_tlb::matching(soft, *core, va.as_ref().map(res), *kind);
-            (n == 0, format!("{n} matching software-TLB stale use(s)"))
-        }
-        Expect::Violations(n) => (violations == *n, format!("{violations}")),
-        Expect::Exception { core, vector } => {
-            let hit = exceptions
-                .iter()
-                .any(|(c, v)| *c == *core as u32 && v == vector);
-            let seen: Vec<String> = exceptions
-                .iter()
-                .filter(|(c, _)| *c == *core as u32)
-                .map(|(_, v)| format!("{v:#x}"))
-                .collect();
-            (hit, format!("vectors [{}]", seen.join(", ")))
-        }
-        Expect::NoStaleEntries { core, at } => {
-            let found: Vec<String> = match at {
-                Some(_) => latent.to_vec(),
-                None => m
-                    .cores
-                    .iter()
-                    .enumerate()
-                    .filter(|(c, _)| core.is_none_or(|o| o == *c))
-                    .flat_map(|(_, k)| k.mmu.stale_entries(&m.tracker))
-                    .map(|l| l.to_string())
-                    .collect(),
-            };
-            if found.is_empty() {
-                (true, "none".into())
-            } else {
-                (false, found.join("; "))
-            }
-        }
-        Expect::Stopped { core, reason } => match &m.cores[*core].stopped {
-            Some(r) => (
-                reason.is_none_or(|k| k == stop_kind(r)),
-                format!("stopped ({:?}): {r}", stop_kind(r)),
-            ),
-            None => (false, "not stopped".into()),
-        },
-        Expect::Halted(c) => {
-            let h = m.cores[*c].cpu.state.halted;
-            (
-                h,
-                if h {
-                    "halted".into()
-                } else {
-                    "not halted".into()
-                },
-            )
-        }
-        Expect::Events { kind, core, count } => {
-            let n: u64 = counts
-                .iter()
-                .filter(|((k, c), _)| k == kind && core.is_none_or(|x| *c == x as u32))
-                .map(|(_, n)| *n)
-                .sum();
-            (n == *count, format!("{n}"))
-        }
     }
 }

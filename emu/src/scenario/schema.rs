@@ -611,6 +611,7 @@ pub enum Coherence {
 
 /// Why a core stopped for good, as a `Stopped` expectation names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum StopKind {
     /// An exception with no IDT to deliver it through.
     Exception,

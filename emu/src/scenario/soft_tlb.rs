@@ -25,7 +25,8 @@
 //! (a read through a clean page's writable PTE is harmless), only fetches for NX.
 
 use super::build::{resolve, Built};
-use super::schema::{Coherence, SoftFormat, SoftTlb};
+use super::plan::Rule;
+use super::schema::{SoftFormat, SoftTlb};
 use crate::machine::Machine;
 use mmu::{AccessKind, Invalidation, InvpcidKind, PhysAddr, PhysMem, VirtAddr, WalkResult};
 use serde::Serialize;
@@ -811,15 +812,13 @@ impl Table {
 /// The coherence rule for a soft stale use of `frame` (the real PTE's frame):
 /// every use under `All`, after the label under `AfterLabel`, and under
 /// `FreedFrames` when the frame is one of the freed ones.
-pub fn is_violation(c: &Coherence, label_reached: bool, freed: &[u64], frame: u64) -> bool {
-    match c {
-        Coherence::All => true,
+pub fn is_violation(rule: &Rule, label_reached: bool, frame: u64) -> bool {
+    match rule {
+        Rule::All => true,
         // Software caches name no writer yet, so `Completed` falls back to the
         // label being reached by some core.
-        Coherence::AfterLabel(_) | Coherence::Completed(_) | Coherence::CompletedLatent { .. } => {
-            label_reached
-        }
-        Coherence::FreedFrames { .. } => label_reached && freed.contains(&frame),
+        Rule::AfterLabel(_) | Rule::Completed(_) | Rule::CompletedLatent { .. } => label_reached,
+        Rule::FreedFrames { frames, .. } => label_reached && frames.contains(&frame),
     }
 }
 

@@ -4,7 +4,8 @@
 use super::text::{describe, Symbols};
 use super::Trace;
 use crate::events::{Event, EventKind};
-use crate::scenario::{Built, Decision, Runner, Scenario, DEFAULT_MAX_STEPS};
+use crate::scenario::{Decision, Plan, Runner};
+use std::sync::Arc;
 
 /// How many events before the divergence are shown.
 pub const CONTEXT_EVENTS: usize = 4;
@@ -88,20 +89,17 @@ pub struct Replay {
 /// Re-executes a trace's decisions on a freshly built scenario and compares the
 /// event stream as it is produced, stopping at the first divergence. Errors are
 /// traces this scenario cannot replay at all (too many steps for its budget).
-pub fn replay(t: &Trace, s: &Scenario, built: Built) -> Result<Replay, String> {
-    let budget = s
-        .max_steps
-        .unwrap_or(DEFAULT_MAX_STEPS)
-        .max(t.events.len() as u64);
+pub fn replay(t: &Trace, plan: &Arc<Plan>) -> Result<Replay, String> {
+    let budget = plan.budget().max(t.events.len() as u64);
     if t.steps() > budget {
         return Err(format!(
             "the trace's decisions take {} steps, more than the scenario's step budget ({budget}) and the trace's event count; expected a trace recorded from this scenario",
             t.steps()
         ));
     }
-    let cores = built.machine.num_cores();
+    let mut r = Runner::start(Arc::clone(plan), true);
+    let cores = r.machine().num_cores();
     t.check_cores(cores).map_err(|e| e.to_string())?;
-    let mut r = Runner::new(s, built, true);
     let mut checked = 0usize;
     // Compares the events produced since the last check; the RIP is the one the
     // stepped core had before the step.

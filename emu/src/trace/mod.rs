@@ -19,8 +19,9 @@ pub use format::{Trace, TraceError, FORMAT};
 pub use text::{describe, Symbols};
 
 use crate::events::Event;
-use crate::scenario::{Built, Decision, RunReport, Runner, Scenario, Source};
+use crate::scenario::{Decision, Plan, RunReport, Runner, Scenario, Source};
 use std::path::Path;
+use std::sync::Arc;
 
 /// FNV-1a, 64-bit: offset basis `0xcbf29ce484222325`, prime `0x100000001b3`, one
 /// byte at a time. Chosen because it is tiny, stable and unseeded; it identifies
@@ -103,8 +104,8 @@ pub struct Recording {
 /// Runs a built scenario along its schedule with every event recorded, and turns
 /// the run into a trace. `recorded_path` is the scenario path written into the
 /// trace (as the user gave it, so the trace stays portable within a checkout).
-pub fn record(recorded_path: &str, inputs: Inputs, s: &Scenario, built: Built) -> Recording {
-    let mut r = Runner::new(s, built, true);
+pub fn record(recorded_path: &str, inputs: Inputs, plan: &Arc<Plan>) -> Recording {
+    let mut r = Runner::start(Arc::clone(plan), true);
     r.run_to_end();
     let trace = Trace::from_runner(recorded_path, inputs, &r);
     let report = r.report();
