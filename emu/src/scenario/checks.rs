@@ -49,7 +49,11 @@ pub(crate) fn built(s: &Scenario, b: &Built) -> Result<(), Problem> {
             }
         }
     }
-    for (i, e) in s.expect.iter().enumerate() {
+    let lists = [("expect", &s.expect), ("invariants", &s.invariants)];
+    for (i, e, list) in lists
+        .iter()
+        .flat_map(|(list, v)| v.iter().enumerate().map(move |(i, e)| (i, e, *list)))
+    {
         if let Expect::Mem { size, value, .. } = e {
             let size = size.unwrap_or(8);
             let Ok(v) = resolve(value, &b.symbols) else {
@@ -57,7 +61,7 @@ pub(crate) fn built(s: &Scenario, b: &Built) -> Result<(), Problem> {
             };
             if size < 8 && v >> (size * 8) != 0 {
                 return Err(Problem::at(
-                    format!("expect[{i}].value"),
+                    format!("{list}[{i}].value"),
                     format!(
                         "{v:#x} does not fit in {size} byte(s) (expected at most {:#x}, or a larger `size`)",
                         (1u64 << (size * 8)) - 1

@@ -18,10 +18,10 @@ pub use decisions::{Decision, Decisions, MAX_PERIOD};
 pub use diag::{Diagnostic, Problem, Source};
 pub use expect::describe;
 pub use locate::{Locations, Pos, Span};
-pub use plan::{Check, Cond, Plan, Reg, Rule, Step, Stop, Test, UseFilter};
+pub use plan::{Check, Cond, Mode, Plan, Reg, Rule, Step, Stop, Test, UseFilter};
 pub use run::{
     run, stop_kind, CoreSummary, Cursor, Ending, ExpectResult, Progress, RunReport, Runner,
-    StaleRecord, StoppedCore, DEFAULT_MAX_STEPS,
+    StaleRecord, StepAccess, StoppedCore, DEFAULT_MAX_STEPS, VISIBLE_CLASSES,
 };
 pub use schema::Scenario;
 
@@ -99,11 +99,16 @@ pub fn parse(path: &Path, mut text: String) -> Result<(Scenario, Source), Diagno
 /// Loads, builds and compiles: everything short of running. The plan is shared
 /// (`Arc`) so that any number of runs can start from it.
 pub fn prepare(path: &Path) -> Result<(Scenario, Source, Arc<Plan>), Diagnostic> {
+    prepare_for(path, Mode::Scripted)
+}
+
+/// [`prepare`] for a [`Mode`]: `explore` compiles [`Mode::Unscripted`].
+pub fn prepare_for(path: &Path, mode: Mode) -> Result<(Scenario, Source, Arc<Plan>), Diagnostic> {
     let (s, src) = load(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let built = build(&s, dir).map_err(|p| p.locate(&src))?;
     checks::built(&s, &built).map_err(|p| p.locate(&src))?;
-    let plan = Plan::compile(&s, built).map_err(|p| p.locate(&src))?;
+    let plan = Plan::compile_for(&s, built, mode).map_err(|p| p.locate(&src))?;
     Ok((s, src, Arc::new(plan)))
 }
 

@@ -33,6 +33,23 @@ pub struct Plan {
     counted: ClassSet,
     watched: ClassSet,
     expects_violations: bool,
+    /// Index of the first invariant in `checks` (the expectations come first).
+    first_invariant: usize,
+    /// `shared` ranges as `[start, end)` linear addresses, sorted.
+    shared: Vec<(u64, u64)>,
+    mode: Mode,
+}
+
+/// What a plan is compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// `run`, `check`, `debug`: the scenario's schedule, required, and its
+    /// expectations followed by its invariants.
+    Scripted,
+    /// `explore`: no schedule (the search makes its own, so a schedule in the
+    /// file is ignored) and only the invariants, because `expect` belongs to one
+    /// schedule.
+    Unscripted,
 }
 
 /// One schedule step with its core numbers checked and its values resolved.
@@ -255,20 +272,57 @@ impl Plan {
     /// Compiles a built scenario. The phases run in the order problems are
     /// reported: software TLBs, schedule, coherence rule, expectations.
     pub fn compile(s: &Scenario, built: Built) -> Result<Plan, Problem> {
+        Plan::compile_for(s, built, Mode::Scripted)
+    }
+
+    /// Compiles a built scenario for `mode`: [`Plan::compile`] for
+    /// [`Mode::Scripted`].
+    pub fn compile_for(s: &Scenario, built: Built, mode: Mode) -> Result<Plan, Problem> {
         let r = Resolver {
             cores: built.machine.num_cores(),
             built: &built,
         };
         // The software-TLB declarations resolve against the built machine.
         let soft = SoftCheck::new(&s.soft_tlbs, &built).map_err(|(p, m)| Problem::at(p, m))?;
-        let schedule = r.schedule(&s.schedule)?;
+        let schedule = match mode {
+            Mode::Scripted => r.schedule(&s.schedule)?,
+            Mode::Unscripted => Vec::new(),
+        };
         let rule = r.rule(&s.coherence)?;
-        let checks = s
-            .expect
+        let expect: &[Expect] = match mode {
+            Mode::Scripted => &s.expect,
+            Mode::Unscripted => &[],
+        };
+        let mut checks = expect
             .iter()
             .enumerate()
-            .map(|(i, e)| r.check(i, e))
+            .map(|(i, e)| r.check(&format!("expect[{i}]"), e))
             .collect::<Result<Vec<_>, _>>()?;
+        let first_invariant = checks.len();
+        for (i, e) in s.invariants.iter().enumerate() {
+            let mut c = r.check(&format!("invariants[{i}]"), e)?;
+            c.what = format!("invariant {}", c.what);
+            checks.push(c);
+        }
+        let mut shared = Vec::with_capacity(s.shared.len());
+        for (i, sh) in s.shared.iter().enumerate() {
+            let at = r.value(&sh.at, format!("shared[{i}].at"))?;
+            let len = sh.len.unwrap_or(8);
+            if len == 0 {
+                return Err(Problem::at(
+                    format!("shared[{i}].len"),
+                    "a shared range of 0 bytes (expected a length of at least 1)",
+                ));
+            }
+            let end = at.checked_add(len).ok_or_else(|| {
+                Problem::at(
+                    format!("shared[{i}].len"),
+                    format!("{at:#x} + {len:#x} runs past the end of the address space"),
+                )
+            })?;
+            shared.push((at, end));
+        }
+        shared.sort_unstable();
         let mut watched = ClassSet::NONE;
         for st in &schedule {
             if let Step::Run { until, .. } | Step::RoundRobin { until, .. } = st {
@@ -294,7 +348,42 @@ impl Plan {
             soft,
             counted,
             watched,
+            first_invariant,
+            shared,
+            mode,
         })
+    }
+
+    /// The expectations that may account for a core's stop: the scenario's
+    /// `expect` (scripted only) and its `invariants`.
+    pub fn stop_accounts(&self) -> Vec<&Expect> {
+        let expect: &[Expect] = match self.mode {
+            Mode::Scripted => &self.scenario.expect,
+            Mode::Unscripted => &[],
+        };
+        expect.iter().chain(&self.scenario.invariants).collect()
+    }
+
+    /// What the plan was compiled for.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The checks that come from `invariants` (the tail of [`Plan::checks`]).
+    pub fn invariant_checks(&self) -> &[Check] {
+        &self.checks[self.first_invariant..]
+    }
+
+    /// The `shared` ranges, `[start, end)` linear addresses, sorted; empty when
+    /// the scenario marks none.
+    pub fn shared(&self) -> &[(u64, u64)] {
+        &self.shared
+    }
+
+    /// Whether a linear address lies in a `shared` range.
+    pub fn is_shared(&self, la: u64) -> bool {
+        let i = self.shared.partition_point(|&(s, _)| s <= la);
+        i > 0 && la < self.shared[i - 1].1
     }
 
     /// The scenario as parsed.
@@ -431,7 +520,7 @@ impl Resolver<'_> {
         if sched.is_empty() {
             return Err(Problem::at(
                 "schedule",
-                "the schedule is empty (expected at least one step)",
+                "the scenario has no schedule (expected at least one step; `tlbemu explore` runs a scenario without one)",
             ));
         }
         let mut out = Vec::with_capacity(sched.len());
@@ -535,8 +624,7 @@ impl Resolver<'_> {
         })
     }
 
-    fn check(&self, i: usize, e: &Expect) -> Result<Check, Problem> {
-        let p = format!("expect[{i}]");
+    fn check(&self, p: &str, e: &Expect) -> Result<Check, Problem> {
         let test = match e {
             Expect::Reg { core, reg, value } => {
                 let core = self.core(*core, format!("{p}.core"))?;

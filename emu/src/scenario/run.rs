@@ -181,10 +181,41 @@ struct Oracle {
     /// The software-TLB check (inactive, and never asked for accesses, when the
     /// scenario declares no `soft_tlbs`).
     soft: SoftCheck,
+    /// The translations of the current step, kept only for a probed runner
+    /// ([`Runner::start_probed`]): exploration decides from them whether the
+    /// step was visible to other cores.
+    probe: Option<Vec<StepAccess>>,
 }
 
+/// One translation a step made: linear to physical, for a read, write or fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepAccess {
+    /// Linear address.
+    pub la: VirtAddr,
+    /// Physical address.
+    pub pa: PhysAddr,
+    /// Read, write or fetch.
+    pub kind: mmu::AccessKind,
+}
+
+/// The event classes whose events make a step visible to other cores
+/// (exploration's scheduling points; see docs/explore.md).
+pub const VISIBLE_CLASSES: ClassSet = ClassSet::NONE
+    .with(EventClass::TlbFill)
+    .with(EventClass::PscFill)
+    .with(EventClass::Invalidation)
+    .with(EventClass::PagingWrite)
+    .with(EventClass::CrWrite)
+    .with(EventClass::IpiSent)
+    .with(EventClass::Eoi)
+    .with(EventClass::Interrupt)
+    .with(EventClass::Halt)
+    .with(EventClass::Wake)
+    .with(EventClass::Stopped)
+    .with(EventClass::StaleUse);
+
 impl Oracle {
-    fn new(plan: &Plan, record: bool) -> Self {
+    fn new(plan: &Plan, record: bool, probe: bool) -> Self {
         let cores = plan.machine().num_cores();
         let soft = plan.soft().clone();
         // What the oracle itself consumes, whatever the scenario asks.
@@ -195,6 +226,9 @@ impl Oracle {
             .with(EventClass::Stopped);
         if soft.active() {
             own = own.with(EventClass::Invalidation);
+        }
+        if probe {
+            own = own.union(VISIBLE_CLASSES);
         }
         let wanted = if record {
             ClassSet::ALL
@@ -237,6 +271,7 @@ impl Oracle {
             exceptions: Vec::new(),
             seen: 0,
             soft,
+            probe: probe.then(Vec::new),
         }
     }
 
@@ -334,11 +369,16 @@ impl EventSink for Oracle {
     }
 
     fn observes_accesses(&self) -> bool {
-        self.soft.active()
+        self.soft.active() || self.probe.is_some()
     }
 
     fn access(&mut self, core: u32, step: u64, la: VirtAddr, pa: PhysAddr, kind: mmu::AccessKind) {
-        self.soft.access(core, step, la, pa, kind);
+        if let Some(p) = self.probe.as_mut() {
+            p.push(StepAccess { la, pa, kind });
+        }
+        if self.soft.active() {
+            self.soft.access(core, step, la, pa, kind);
+        }
     }
 
     fn event(&mut self, ev: Event) {
@@ -451,9 +491,20 @@ impl Runner {
     /// its pristine machine. With `record`, every event is kept; without, only
     /// the event classes the oracle and the plan consume are built.
     pub fn start(plan: Arc<Plan>, record: bool) -> Self {
+        Runner::start_with(plan, record, false)
+    }
+
+    /// [`Runner::start`] for exploration: the runner also keeps each step's
+    /// translations ([`Runner::step_accesses`]) and builds the events of every
+    /// [`VISIBLE_CLASSES`] class, so [`Runner::last_step_kinds`] shows them.
+    pub fn start_probed(plan: Arc<Plan>) -> Self {
+        Runner::start_with(plan, false, true)
+    }
+
+    fn start_with(plan: Arc<Plan>, record: bool, probe: bool) -> Self {
         let st = State {
             machine: plan.machine().clone(),
-            oracle: Oracle::new(&plan, record),
+            oracle: Oracle::new(&plan, record, probe),
             cursor: Cursor::default(),
             ending: None,
             decisions: Decisions::new(),
@@ -537,6 +588,16 @@ impl Runner {
         self.st.oracle.seen
     }
 
+    /// The translations the last step made (empty unless probed).
+    pub fn step_accesses(&self) -> &[StepAccess] {
+        self.st.oracle.probe.as_deref().unwrap_or(&[])
+    }
+
+    /// Latent stale entries found at completion points so far (`CompletedLatent`).
+    pub fn latent_violations(&self) -> &[String] {
+        &self.st.oracle.latent_violations
+    }
+
     /// Steps one core outside the schedule's control (debuggers, replay), logging
     /// the decision.
     pub fn step_core(&mut self, core: usize) -> StepResult {
@@ -611,7 +672,7 @@ impl Runner {
                 }
             })
             .collect();
-        let expect = &self.plan.scenario().expect;
+        let expect = self.plan.stop_accounts();
         let stopped = machine
             .cores
             .iter()
@@ -620,7 +681,7 @@ impl Runner {
                 let reason = c.stopped.clone()?;
                 Some(StoppedCore {
                     core: i,
-                    expected: stop_expected(expect, i, &reason),
+                    expected: stop_expected(&expect, i, &reason),
                     reason,
                 })
             })
@@ -674,6 +735,9 @@ impl State {
     #[inline]
     fn step_core(&mut self, plan: &Plan, core: usize) -> StepResult {
         self.oracle.seen = 0;
+        if let Some(p) = self.oracle.probe.as_mut() {
+            p.clear();
+        }
         let before = self.machine.steps;
         let soft = self.oracle.soft.active();
         let rip = if soft {
@@ -1055,7 +1119,7 @@ impl State {
 /// An emulator error ends the schedule, unless a `Stopped` expectation says
 /// this core should stop that way; then the schedule goes on without it.
 fn error_expected(plan: &Plan, core: usize, e: &crate::exception::EmuError) -> bool {
-    stop_expected(&plan.scenario().expect, core, &StopReason::Error(e.clone()))
+    stop_expected(&plan.stop_accounts(), core, &StopReason::Error(e.clone()))
 }
 
 /// The kind of stop a `Stopped` expectation names.
@@ -1071,7 +1135,7 @@ pub fn stop_kind(r: &StopReason) -> StopKind {
 /// Whether an expectation says core `core` should stop for `reason`: a `Stopped`
 /// for that core (and kind, when given), or an `Exception` with the vector of an
 /// unhandled exception.
-fn stop_expected(expect: &[Expect], core: usize, reason: &StopReason) -> bool {
+pub(crate) fn stop_expected(expect: &[&Expect], core: usize, reason: &StopReason) -> bool {
     expect.iter().any(|e| match e {
         Expect::Stopped { core: c, reason: k } => {
             *c == core && k.is_none_or(|k| k == stop_kind(reason))

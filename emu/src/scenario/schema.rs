@@ -53,7 +53,9 @@ pub struct Scenario {
     /// Each core's initial state; cores without an entry start halted with IF=0.
     #[serde(default)]
     pub cores: Vec<CoreInit>,
-    /// Which core runs when.
+    /// Which core runs when. `tlbemu run` requires one; `tlbemu explore`
+    /// ignores it and searches the interleavings itself.
+    #[serde(default)]
     pub schedule: Vec<Sched>,
     /// Step budget for the whole run; a stop condition that never comes ends the
     /// run as "schedule stuck" when it runs out.
@@ -62,9 +64,19 @@ pub struct Scenario {
     /// Which stale uses are violations.
     #[serde(default)]
     pub coherence: Coherence,
-    /// What must hold at the end.
+    /// What must hold at the end of this scenario's schedule.
     #[serde(default)]
     pub expect: Vec<Expect>,
+    /// What must hold at the end of every complete schedule: checked by `run`
+    /// after its schedule, and by `explore` after every interleaving it finishes.
+    /// (Left out when empty, so saved scenarios look as they did.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invariants: Vec<Expect>,
+    /// Data the scenario's cores share: `explore` makes every access to these
+    /// linear ranges a scheduling point. Without the list, every data access is
+    /// one (sound, but more points to search). See docs/explore.md.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared: Vec<Shared>,
     /// Software translation caches to check (`docs/soft-tlb.md`): regions whose
     /// real PTEs a kernel fills from software page tables, so each real PTE there
     /// is a cache of a software entry and can go stale like a TLB entry.
@@ -72,6 +84,17 @@ pub struct Scenario {
     /// sessions of other scenarios look as they did.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub soft_tlbs: Vec<SoftTlb>,
+}
+
+/// A range of shared data, by linear address (a symbol expression).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shared {
+    /// First byte (a number or a symbol expression, like `pmap+PM_ACTIVE`).
+    pub at: Value,
+    /// Length in bytes (default 8, one word).
+    #[serde(default)]
+    pub len: Option<u64>,
 }
 
 /// A software translation cache: the real PTEs of `region` in `space` are filled
