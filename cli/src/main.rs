@@ -38,6 +38,9 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Run raw machine code on one core and print the final state.
     Exec(commands::exec::ExecArgs),
+    /// Search the interleavings (and, with --fills, the hardware's caching
+    /// choices) for stale uses, dead cores, hangs and broken invariants.
+    Explore(commands::explore::ExploreArgs),
     /// Re-execute a trace's decisions and name the first divergent event.
     Replay(commands::replay::ReplayArgs),
     /// Run a suite of scenarios against their expectations and golden traces.
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(a) => commands::run::run(a),
         Command::Exec(a) => commands::exec::run(a),
+        Command::Explore(a) => commands::explore::run(a),
         Command::Replay(a) => commands::replay::run(a),
         Command::Check(a) => commands::check::run(a),
         Command::Trace(a) => commands::trace::run(a),

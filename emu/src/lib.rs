@@ -15,6 +15,7 @@ mod dispatch;
 pub mod events;
 mod exception;
 pub mod exec;
+pub mod explore;
 mod features;
 pub mod files;
 mod flags;

@@ -3,6 +3,7 @@
 pub mod check;
 pub mod debug;
 pub mod exec;
+pub mod explore;
 pub mod replay;
 pub mod run;
 pub mod trace;

@@ -16,7 +16,7 @@ mod view;
 
 pub use command::{parse, BreakSpec, Command, ParseError, HELP};
 pub use exec::{cores_text, execute, filtered_events, status_line, tlb_text, Reply};
-pub use save::{saved_scenario, to_ron, write_new, SaveError};
+pub use save::{rebase_code_paths, saved_scenario, to_ron, write_new, SaveError};
 pub use session::{BreakKind, Breakpoint, Session, Stop, Syntax, Unit, SNAPSHOT_EVERY};
 pub use view::{
     cache_name, disassemble, disassemble_around, flags_text, format_entry, format_event,

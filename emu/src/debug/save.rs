@@ -98,19 +98,46 @@ pub fn saved_scenario(
     }
     expect.push(Expect::Violations(violations));
     s.expect = expect;
-    if from_dir != to_dir {
-        for c in &mut s.code {
-            if let Some(f) = &c.file {
-                let p = Path::new(f);
-                if p.is_relative() {
-                    let abs = from_dir.join(p);
-                    let abs = abs.canonicalize().unwrap_or(abs);
-                    c.file = Some(abs.display().to_string());
-                }
+    rebase_code_paths(&mut s, from_dir, to_dir);
+    Ok(s)
+}
+
+/// Rewrites the relative `file` paths of `s`'s code sections, written relative
+/// to `from_dir`, for a scenario saved in `to_dir`: relative to `to_dir` when
+/// one directory lies inside the other, else absolute.
+pub fn rebase_code_paths(s: &mut Scenario, from_dir: &Path, to_dir: &Path) {
+    if from_dir == to_dir {
+        return;
+    }
+    let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    let to = canon(to_dir);
+    for c in &mut s.code {
+        if let Some(f) = &c.file {
+            let p = Path::new(f);
+            if p.is_relative() {
+                let abs = canon(&from_dir.join(p));
+                c.file = Some(relative_to(&abs, &to).display().to_string());
             }
         }
     }
-    Ok(s)
+}
+
+/// `path` relative to `dir` (both absolute): through `..` components when they
+/// share a prefix, else `path` itself.
+fn relative_to(path: &Path, dir: &Path) -> PathBuf {
+    let (p, d): (Vec<_>, Vec<_>) = (path.components().collect(), dir.components().collect());
+    let common = p.iter().zip(&d).take_while(|(a, b)| a == b).count();
+    if common <= 1 {
+        return path.to_path_buf();
+    }
+    let mut out = PathBuf::new();
+    for _ in common..d.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c);
+    }
+    out
 }
 
 /// The scenario as RON text, in the style scenario files are written in.

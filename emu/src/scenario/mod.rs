@@ -19,6 +19,7 @@ pub use diag::{Diagnostic, Problem, Source};
 pub use expect::describe;
 pub use locate::{Locations, Pos, Span};
 pub use plan::{Check, Cond, Mode, Plan, Reg, Rule, Step, Stop, Test, UseFilter};
+pub(crate) use run::stop_expected;
 pub use run::{
     run, stop_kind, CoreSummary, Cursor, Ending, ExpectResult, Progress, RunReport, Runner,
     StaleRecord, StepAccess, StoppedCore, DEFAULT_MAX_STEPS, VISIBLE_CLASSES,

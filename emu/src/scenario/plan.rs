@@ -692,19 +692,19 @@ impl Resolver<'_> {
                 }
             }
             Expect::StaleUse { core, va, kind } => Test::StaleUse {
-                filter: self.filter(core, va, kind, &p)?,
+                filter: self.filter(core, va, kind, p)?,
                 present: true,
             },
             Expect::NoStaleUse { core, va, kind } => Test::StaleUse {
-                filter: self.filter(core, va, kind, &p)?,
+                filter: self.filter(core, va, kind, p)?,
                 present: false,
             },
             Expect::SoftStaleUse { core, va, kind } => Test::SoftStaleUse {
-                filter: self.filter(core, va, kind, &p)?,
+                filter: self.filter(core, va, kind, p)?,
                 present: true,
             },
             Expect::NoSoftStaleUse { core, va, kind } => Test::SoftStaleUse {
-                filter: self.filter(core, va, kind, &p)?,
+                filter: self.filter(core, va, kind, p)?,
                 present: false,
             },
             Expect::Exception { core, vector } => Test::Exception {
