@@ -1,0 +1,358 @@
+//! Schedule exploration on the bug library's unscripted twins: each buggy twin's
+//! bug is found with the scripted scenario's root cause and the written scenario
+//! reproduces it; fixed twins come out clean under bounded search; mutants of a
+//! fixed scenario are found; the report is the same for any thread count and
+//! any sharding.
+
+use emu::explore::{self, Config, FindingKind, Report, Strategy};
+use emu::scenario::{self, prepare, prepare_for, Mode, Plan, Scenario};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+fn twin(name: &str) -> Arc<Plan> {
+    let p = root().join("unscripted").join(format!("{name}.ron"));
+    match prepare_for(&p, Mode::Unscripted) {
+        Ok((_, _, plan)) => plan,
+        Err(d) => panic!("{}", d.rendered()),
+    }
+}
+
+fn never() -> bool {
+    false
+}
+
+fn search(plan: &Arc<Plan>, cfg: &Config, jobs: usize) -> Report {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .expect("thread pool");
+    pool.install(|| explore::explore(plan, cfg, &never, &|_| {}))
+}
+
+fn pct(runs: u64) -> Config {
+    Config {
+        strategy: Strategy::Pct,
+        runs,
+        ..Config::default()
+    }
+}
+
+/// The scripted scenario's violation: (kind, core, page, write RIP, use RIP).
+fn scripted_cause(name: &str) -> (FindingKind, usize, u64, u64, u64) {
+    let (_, _, plan) = prepare(&root().join(format!("{name}.ron"))).expect("scripted scenario");
+    let rep = scenario::run(&plan, false);
+    if let Some(u) = rep.stale_uses.iter().find(|u| u.violation) {
+        let d = &u.detail;
+        return (
+            FindingKind::StaleUse,
+            d.ctx.core as usize,
+            d.va.raw() & !0xfff,
+            d.made_stale_by.map_or(0, |w| w.rip),
+            d.ctx.rip,
+        );
+    }
+    let u = rep
+        .soft_stale_uses
+        .iter()
+        .find(|u| u.violation)
+        .expect("the scripted scenario shows a violation");
+    (
+        FindingKind::SoftStaleUse,
+        u.core as usize,
+        u.va & !0xfff,
+        u.staled_by.as_ref().map_or(0, |c| c.rip),
+        u.rip,
+    )
+}
+
+/// Explores a buggy twin: the finding has the scripted case's root cause (same
+/// core, page, writing instruction and using instruction), and the scenario
+/// written for it reproduces it under `run`.
+fn found_like_scripted(name: &str, runs: u64) -> explore::Found {
+    let plan = twin(name);
+    let rep = search(&plan, &pct(runs), 2);
+    let want = scripted_cause(name);
+    let f = rep
+        .findings
+        .iter()
+        .find(|f| {
+            let s = f.signature;
+            (s.kind, s.core, s.page, s.write_rip, s.use_rip) == want
+        })
+        .unwrap_or_else(|| panic!("{name}: no finding like {want:x?}; got {:#?}", rep.findings))
+        .clone();
+    let orig = plan.scenario().clone();
+    let written = explore::finding_scenario(&orig, &plan, &f).expect("scenario for the finding");
+    assert!(!written.schedule.is_empty());
+    let scripted = Plan::compile(&written, plan.built().clone()).expect("written scenario compiles");
+    let scripted = Arc::new(scripted);
+    assert!(
+        explore::reproduces(&scripted, &f.signature),
+        "{name}: the written scenario does not reproduce {:?}",
+        f.signature
+    );
+    let r = scenario::run(&scripted, false);
+    assert!(
+        r.passed(scripted.expects_violations()),
+        "{name}: the written scenario's own expectations fail"
+    );
+    f
+}
+
+#[test]
+fn dragonfly_buggy_twin_is_found_as_scripted() {
+    let f = found_like_scripted("dragonfly-2017-swtch-pmactive-buggy", 400);
+    assert!(f.preemptions >= 1, "the race needs a preemption");
+}
+
+#[test]
+fn d16618_curpmap_buggy_twin_is_found_as_scripted() {
+    found_like_scripted("freebsd-d16618-curpmap-buggy", 50);
+}
+
+#[test]
+fn d16618_pcid_buggy_twin_is_found_as_scripted() {
+    found_like_scripted("freebsd-d16618-pcid-nogen-buggy", 50);
+}
+
+#[test]
+fn minix_buggy_twin_is_found_as_scripted() {
+    found_like_scripted("minix-stale-tlb-copy", 8);
+}
+
+#[test]
+fn missing_invlpg_twin_is_found_as_scripted() {
+    found_like_scripted("missing-invlpg", 4);
+}
+
+#[test]
+fn vkernel_lost_dirty_twin_is_found_as_scripted() {
+    found_like_scripted("vkernel-lost-dirty-bit", 8);
+}
+
+#[test]
+fn vkernel_vpte_twin_is_found_as_scripted() {
+    found_like_scripted("vkernel-vpte-no-madv-inval", 8);
+}
+
+#[test]
+fn pager_race_twin_breaks_its_invariant() {
+    let plan = twin("freebsd-pager-lookup-race");
+    let rep = search(&plan, &pct(50), 2);
+    let f = rep
+        .findings
+        .iter()
+        .find(|f| f.signature.kind == FindingKind::Invariant)
+        .expect("the use-after-free breaks the invariant");
+    let written = explore::finding_scenario(plan.scenario(), &plan, f).expect("scenario");
+    let scripted = Arc::new(Plan::compile(&written, plan.built().clone()).expect("compiles"));
+    assert!(explore::reproduces(&scripted, &f.signature));
+}
+
+fn bounded(k: u32, fills: bool) -> Config {
+    Config {
+        strategy: Strategy::Bounded,
+        preemptions: k,
+        runs: 1_000_000,
+        fills,
+        ..Config::default()
+    }
+}
+
+fn clean_exhaustively(name: &str, k: u32, fills: bool) {
+    let rep = search(&twin(name), &bounded(k, fills), 2);
+    assert!(rep.exhaustive, "{name}: bounded search did not finish");
+    assert!(
+        rep.findings.is_empty(),
+        "{name}: {:#?}",
+        rep.findings
+    );
+    assert!(rep.schedules >= 1);
+}
+
+#[test]
+fn fixed_twins_are_clean_to_two_preemptions() {
+    for n in [
+        "freebsd-d16618-curpmap-fixed",
+        "freebsd-pager-lookup-race-fixed",
+        "missing-invlpg-fixed",
+        "vkernel-lost-dirty-bit-fixed",
+    ] {
+        clean_exhaustively(n, 2, false);
+    }
+}
+
+#[test]
+fn dragonfly_fixed_twin_is_clean_to_one_preemption() {
+    clean_exhaustively("dragonfly-2017-swtch-pmactive-fixed", 1, false);
+}
+
+#[test]
+fn small_fixed_twins_are_clean_with_fills() {
+    for n in ["freebsd-d16618-curpmap-fixed", "missing-invlpg-fixed"] {
+        clean_exhaustively(n, 1, true);
+    }
+}
+
+/// A mutant of the fixed DragonFly case: one edit to one of its assembly
+/// files, written beside a copy of the unscripted twin.
+fn mutant(name: &str, file: &str, edits: &[(&str, &str)]) -> Arc<Plan> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explore-mutants").join(name);
+    let asm = dir.join("asm");
+    std::fs::create_dir_all(&asm).expect("mutant dir");
+    for e in std::fs::read_dir(root().join("asm")).expect("asm dir") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, asm.join(p.file_name().expect("name"))).expect("copy");
+    }
+    let path = asm.join(file);
+    let mut text = std::fs::read_to_string(&path).expect("asm");
+    for (from, to) in edits {
+        assert!(text.contains(from), "{name}: `{from}` not in {file}");
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::write(&path, text).expect("write mutant");
+    let twin = std::fs::read_to_string(
+        root().join("unscripted/dragonfly-2017-swtch-pmactive-fixed.ron"),
+    )
+    .expect("twin");
+    let s = dir.join("s.ron");
+    std::fs::write(&s, twin.replace("file: \"../asm/", "file: \"asm/")).expect("write twin");
+    match prepare_for(&s, Mode::Unscripted) {
+        Ok((_, _, p)) => p,
+        Err(d) => panic!("{}", d.rendered()),
+    }
+}
+
+fn finds_stale_use(plan: &Arc<Plan>, fills: bool, runs: u64) -> bool {
+    let cfg = Config { fills, ..pct(runs) };
+    search(plan, &cfg, 2)
+        .findings
+        .iter()
+        .any(|f| f.signature.kind == FindingKind::StaleUse)
+}
+
+#[test]
+fn mutant_handler_skips_invlpg_is_found() {
+    let p = mutant(
+        "skip-invlpg",
+        "dragonfly-2017-pmap-inval.s",
+        &[("4:  invlpg  (%rsi)\n", "4:  nop\n")],
+    );
+    assert!(finds_stale_use(&p, false, 300));
+}
+
+#[test]
+fn mutant_local_invalidation_before_store_is_found_with_fills() {
+    let p = mutant(
+        "local-before-store",
+        "dragonfly-2017-pmap-inval.s",
+        &[
+            (
+                "11:\n    # pmap_inval.c: store the new PTE (atomic swap)\n",
+                "11:\n    call    inval_local\n    # pmap_inval.c: store the new PTE (atomic swap)\n",
+            ),
+            (
+                "mask_released:\n    # pmap_inval.c: invalidate locally, then clear our own done bit\n    call    inval_local\n",
+                "mask_released:\n",
+            ),
+        ],
+    );
+    assert!(finds_stale_use(&p, true, 600));
+}
+
+#[test]
+fn mutant_target_dropped_from_mask_is_found_with_fills() {
+    let p = mutant(
+        "drop-target",
+        "dragonfly-2017-pmap-inval.s",
+        &[(
+            "    orq     %gs:PC_CPUMASK, %rax\n    movq    %rax, INFO_MASK(%rbx)\n",
+            "    orq     %gs:PC_CPUMASK, %rax\n    btrq    $2, %rax\n    movq    %rax, INFO_MASK(%rbx)\n",
+        )],
+    );
+    assert!(finds_stale_use(&p, true, 600));
+}
+
+#[test]
+fn report_is_the_same_for_one_and_two_threads() {
+    let plan = twin("dragonfly-2017-swtch-pmactive-buggy");
+    let cfg = pct(300);
+    let a = search(&plan, &cfg, 1);
+    let b = search(&plan, &cfg, 2);
+    assert!(!a.findings.is_empty());
+    assert_eq!(a, b);
+    let bc = bounded(1, false);
+    assert_eq!(search(&plan, &bc, 1), search(&plan, &bc, 2));
+}
+
+#[test]
+fn four_shards_merged_equal_the_whole_search() {
+    let plan = twin("dragonfly-2017-swtch-pmactive-buggy");
+    for cfg in [pct(300), bounded(1, false)] {
+        let whole = search(&plan, &cfg, 2);
+        let parts: Vec<Report> = (0..4)
+            .map(|i| {
+                search(
+                    &plan,
+                    &Config {
+                        shard: (i, 4),
+                        ..cfg.clone()
+                    },
+                    2,
+                )
+            })
+            .collect();
+        let merged = explore::merge(&parts).expect("merge");
+        assert_eq!(merged.findings, whole.findings, "{:?}", cfg.strategy);
+        assert_eq!(merged.schedules, whole.schedules);
+    }
+}
+
+/// An unscripted twin is its scripted scenario with the schedule and the
+/// expectations removed (and code paths one directory up): nothing else may
+/// drift apart.
+#[test]
+fn twins_match_their_scripted_scenarios() {
+    let mut n = 0;
+    for e in std::fs::read_dir(root().join("unscripted")).expect("dir") {
+        let p = e.expect("entry").path();
+        if p.extension().is_none_or(|x| x != "ron") {
+            continue;
+        }
+        let name = p.file_name().expect("name");
+        let load = |p: &Path| -> Scenario {
+            scenario::load(p)
+                .unwrap_or_else(|d| panic!("{}", d.rendered()))
+                .0
+        };
+        let mut t = load(&p);
+        let mut s = load(&root().join(name));
+        s.schedule.clear();
+        s.expect.clear();
+        t.invariants.clear();
+        for c in &mut t.code {
+            if let Some(f) = &c.file {
+                c.file = Some(f.trim_start_matches("../").to_string());
+            }
+        }
+        assert_eq!(
+            format!("{t:?}"),
+            format!("{s:?}"),
+            "{} drifted from its scripted scenario",
+            p.display()
+        );
+        n += 1;
+    }
+    assert!(n >= 16, "expected a twin for every library case, found {n}");
+}
+
+#[test]
+fn a_scenario_without_a_schedule_is_refused_by_run() {
+    let p = root().join("unscripted/missing-invlpg.ron");
+    let e = prepare(&p).err().expect("run needs a schedule");
+    assert!(e.to_string().contains("no schedule"), "{e}");
+}
