@@ -15,7 +15,7 @@
 //! Run with `cargo test -p emu --test bug_library_a -- --nocapture` to see the
 //! sweep counts.
 
-use emu::scenario::schema::{Coherence, Sched, Until, Value};
+use emu::scenario::schema::{Coherence, Expect, Sched, Until, Value};
 use emu::scenario::{build, load, run, validate, Ending, Plan, RunReport, Scenario};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -100,10 +100,7 @@ fn expect_pass(name: &str) {
     let s = scenario(name);
     let r = go(&s);
     let expects = s.expect.iter().any(|e| {
-        matches!(
-            e,
-            emu::scenario::schema::Expect::Violations(n) if *n > 0
-        ) || matches!(e, emu::scenario::schema::Expect::StaleUse { .. })
+        matches!(e, Expect::Violations(n) if *n > 0) || matches!(e, Expect::StaleUse { .. })
     });
     assert_eq!(r.ending, Ending::Completed, "{name}: {:?}", r.ending);
     for e in &r.expectations {
@@ -132,8 +129,10 @@ fn every_scenario_file_passes() {
 
 /// One sweep's outcome.
 struct Sweep {
-    quantum: u64,
-    first: usize,
+    /// Which schedule: `q3 first 1` (round-robin) or `a+20 w16` (preemption).
+    what: String,
+    /// A round-robin sweep (not a preemption sweep).
+    round_robin: bool,
     stale: usize,
     violations: usize,
     ending: Ending,
@@ -141,90 +140,126 @@ struct Sweep {
     rax0: u64,
     /// Every core ended halted.
     all_halted: bool,
+    /// Each core's final label (for a halted core, its HLT's location).
+    labels: Vec<Option<String>>,
+    /// The expectations kept for the sweep (`keep`) all held.
+    kept_ok: bool,
 }
 
-/// The scenario's code and machine under `RoundRobin` with quantum 1..=8 and
-/// each core first (the others in ascending order after it) until the
-/// shootdown completes (`done`, the label of the file's coherence rule), then
-/// every core runs on to its halt. Expectations are dropped; the coherence
-/// rule stays the file's.
+/// How many instructions core 0 runs alone before a preemption sweep hands
+/// the machine to the others (0..=PREEMPT_MAX).
+const PREEMPT_MAX: u64 = 48;
+/// In a preemption sweep, each other core runs this many instructions per
+/// instruction of core 0.
+const PREEMPT_WEIGHT: usize = 16;
+
+/// The scenario's code and machine under two families of schedules, each
+/// running until the shootdown completes (`done`, the label of the file's
+/// coherence rule) and then every core on to its halt, with `keep` as the
+/// only expectations (the coherence rule stays the file's):
 ///
-/// (Each sweep ends on the shootdown-complete label, then runs every core to
-/// its halt, so the checks see the state right after the shootdown too.)
-fn sweeps(name: &str) -> Vec<Sweep> {
+/// - round-robin: `RoundRobin` with quantum 1..=8 and each core first (the
+///   others in ascending order after it);
+/// - preemption: core 0 runs alone for n = 0..=PREEMPT_MAX instructions, then
+///   a round-robin in which every other core runs PREEMPT_WEIGHT instructions
+///   per instruction of core 0. This is the shape of the races here: core 0
+///   is in a short window of its context switch while the others run a whole
+///   shootdown.
+fn sweeps(name: &str, keep: &[Expect]) -> Vec<Sweep> {
     let base = scenario(name);
     let n = base.cores.len();
-    let mut out = Vec::new();
+    let done = match &base.coherence {
+        Coherence::AfterLabel(l) => l.clone(),
+        c => panic!("{name}: sweeps expect an AfterLabel rule, found {c:?}"),
+    };
+    let mut schedules = Vec::new();
     for quantum in 1..=8u64 {
         for first in 0..n {
-            let mut s = base.clone();
             let cores: Vec<usize> = (0..n).map(|i| (first + i) % n).collect();
-            let done = match &s.coherence {
-                Coherence::AfterLabel(l) => l.clone(),
-                c => panic!("{name}: sweeps expect an AfterLabel rule, found {c:?}"),
-            };
-            s.schedule = vec![Sched::RoundRobin {
+            let mut sched = vec![Sched::RoundRobin {
                 cores: cores.clone(),
                 quantum,
-                until: Until::Label(done),
+                until: Until::Label(done.clone()),
             }];
-            s.schedule.extend(cores.iter().map(|&c| run_halt(c)));
-            s.expect.clear();
+            sched.extend(cores.iter().map(|&c| run_halt(c)));
+            schedules.push((format!("q{quantum} first {first}"), true, sched));
+        }
+    }
+    let mut weighted: Vec<usize> = (1..n)
+        .flat_map(|c| std::iter::repeat_n(c, PREEMPT_WEIGHT))
+        .collect();
+    weighted.push(0);
+    for alone in 0..=PREEMPT_MAX {
+        let mut sched = Vec::new();
+        if alone > 0 {
+            sched.push(Sched::Step { core: 0, n: alone });
+        }
+        sched.push(Sched::RoundRobin {
+            cores: weighted.clone(),
+            quantum: 1,
+            until: Until::Label(done.clone()),
+        });
+        sched.extend((0..n).map(run_halt));
+        schedules.push((format!("a+{alone} w{PREEMPT_WEIGHT}"), false, sched));
+    }
+    schedules
+        .into_iter()
+        .map(|(what, round_robin, sched)| {
+            let mut s = base.clone();
+            s.schedule = sched;
+            s.expect = keep.to_vec();
             let r = go(&s);
             let m = r.machine.as_ref().unwrap();
-            out.push(Sweep {
+            Sweep {
                 rax0: m.cores[0].cpu.state.gpr[0],
                 all_halted: r.cores.iter().all(|c| c.status == "halted"),
-                quantum,
-                first,
+                labels: r.cores.iter().map(|c| c.label.clone()).collect(),
+                kept_ok: r.expectations.iter().all(|e| e.ok),
+                what,
+                round_robin,
                 stale: r.stale_uses.len(),
                 violations: r.violations,
                 ending: r.ending.clone(),
-            });
-        }
-    }
-    out
+            }
+        })
+        .collect()
 }
 
-fn assert_clean_sweeps(name: &str) -> usize {
-    let sw = sweeps(name);
+/// Every sweep completes with no stale use, every kept expectation holds,
+/// core 0's last read saw the new page and each core ends parked on the HLT
+/// named in `halts` (one per core). Returns the number of sweeps.
+fn assert_clean_sweeps(name: &str, keep: &[Expect], halts: &[&str]) -> usize {
+    let sw = sweeps(name, keep);
     for w in &sw {
-        assert_eq!(
-            w.ending,
-            Ending::Completed,
-            "{name}: quantum {} first core {}: {:?}",
-            w.quantum,
-            w.first,
-            w.ending
-        );
-        assert_eq!(
-            (w.stale, w.violations),
-            (0, 0),
-            "{name}: quantum {} first core {}: stale uses / violations",
-            w.quantum,
-            w.first
-        );
-        // The workload ran to its end: core 0's last read saw the new page.
-        assert!(
-            w.all_halted,
-            "{name}: q{} first {}: a core did not halt",
-            w.quantum, w.first
-        );
-        assert_eq!(w.rax0, 0x2222, "{name}: q{} first {}", w.quantum, w.first);
+        let at = format!("{name}: {}", w.what);
+        assert_eq!(w.ending, Ending::Completed, "{at}: {:?}", w.ending);
+        assert_eq!((w.stale, w.violations), (0, 0), "{at}: stale uses");
+        assert!(w.kept_ok, "{at}: a kept expectation failed");
+        // The workload ran to its end. Under round-robin core 0's last read
+        // comes after the PTE change and sees the new page; a preemption
+        // sweep may let it read before the change (the old page, legitimately).
+        assert!(w.all_halted, "{at}: a core did not halt");
+        if w.round_robin {
+            assert_eq!(w.rax0, 0x2222, "{at}");
+        } else {
+            assert!(matches!(w.rax0, 0x1111 | 0x2222), "{at}: {:#x}", w.rax0);
+        }
+        let want: Vec<Option<String>> = halts.iter().map(|h| Some(h.to_string())).collect();
+        assert_eq!(w.labels, want, "{at}: where the cores halted");
     }
     println!("{name}: {} sweeps, 0 stale uses, 0 violations", sw.len());
     sw.len()
 }
 
+/// Every sweep completes; returns (exposing, total) and prints which expose.
 fn count_exposing_sweeps(name: &str) -> (usize, usize) {
-    let sw = sweeps(name);
+    let sw = sweeps(name, &[]);
     for w in &sw {
         assert_eq!(
             w.ending,
             Ending::Completed,
-            "{name}: quantum {} first core {}: {:?}",
-            w.quantum,
-            w.first,
+            "{name}: {}: {:?}",
+            w.what,
             w.ending
         );
     }
@@ -235,42 +270,92 @@ fn count_exposing_sweeps(name: &str) -> (usize, usize) {
         sw.len(),
         exposed
             .iter()
-            .map(|w| format!(" (q{} first {})", w.quantum, w.first))
+            .map(|w| format!(" ({})", w.what))
             .collect::<String>()
     );
     (exposed.len(), sw.len())
 }
 
+/// Round-robin sweeps (quantum 1..=8, each core first) plus preemption sweeps.
+const RR_3: usize = 24;
+const RR_2: usize = 16;
+const PREEMPT: usize = PREEMPT_MAX as usize + 1;
+
+/// Core A never runs pmap_inval_smp: a finished thread stays parked on its
+/// HLT (a HLT without a loop, woken by an IPI, used to fall through into T3's
+/// body and run a second shootdown from A).
+fn a_sends_no_ipi() -> Vec<Expect> {
+    vec![Expect::Events {
+        kind: "ipi-sent".into(),
+        core: Some(0),
+        count: 0,
+    }]
+}
+
 #[test]
 fn dragonfly_fixed_is_clean_under_every_sweep() {
     assert_eq!(
-        assert_clean_sweeps("dragonfly-2017-swtch-pmactive-fixed.ron"),
-        24
+        assert_clean_sweeps(
+            "dragonfly-2017-swtch-pmactive-fixed.ron",
+            &a_sends_no_ipi(),
+            &["t2_done", "b_done", "c_idle"],
+        ),
+        RR_3 + PREEMPT
     );
 }
 
 #[test]
-fn dragonfly_buggy_sweeps_informative() {
-    let (_k, n) = count_exposing_sweeps("dragonfly-2017-swtch-pmactive-buggy.ron");
-    assert_eq!(n, 24);
+fn dragonfly_buggy_some_sweep_exposes_it() {
+    // The race needs B's whole shootdown inside A's switch window: no plain
+    // round-robin does that, a preemption inside the window does.
+    let (k, n) = count_exposing_sweeps("dragonfly-2017-swtch-pmactive-buggy.ron");
+    assert_eq!(n, RR_3 + PREEMPT);
+    assert!(k >= 1, "no sweep schedule exposes the DragonFly race");
 }
 
 #[test]
 fn freebsd_fixed_are_clean_under_every_sweep() {
-    assert_eq!(assert_clean_sweeps("freebsd-d16618-curpmap-fixed.ron"), 16);
     assert_eq!(
-        assert_clean_sweeps("freebsd-d16618-pcid-nogen-fixed.ron"),
-        16
+        assert_clean_sweeps(
+            "freebsd-d16618-curpmap-fixed.ron",
+            &[],
+            &["k0_done", "b_idle"]
+        ),
+        RR_2 + PREEMPT
+    );
+    assert_eq!(
+        assert_clean_sweeps(
+            "freebsd-d16618-pcid-nogen-fixed.ron",
+            &[],
+            &["pa_done", "pb_done"]
+        ),
+        RR_2 + PREEMPT
     );
 }
 
 #[test]
-fn freebsd_buggy_sweeps_informative() {
+fn freebsd_buggy_some_sweep_exposes_them() {
     // The curpmap bug does not depend on the interleaving: every sweep shows it.
     let (k, n) = count_exposing_sweeps("freebsd-d16618-curpmap-buggy.ron");
-    assert_eq!((k, n), (16, 16));
-    let (_k, n) = count_exposing_sweeps("freebsd-d16618-pcid-nogen-buggy.ron");
-    assert_eq!(n, 16);
+    assert_eq!((k, n), (RR_2 + PREEMPT, RR_2 + PREEMPT));
+    let (k, n) = count_exposing_sweeps("freebsd-d16618-pcid-nogen-buggy.ron");
+    assert_eq!(n, RR_2 + PREEMPT);
+    assert!(k >= 1, "no sweep schedule exposes the PCID generation bug");
+}
+
+#[test]
+fn dragonfly_halted_cores_are_labelled_with_their_hlt() {
+    // After HLT, RIP is the next instruction; the report names the HLT itself.
+    let r = go(&scenario("dragonfly-2017-swtch-pmactive-fixed.ron"));
+    let at: Vec<(&str, Option<&str>)> = r
+        .cores
+        .iter()
+        .map(|c| (c.status.as_str(), c.label.as_deref()))
+        .collect();
+    assert_eq!(at[0], ("halted", Some("t2_done")));
+    assert_eq!(at[1], ("halted", Some("b_done")));
+    let text = r.to_text(false);
+    assert!(text.contains("halted (HLT at <t2_done>)"), "{text}");
 }
 
 // ---------------------------------------------------------------------------

@@ -84,7 +84,8 @@ pub struct CoreSummary {
     pub retired: u64,
     /// Final RIP.
     pub rip: u64,
-    /// Label at the final RIP, if any.
+    /// Label at the final RIP, if any; for a core halted by HLT, the HLT's own
+    /// location (`label+off`, see [`core_site`](super::core_site)).
     pub label: Option<String>,
     /// "running", "halted", or the stop reason.
     pub status: String,
@@ -634,7 +635,12 @@ impl Runner {
                 core: i,
                 retired: c.retired,
                 rip: c.cpu.state.rip,
-                label: labels.get(&c.cpu.state.rip).cloned(),
+                label: super::report::core_site(
+                    labels,
+                    c.cpu.state.rip,
+                    c.cpu.state.halted && c.stopped.is_none(),
+                    c.retired,
+                ),
                 status: match &c.stopped {
                     Some(r) => r.to_string(),
                     None if c.cpu.state.halted => "halted".into(),
