@@ -118,8 +118,26 @@ const MINIX_MSG: u64 = 0x2167736d2078696d;
 
 #[test]
 fn minix_stale_tlb_copy_buggy_writes_old_frame() {
-    // 16 byte writes of `rep movsb` through CPU 1's stale entry for 0x400000.
-    check_file("minix-stale-tlb-copy.ron", 16);
+    // 16 byte writes of `rep movsb` through CPU 1's stale entry for 0x400000:
+    // one reported use with a count, one violation.
+    check_file("minix-stale-tlb-copy.ron", 1);
+}
+
+#[test]
+fn minix_rep_movsb_is_one_stale_use_with_a_count() {
+    let r = run_scenario(&load_file("minix-stale-tlb-copy.ron"));
+    assert_eq!(r.stale_uses.len(), 1, "{:#?}", r.stale_uses);
+    let u = &r.stale_uses[0];
+    assert_eq!(u.count, 16);
+    assert_eq!(
+        u.last_step - u.detail.ctx.step,
+        15,
+        "16 consecutive iterations"
+    );
+    assert_eq!(u.detail.va.raw(), 0x400100, "the first byte");
+    assert!(r
+        .to_text(true)
+        .contains("the same instruction used this entry 16 times"));
 }
 
 #[test]

@@ -110,6 +110,13 @@ impl RunReport {
             for line in r.detail.to_string().lines() {
                 let _ = writeln!(s, "    {}", self.symbolize(line));
             }
+            if r.count > 1 {
+                let _ = writeln!(
+                    s,
+                    "    the same instruction used this entry {} times, through step {} (reported once)",
+                    r.count, r.last_step
+                );
+            }
         }
         if !self.soft_stale_uses.is_empty() {
             let _ = writeln!(s, "software-TLB stale uses: {}", self.soft_stale_uses.len());
