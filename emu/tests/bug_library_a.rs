@@ -468,19 +468,85 @@ fn dragonfly_without_ipi_to_c_the_shootdown_hangs() {
     assert!(matches!(r.ending, Ending::Stuck { .. }), "{:?}", r.ending);
 }
 
+/// Replaces the code section loaded from `from` by the file `to`.
+fn swap_file(s: &mut Scenario, from: &str, to: &str) {
+    let sec = s
+        .code
+        .iter_mut()
+        .find(|c| c.file.as_deref() == Some(from))
+        .unwrap_or_else(|| panic!("no code section from `{from}`"));
+    sec.file = Some(to.into());
+}
+
+const FBSD_BOOT_BUGGY: &str = "asm/freebsd-d16618-boot-buggy.s";
+const FBSD_BOOT_FIXED: &str = "asm/freebsd-d16618-boot-fixed.s";
+
+/// kernel_pmap's pm_active at the end of a run: kernel data KD (0x...80100000)
+/// is physical 0x200000, kernel_pmap is at KD+0x1000, pm_active at +8.
+fn kernel_pmap_active(r: &RunReport) -> u64 {
+    let m = r.machine.as_ref().unwrap();
+    m.mem
+        .read_u64(mmu::PhysAddr(0x201008))
+        .expect("kernel_pmap is in memory")
+}
+
+#[test]
+fn freebsd_half_fix_leaves_kernel_pmap_damaged() {
+    // Only pmap_activate_sw fixed, the boot code as before D16618 (curpmap =
+    // kernel_pmap on every CPU): the invalidation is right, but A's switch
+    // away from kernel_pmap clears A's bit in its pm_active for good, which
+    // is what the review measured. pmap_activate_boot is what keeps it full.
+    let mut s = scenario(FBSD_FIXED);
+    s.expect.clear();
+    let r = go(&s);
+    assert_eq!(r.violations, 0);
+    assert_eq!(kernel_pmap_active(&r), 3, "full fix: never deactivated");
+
+    swap_file(&mut s, FBSD_BOOT_FIXED, FBSD_BOOT_BUGGY);
+    let r = go(&s);
+    assert_eq!(r.ending, Ending::Completed, "{:?}", r.ending);
+    assert_eq!(r.violations, 0, "{:#?}", r.stale_uses);
+    assert_eq!(kernel_pmap_active(&r), 2, "A's bit is gone");
+}
+
 #[test]
 fn freebsd_without_curpmap_store_initiator_skips_its_invlpg() {
     // The fixed non-PCID path with the curpmap store removed (the %cr3 load
-    // kept): the bug's effect comes back.
+    // kept), from the old boot state (curpmap = kernel_pmap, so the switch
+    // to vmspace0's pmap reaches that path): the bug's effect comes back.
     let mut s = scenario(FBSD_FIXED);
+    swap_file(&mut s, FBSD_BOOT_FIXED, FBSD_BOOT_BUGGY);
+    s.expect.clear();
+    assert_clean(&s);
     edit_asm(
         &mut s,
         "freebsd-d16618-swtch-fixed.s",
         "    movq    %rax, %cr3\n    movq    %rbx, %gs:PC_CURPMAP\n8:",
         "    movq    %rax, %cr3\n8:",
     );
-    s.expect.clear();
     assert_one_violation_on(&s, 0);
+}
+
+#[test]
+fn freebsd_without_pmap_activate_boot_curpmap_a_is_wrong() {
+    // The fixed boot with pmap_activate_boot's curpmap store removed: A's
+    // curpmap stays 0 after init_secondary, so A's first switch treats
+    // vmspace0 as a new pmap (the fixed path loads %cr3 and sets curpmap) and
+    // clears its bit in "pm_active" of pmap 0 -- a fault on the null page.
+    let mut s = scenario(FBSD_FIXED);
+    edit_asm(
+        &mut s,
+        "freebsd-d16618-boot-fixed.s",
+        "    movq    %rdi, %gs:PC_CURPMAP\n",
+        "",
+    );
+    s.expect.clear();
+    let r = go(&s);
+    assert!(
+        !r.stopped.is_empty() || !matches!(r.ending, Ending::Completed),
+        "A must not get through a switch from a null curpmap: {:?}",
+        r.ending
+    );
 }
 
 #[test]
