@@ -118,6 +118,8 @@ fn every_scenario_file_passes() {
     for name in [
         "dragonfly-2017-swtch-pmactive-buggy.ron",
         "dragonfly-2017-swtch-pmactive-fixed.ron",
+        "dragonfly-2017-local-buggy.ron",
+        "dragonfly-2017-local-fixed.ron",
         "freebsd-d16618-curpmap-buggy.ron",
         "freebsd-d16618-curpmap-fixed.ron",
         "freebsd-d16618-pcid-nogen-buggy.ron",
@@ -311,6 +313,29 @@ fn dragonfly_buggy_some_sweep_exposes_it() {
     let (k, n) = count_exposing_sweeps("dragonfly-2017-swtch-pmactive-buggy.ron");
     assert_eq!(n, RR_3 + PREEMPT);
     assert!(k >= 1, "no sweep schedule exposes the DragonFly race");
+}
+
+#[test]
+fn dragonfly_local_fixed_is_clean_under_every_sweep() {
+    assert_eq!(
+        assert_clean_sweeps(
+            "dragonfly-2017-local-fixed.ron",
+            &a_sends_no_ipi(),
+            &["t2_done", "b_done"],
+        ),
+        RR_2 + PREEMPT
+    );
+}
+
+#[test]
+fn dragonfly_local_buggy_some_sweep_exposes_it() {
+    // On two CPUs B's local-only path is short and fits in A's window (flags
+    // saved, interrupts off, debug-register and FPU checks, stack switch);
+    // the round-robin sweeps start both threads together and miss it, the
+    // preemption sweeps find it.
+    let (k, n) = count_exposing_sweeps("dragonfly-2017-local-buggy.ron");
+    assert_eq!(n, RR_2 + PREEMPT);
+    assert!(k >= 1, "no sweep exposes the two-CPU DragonFly race");
 }
 
 #[test]
