@@ -15,7 +15,7 @@
 //! Run with `cargo test -p emu --test bug_library_a -- --nocapture` to see the
 //! sweep counts.
 
-use emu::scenario::schema::{Coherence, Sched, Until, Value};
+use emu::scenario::schema::{Coherence, Expect, Sched, Until, Value};
 use emu::scenario::{build, load, run, validate, Ending, Plan, RunReport, Scenario};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -100,10 +100,7 @@ fn expect_pass(name: &str) {
     let s = scenario(name);
     let r = go(&s);
     let expects = s.expect.iter().any(|e| {
-        matches!(
-            e,
-            emu::scenario::schema::Expect::Violations(n) if *n > 0
-        ) || matches!(e, emu::scenario::schema::Expect::StaleUse { .. })
+        matches!(e, Expect::Violations(n) if *n > 0) || matches!(e, Expect::StaleUse { .. })
     });
     assert_eq!(r.ending, Ending::Completed, "{name}: {:?}", r.ending);
     for e in &r.expectations {
@@ -121,6 +118,8 @@ fn every_scenario_file_passes() {
     for name in [
         "dragonfly-2017-swtch-pmactive-buggy.ron",
         "dragonfly-2017-swtch-pmactive-fixed.ron",
+        "dragonfly-2017-local-buggy.ron",
+        "dragonfly-2017-local-fixed.ron",
         "freebsd-d16618-curpmap-buggy.ron",
         "freebsd-d16618-curpmap-fixed.ron",
         "freebsd-d16618-pcid-nogen-buggy.ron",
@@ -132,8 +131,10 @@ fn every_scenario_file_passes() {
 
 /// One sweep's outcome.
 struct Sweep {
-    quantum: u64,
-    first: usize,
+    /// Which schedule: `q3 first 1` (round-robin) or `a+20 w16` (preemption).
+    what: String,
+    /// A round-robin sweep (not a preemption sweep).
+    round_robin: bool,
     stale: usize,
     violations: usize,
     ending: Ending,
@@ -141,90 +142,126 @@ struct Sweep {
     rax0: u64,
     /// Every core ended halted.
     all_halted: bool,
+    /// Each core's final label (for a halted core, its HLT's location).
+    labels: Vec<Option<String>>,
+    /// The expectations kept for the sweep (`keep`) all held.
+    kept_ok: bool,
 }
 
-/// The scenario's code and machine under `RoundRobin` with quantum 1..=8 and
-/// each core first (the others in ascending order after it) until the
-/// shootdown completes (`done`, the label of the file's coherence rule), then
-/// every core runs on to its halt. Expectations are dropped; the coherence
-/// rule stays the file's.
+/// How many instructions core 0 runs alone before a preemption sweep hands
+/// the machine to the others (0..=PREEMPT_MAX).
+const PREEMPT_MAX: u64 = 48;
+/// In a preemption sweep, each other core runs this many instructions per
+/// instruction of core 0.
+const PREEMPT_WEIGHT: usize = 16;
+
+/// The scenario's code and machine under two families of schedules, each
+/// running until the shootdown completes (`done`, the label of the file's
+/// coherence rule) and then every core on to its halt, with `keep` as the
+/// only expectations (the coherence rule stays the file's):
 ///
-/// (Each sweep ends on the shootdown-complete label, then runs every core to
-/// its halt, so the checks see the state right after the shootdown too.)
-fn sweeps(name: &str) -> Vec<Sweep> {
+/// - round-robin: `RoundRobin` with quantum 1..=8 and each core first (the
+///   others in ascending order after it);
+/// - preemption: core 0 runs alone for n = 0..=PREEMPT_MAX instructions, then
+///   a round-robin in which every other core runs PREEMPT_WEIGHT instructions
+///   per instruction of core 0. This is the shape of the races here: core 0
+///   is in a short window of its context switch while the others run a whole
+///   shootdown.
+fn sweeps(name: &str, keep: &[Expect]) -> Vec<Sweep> {
     let base = scenario(name);
     let n = base.cores.len();
-    let mut out = Vec::new();
+    let done = match &base.coherence {
+        Coherence::AfterLabel(l) => l.clone(),
+        c => panic!("{name}: sweeps expect an AfterLabel rule, found {c:?}"),
+    };
+    let mut schedules = Vec::new();
     for quantum in 1..=8u64 {
         for first in 0..n {
-            let mut s = base.clone();
             let cores: Vec<usize> = (0..n).map(|i| (first + i) % n).collect();
-            let done = match &s.coherence {
-                Coherence::AfterLabel(l) => l.clone(),
-                c => panic!("{name}: sweeps expect an AfterLabel rule, found {c:?}"),
-            };
-            s.schedule = vec![Sched::RoundRobin {
+            let mut sched = vec![Sched::RoundRobin {
                 cores: cores.clone(),
                 quantum,
-                until: Until::Label(done),
+                until: Until::Label(done.clone()),
             }];
-            s.schedule.extend(cores.iter().map(|&c| run_halt(c)));
-            s.expect.clear();
+            sched.extend(cores.iter().map(|&c| run_halt(c)));
+            schedules.push((format!("q{quantum} first {first}"), true, sched));
+        }
+    }
+    let mut weighted: Vec<usize> = (1..n)
+        .flat_map(|c| std::iter::repeat_n(c, PREEMPT_WEIGHT))
+        .collect();
+    weighted.push(0);
+    for alone in 0..=PREEMPT_MAX {
+        let mut sched = Vec::new();
+        if alone > 0 {
+            sched.push(Sched::Step { core: 0, n: alone });
+        }
+        sched.push(Sched::RoundRobin {
+            cores: weighted.clone(),
+            quantum: 1,
+            until: Until::Label(done.clone()),
+        });
+        sched.extend((0..n).map(run_halt));
+        schedules.push((format!("a+{alone} w{PREEMPT_WEIGHT}"), false, sched));
+    }
+    schedules
+        .into_iter()
+        .map(|(what, round_robin, sched)| {
+            let mut s = base.clone();
+            s.schedule = sched;
+            s.expect = keep.to_vec();
             let r = go(&s);
             let m = r.machine.as_ref().unwrap();
-            out.push(Sweep {
+            Sweep {
                 rax0: m.cores[0].cpu.state.gpr[0],
                 all_halted: r.cores.iter().all(|c| c.status == "halted"),
-                quantum,
-                first,
+                labels: r.cores.iter().map(|c| c.label.clone()).collect(),
+                kept_ok: r.expectations.iter().all(|e| e.ok),
+                what,
+                round_robin,
                 stale: r.stale_uses.len(),
                 violations: r.violations,
                 ending: r.ending.clone(),
-            });
-        }
-    }
-    out
+            }
+        })
+        .collect()
 }
 
-fn assert_clean_sweeps(name: &str) -> usize {
-    let sw = sweeps(name);
+/// Every sweep completes with no stale use, every kept expectation holds,
+/// core 0's last read saw the new page and each core ends parked on the HLT
+/// named in `halts` (one per core). Returns the number of sweeps.
+fn assert_clean_sweeps(name: &str, keep: &[Expect], halts: &[&str]) -> usize {
+    let sw = sweeps(name, keep);
     for w in &sw {
-        assert_eq!(
-            w.ending,
-            Ending::Completed,
-            "{name}: quantum {} first core {}: {:?}",
-            w.quantum,
-            w.first,
-            w.ending
-        );
-        assert_eq!(
-            (w.stale, w.violations),
-            (0, 0),
-            "{name}: quantum {} first core {}: stale uses / violations",
-            w.quantum,
-            w.first
-        );
-        // The workload ran to its end: core 0's last read saw the new page.
-        assert!(
-            w.all_halted,
-            "{name}: q{} first {}: a core did not halt",
-            w.quantum, w.first
-        );
-        assert_eq!(w.rax0, 0x2222, "{name}: q{} first {}", w.quantum, w.first);
+        let at = format!("{name}: {}", w.what);
+        assert_eq!(w.ending, Ending::Completed, "{at}: {:?}", w.ending);
+        assert_eq!((w.stale, w.violations), (0, 0), "{at}: stale uses");
+        assert!(w.kept_ok, "{at}: a kept expectation failed");
+        // The workload ran to its end. Under round-robin core 0's last read
+        // comes after the PTE change and sees the new page; a preemption
+        // sweep may let it read before the change (the old page, legitimately).
+        assert!(w.all_halted, "{at}: a core did not halt");
+        if w.round_robin {
+            assert_eq!(w.rax0, 0x2222, "{at}");
+        } else {
+            assert!(matches!(w.rax0, 0x1111 | 0x2222), "{at}: {:#x}", w.rax0);
+        }
+        let want: Vec<Option<String>> = halts.iter().map(|h| Some(h.to_string())).collect();
+        assert_eq!(w.labels, want, "{at}: where the cores halted");
     }
     println!("{name}: {} sweeps, 0 stale uses, 0 violations", sw.len());
     sw.len()
 }
 
+/// Every sweep completes; returns (exposing, total) and prints which expose.
 fn count_exposing_sweeps(name: &str) -> (usize, usize) {
-    let sw = sweeps(name);
+    let sw = sweeps(name, &[]);
     for w in &sw {
         assert_eq!(
             w.ending,
             Ending::Completed,
-            "{name}: quantum {} first core {}: {:?}",
-            w.quantum,
-            w.first,
+            "{name}: {}: {:?}",
+            w.what,
             w.ending
         );
     }
@@ -235,42 +272,115 @@ fn count_exposing_sweeps(name: &str) -> (usize, usize) {
         sw.len(),
         exposed
             .iter()
-            .map(|w| format!(" (q{} first {})", w.quantum, w.first))
+            .map(|w| format!(" ({})", w.what))
             .collect::<String>()
     );
     (exposed.len(), sw.len())
 }
 
+/// Round-robin sweeps (quantum 1..=8, each core first) plus preemption sweeps.
+const RR_3: usize = 24;
+const RR_2: usize = 16;
+const PREEMPT: usize = PREEMPT_MAX as usize + 1;
+
+/// Core A never runs pmap_inval_smp: a finished thread stays parked on its
+/// HLT (a HLT without a loop, woken by an IPI, used to fall through into T3's
+/// body and run a second shootdown from A).
+fn a_sends_no_ipi() -> Vec<Expect> {
+    vec![Expect::Events {
+        kind: "ipi-sent".into(),
+        core: Some(0),
+        count: 0,
+    }]
+}
+
 #[test]
 fn dragonfly_fixed_is_clean_under_every_sweep() {
     assert_eq!(
-        assert_clean_sweeps("dragonfly-2017-swtch-pmactive-fixed.ron"),
-        24
+        assert_clean_sweeps(
+            "dragonfly-2017-swtch-pmactive-fixed.ron",
+            &a_sends_no_ipi(),
+            &["t2_done", "b_done", "c_idle"],
+        ),
+        RR_3 + PREEMPT
     );
 }
 
 #[test]
-fn dragonfly_buggy_sweeps_informative() {
-    let (_k, n) = count_exposing_sweeps("dragonfly-2017-swtch-pmactive-buggy.ron");
-    assert_eq!(n, 24);
+fn dragonfly_buggy_some_sweep_exposes_it() {
+    // The race needs B's whole shootdown inside A's switch window: no plain
+    // round-robin does that, a preemption inside the window does.
+    let (k, n) = count_exposing_sweeps("dragonfly-2017-swtch-pmactive-buggy.ron");
+    assert_eq!(n, RR_3 + PREEMPT);
+    assert!(k >= 1, "no sweep schedule exposes the DragonFly race");
+}
+
+#[test]
+fn dragonfly_local_fixed_is_clean_under_every_sweep() {
+    assert_eq!(
+        assert_clean_sweeps(
+            "dragonfly-2017-local-fixed.ron",
+            &a_sends_no_ipi(),
+            &["t2_done", "b_done"],
+        ),
+        RR_2 + PREEMPT
+    );
+}
+
+#[test]
+fn dragonfly_local_buggy_some_sweep_exposes_it() {
+    // On two CPUs B's local-only path is short and fits in A's window (flags
+    // saved, interrupts off, debug-register and FPU checks, stack switch);
+    // the round-robin sweeps start both threads together and miss it, the
+    // preemption sweeps find it.
+    let (k, n) = count_exposing_sweeps("dragonfly-2017-local-buggy.ron");
+    assert_eq!(n, RR_2 + PREEMPT);
+    assert!(k >= 1, "no sweep exposes the two-CPU DragonFly race");
 }
 
 #[test]
 fn freebsd_fixed_are_clean_under_every_sweep() {
-    assert_eq!(assert_clean_sweeps("freebsd-d16618-curpmap-fixed.ron"), 16);
     assert_eq!(
-        assert_clean_sweeps("freebsd-d16618-pcid-nogen-fixed.ron"),
-        16
+        assert_clean_sweeps(
+            "freebsd-d16618-curpmap-fixed.ron",
+            &[],
+            &["k0_done", "b_idle"]
+        ),
+        RR_2 + PREEMPT
+    );
+    assert_eq!(
+        assert_clean_sweeps(
+            "freebsd-d16618-pcid-nogen-fixed.ron",
+            &[],
+            &["pa_done", "pb_done"]
+        ),
+        RR_2 + PREEMPT
     );
 }
 
 #[test]
-fn freebsd_buggy_sweeps_informative() {
+fn freebsd_buggy_some_sweep_exposes_them() {
     // The curpmap bug does not depend on the interleaving: every sweep shows it.
     let (k, n) = count_exposing_sweeps("freebsd-d16618-curpmap-buggy.ron");
-    assert_eq!((k, n), (16, 16));
-    let (_k, n) = count_exposing_sweeps("freebsd-d16618-pcid-nogen-buggy.ron");
-    assert_eq!(n, 16);
+    assert_eq!((k, n), (RR_2 + PREEMPT, RR_2 + PREEMPT));
+    let (k, n) = count_exposing_sweeps("freebsd-d16618-pcid-nogen-buggy.ron");
+    assert_eq!(n, RR_2 + PREEMPT);
+    assert!(k >= 1, "no sweep schedule exposes the PCID generation bug");
+}
+
+#[test]
+fn dragonfly_halted_cores_are_labelled_with_their_hlt() {
+    // After HLT, RIP is the next instruction; the report names the HLT itself.
+    let r = go(&scenario("dragonfly-2017-swtch-pmactive-fixed.ron"));
+    let at: Vec<(&str, Option<&str>)> = r
+        .cores
+        .iter()
+        .map(|c| (c.status.as_str(), c.label.as_deref()))
+        .collect();
+    assert_eq!(at[0], ("halted", Some("t2_done")));
+    assert_eq!(at[1], ("halted", Some("b_done")));
+    let text = r.to_text(false);
+    assert!(text.contains("halted (HLT at <t2_done>)"), "{text}");
 }
 
 // ---------------------------------------------------------------------------
@@ -383,19 +493,85 @@ fn dragonfly_without_ipi_to_c_the_shootdown_hangs() {
     assert!(matches!(r.ending, Ending::Stuck { .. }), "{:?}", r.ending);
 }
 
+/// Replaces the code section loaded from `from` by the file `to`.
+fn swap_file(s: &mut Scenario, from: &str, to: &str) {
+    let sec = s
+        .code
+        .iter_mut()
+        .find(|c| c.file.as_deref() == Some(from))
+        .unwrap_or_else(|| panic!("no code section from `{from}`"));
+    sec.file = Some(to.into());
+}
+
+const FBSD_BOOT_BUGGY: &str = "asm/freebsd-d16618-boot-buggy.s";
+const FBSD_BOOT_FIXED: &str = "asm/freebsd-d16618-boot-fixed.s";
+
+/// kernel_pmap's pm_active at the end of a run: kernel data KD (0x...80100000)
+/// is physical 0x200000, kernel_pmap is at KD+0x1000, pm_active at +8.
+fn kernel_pmap_active(r: &RunReport) -> u64 {
+    let m = r.machine.as_ref().unwrap();
+    m.mem
+        .read_u64(mmu::PhysAddr(0x201008))
+        .expect("kernel_pmap is in memory")
+}
+
+#[test]
+fn freebsd_half_fix_leaves_kernel_pmap_damaged() {
+    // Only pmap_activate_sw fixed, the boot code as before D16618 (curpmap =
+    // kernel_pmap on every CPU): the invalidation is right, but A's switch
+    // away from kernel_pmap clears A's bit in its pm_active for good, which
+    // is what the review measured. pmap_activate_boot is what keeps it full.
+    let mut s = scenario(FBSD_FIXED);
+    s.expect.clear();
+    let r = go(&s);
+    assert_eq!(r.violations, 0);
+    assert_eq!(kernel_pmap_active(&r), 3, "full fix: never deactivated");
+
+    swap_file(&mut s, FBSD_BOOT_FIXED, FBSD_BOOT_BUGGY);
+    let r = go(&s);
+    assert_eq!(r.ending, Ending::Completed, "{:?}", r.ending);
+    assert_eq!(r.violations, 0, "{:#?}", r.stale_uses);
+    assert_eq!(kernel_pmap_active(&r), 2, "A's bit is gone");
+}
+
 #[test]
 fn freebsd_without_curpmap_store_initiator_skips_its_invlpg() {
     // The fixed non-PCID path with the curpmap store removed (the %cr3 load
-    // kept): the bug's effect comes back.
+    // kept), from the old boot state (curpmap = kernel_pmap, so the switch
+    // to vmspace0's pmap reaches that path): the bug's effect comes back.
     let mut s = scenario(FBSD_FIXED);
+    swap_file(&mut s, FBSD_BOOT_FIXED, FBSD_BOOT_BUGGY);
+    s.expect.clear();
+    assert_clean(&s);
     edit_asm(
         &mut s,
         "freebsd-d16618-swtch-fixed.s",
         "    movq    %rax, %cr3\n    movq    %rbx, %gs:PC_CURPMAP\n8:",
         "    movq    %rax, %cr3\n8:",
     );
-    s.expect.clear();
     assert_one_violation_on(&s, 0);
+}
+
+#[test]
+fn freebsd_without_pmap_activate_boot_curpmap_a_is_wrong() {
+    // The fixed boot with pmap_activate_boot's curpmap store removed: A's
+    // curpmap stays 0 after init_secondary, so A's first switch treats
+    // vmspace0 as a new pmap (the fixed path loads %cr3 and sets curpmap) and
+    // clears its bit in "pm_active" of pmap 0 -- a fault on the null page.
+    let mut s = scenario(FBSD_FIXED);
+    edit_asm(
+        &mut s,
+        "freebsd-d16618-boot-fixed.s",
+        "    movq    %rdi, %gs:PC_CURPMAP\n",
+        "",
+    );
+    s.expect.clear();
+    let r = go(&s);
+    assert!(
+        !r.stopped.is_empty() || !matches!(r.ending, Ending::Completed),
+        "A must not get through a switch from a null curpmap: {:?}",
+        r.ending
+    );
 }
 
 #[test]

@@ -110,6 +110,11 @@ fn dragonfly_buggy_twin_is_found_as_scripted() {
 }
 
 #[test]
+fn dragonfly_two_cpu_twin_is_found_as_scripted() {
+    found_like_scripted("dragonfly-2017-local-buggy", 100);
+}
+
+#[test]
 fn d16618_curpmap_buggy_twin_is_found_as_scripted() {
     found_like_scripted("freebsd-d16618-curpmap-buggy", 50);
 }
@@ -177,7 +182,9 @@ fn clean_exhaustively(name: &str, k: u32, fills: bool) {
 #[test]
 fn fixed_twins_are_clean_to_two_preemptions() {
     for n in [
+        "dragonfly-2017-local-fixed",
         "freebsd-d16618-curpmap-fixed",
+        "freebsd-d16618-pcid-nogen-fixed",
         "freebsd-pager-lookup-race-fixed",
         "missing-invlpg-fixed",
         "vkernel-lost-dirty-bit-fixed",
@@ -347,7 +354,7 @@ fn twins_match_their_scripted_scenarios() {
         );
         n += 1;
     }
-    assert!(n >= 16, "expected a twin for every library case, found {n}");
+    assert!(n >= 18, "expected a twin for every library case, found {n}");
 }
 
 #[test]

@@ -298,3 +298,34 @@ fn completed_latent_counts_unused_stale_entries_at_completion() {
     let r = go(&s);
     assert!(r.passed(false), "{}", r.to_text(false));
 }
+
+/// Uses of one stale entry collapse per instruction: each iteration of a `rep
+/// movsb` is a step of its own, but the instruction's reads through the stale
+/// entry are one record, with a count; one instruction run twice by a loop is
+/// two records.
+#[test]
+fn stale_uses_collapse_per_instruction_not_per_rip() {
+    let p = dir().join("../missing-invlpg.ron");
+    let mut s = load(&p).unwrap_or_else(|d| panic!("{d:?}")).0;
+    edit(
+        &mut s,
+        "changed:\n    movq 0x400000, %rdx\n",
+        "changed:\n    movl $2, %r8d\n1:  movq 0x400000, %rdx\n    decl %r8d\n    jnz 1b\n    \
+         movl $0x400000, %esi\n    movabsq $0xffffffff80004000, %rdi\n    movl $8, %ecx\n    rep movsb\n",
+    );
+    s.expect.clear();
+    let r = go(&s);
+    let got: Vec<(Option<mmu::AccessKind>, u64)> = r
+        .stale_uses
+        .iter()
+        .map(|u| (u.detail.access.map(|a| a.kind), u.count))
+        .collect();
+    use mmu::AccessKind::Read;
+    assert_eq!(
+        got,
+        vec![(Some(Read), 1), (Some(Read), 1), (Some(Read), 8)],
+        "{}",
+        r.to_text(true)
+    );
+    assert_eq!(r.violations, 3);
+}

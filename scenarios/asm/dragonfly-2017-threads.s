@@ -8,13 +8,19 @@ t1_start:
     # lwkt_switch -> cpu_heavy_switch(T2)
     movq    $td2, %rdi
     call    cpu_heavy_switch
-    hlt                                 # T1 does not run again here
+t1_parked:
+    # T1 does not run again here.  A finished thread parks in a HLT loop: an
+    # IPI wakes the core, the handler returns after the HLT, and the core must
+    # not fall through into the next thread's code.
+    hlt
+    jmp     t1_parked
 
 t2_body:
     # T2, another thread of P, switched in on core A: reads the page
     movq    UVA, %rax
 t2_done:
     hlt
+    jmp     t2_done
 
 t3_start:
     # T3 on core B uses the page
@@ -32,6 +38,7 @@ b_after:
     movq    UVA, %rbx
 b_done:
     hlt
+    jmp     b_done
 
 t4_start:
     # T4 on core C uses the page, then idles; each IPI wakes it and it

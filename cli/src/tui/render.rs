@@ -6,6 +6,7 @@ use emu::debug::{
     disassemble_around, filtered_events, flags_text, format_entry, format_event, format_walk,
     stale_reason, status_line, Syntax, REG_NAMES,
 };
+use emu::scenario::core_site;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -172,7 +173,12 @@ fn draw_cores(f: &mut Frame, app: &App, area: Rect) {
             None if st.halted => "halted",
             None => "running",
         };
-        let label = r.labels().get(&st.rip).cloned().unwrap_or_default();
+        // A halted core is named by its HLT, not by the code after it.
+        let by_hlt = st.halted && m.cores[c].stopped.is_none() && m.cores[c].retired > 0;
+        let label = match core_site(r.labels(), st.rip, by_hlt, m.cores[c].retired) {
+            Some(l) if by_hlt => format!("hlt@{l}"),
+            l => l.unwrap_or_default(),
+        };
         let line = format!(
             "{}{c} {:#x} {label} {status} ({})",
             if c == s.focus() { '*' } else { ' ' },

@@ -1,22 +1,48 @@
 //! Human-readable and JSON forms of a run report.
 
 use super::run::{Ending, RunReport};
+use std::collections::BTreeMap;
 use std::fmt::Write;
+
+/// Where a core is, for reports: the label at its RIP, or, for a core halted
+/// by HLT (`halted` and it has retired an instruction; a parked core never
+/// ran one), the HLT's own location as `label+off`. After HLT, RIP already
+/// points at the next instruction (SDM Vol. 2A, HLT), whose label belongs to
+/// other code.
+pub fn core_site(
+    labels: &BTreeMap<u64, String>,
+    rip: u64,
+    halted: bool,
+    retired: u64,
+) -> Option<String> {
+    if halted && retired > 0 {
+        // HLT is one byte (F4).
+        name_in(labels, rip.wrapping_sub(1))
+    } else {
+        labels.get(&rip).cloned()
+    }
+}
+
+/// `label+0x12` for `addr` in `labels` (the nearest label at or before it,
+/// within 64 KiB), or `None`.
+pub(crate) fn name_in(labels: &BTreeMap<u64, String>, addr: u64) -> Option<String> {
+    let (base, name) = labels.range(..=addr).next_back()?;
+    let off = addr - base;
+    if off >= 0x10000 {
+        return None;
+    }
+    Some(if off == 0 {
+        name.clone()
+    } else {
+        format!("{name}+{off:#x}")
+    })
+}
 
 impl RunReport {
     /// `label+0x12` for an address inside labelled code (the nearest label at or
     /// before it, within 64 KiB), or `None`.
     pub fn name_of(&self, addr: u64) -> Option<String> {
-        let (base, name) = self.labels.range(..=addr).next_back()?;
-        let off = addr - base;
-        if off >= 0x10000 {
-            return None;
-        }
-        Some(if off == 0 {
-            name.clone()
-        } else {
-            format!("{name}+{off:#x}")
-        })
+        name_in(&self.labels, addr)
     }
 
     /// Appends ` <label+off>` after every `rip 0x...` in a line of text.
@@ -54,16 +80,18 @@ impl RunReport {
             }
         }
         for c in &self.cores {
+            // A halted core's label names its HLT, not the RIP after it.
+            let (at_rip, at_hlt) = match &c.label {
+                Some(l) if c.status == "halted" && c.retired > 0 => {
+                    (String::new(), format!(" (HLT at <{l}>)"))
+                }
+                Some(l) => (format!(" <{l}>"), String::new()),
+                None => (String::new(), String::new()),
+            };
             let _ = writeln!(
                 s,
-                "core {}: {} instructions retired, rip {:#x}{}, {}",
-                c.core,
-                c.retired,
-                c.rip,
-                c.label
-                    .as_ref()
-                    .map_or(String::new(), |l| format!(" <{l}>")),
-                c.status
+                "core {}: {} instructions retired, rip {:#x}{at_rip}, {}{at_hlt}",
+                c.core, c.retired, c.rip, c.status
             );
         }
         let _ = writeln!(
@@ -81,6 +109,13 @@ impl RunReport {
             }
             for line in r.detail.to_string().lines() {
                 let _ = writeln!(s, "    {}", self.symbolize(line));
+            }
+            if r.count > 1 {
+                let _ = writeln!(
+                    s,
+                    "    the same instruction used this entry {} times, through step {} (reported once)",
+                    r.count, r.last_step
+                );
             }
         }
         if !self.soft_stale_uses.is_empty() {

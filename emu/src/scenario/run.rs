@@ -33,6 +33,31 @@ pub struct StaleRecord {
     /// reached, by which core, when; a freed frame).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// How many uses this record stands for: one instruction that reaches the
+    /// same page through the same stale entry many times (each iteration of a
+    /// `rep movsb` is a step of its own) is reported once, with a count, and
+    /// counts as one violation. `detail` is the first of them.
+    pub count: u64,
+    /// The step of the last of those uses.
+    pub last_step: u64,
+}
+
+impl StaleRecord {
+    /// Whether `su`, made by the instruction that began at step `insn_start` on
+    /// its core, is one more use of this record's: same core, same instruction,
+    /// same page, access kind and cache, the same write behind it, and the same
+    /// verdict.
+    fn absorbs(&self, su: &StaleUse, insn_start: u64, violation: bool) -> bool {
+        let d = &self.detail;
+        self.last_step >= insn_start
+            && d.ctx.core == su.ctx.core
+            && d.ctx.rip == su.ctx.rip
+            && d.va.raw() >> 12 == su.va.raw() >> 12
+            && d.access.map(|a| a.kind) == su.access.map(|a| a.kind)
+            && d.cache == su.cache
+            && d.made_stale_by.as_ref().map(|w| w.step) == su.made_stale_by.as_ref().map(|w| w.step)
+            && self.violation == violation
+    }
 }
 
 /// A core that stopped for good, and whether an expectation accounts for it.
@@ -84,7 +109,8 @@ pub struct CoreSummary {
     pub retired: u64,
     /// Final RIP.
     pub rip: u64,
-    /// Label at the final RIP, if any.
+    /// Label at the final RIP, if any; for a core halted by HLT, the HLT's own
+    /// location (`label+off`, see [`core_site`](super::core_site)).
     pub label: Option<String>,
     /// "running", "halted", or the stop reason.
     pub status: String,
@@ -171,6 +197,12 @@ struct Oracle {
     /// Classes counted for `Events` expectations.
     counted: ClassSet,
     stale: Vec<StaleRecord>,
+    /// Per core, the step at which its current instruction began (a `rep`
+    /// string instruction spans many steps at one RIP), and the RIP before and
+    /// after its last step: a step that starts where the last one started and
+    /// ended continues the same instruction.
+    insn_start: Vec<u64>,
+    last_rips: Vec<Option<(u64, u64)>>,
     /// `counts[class * (cores + 1) + core]`; the last slot of each class is for
     /// events from outside any core (writes made by the debugger or setup).
     counts: Vec<u64>,
@@ -262,6 +294,8 @@ impl Oracle {
             wanted,
             counted,
             stale: Vec::new(),
+            insn_start: vec![0; cores],
+            last_rips: vec![None; cores],
             counts: if counted == ClassSet::NONE {
                 Vec::new()
             } else {
@@ -391,11 +425,31 @@ impl EventSink for Oracle {
         match &ev.kind {
             EventKind::Mmu(MmuEvent::StaleUse(su)) => {
                 let (violation, why) = self.classify(su);
-                self.stale.push(StaleRecord {
-                    detail: (**su).clone(),
-                    violation,
-                    why,
-                });
+                let start = self
+                    .insn_start
+                    .get(su.ctx.core as usize)
+                    .copied()
+                    .unwrap_or(u64::MAX);
+                // Only records touched during this instruction can absorb it.
+                match self
+                    .stale
+                    .iter_mut()
+                    .rev()
+                    .take_while(|r| r.last_step >= start)
+                    .find(|r| r.absorbs(su, start, violation))
+                {
+                    Some(r) => {
+                        r.count += 1;
+                        r.last_step = su.ctx.step;
+                    }
+                    None => self.stale.push(StaleRecord {
+                        detail: (**su).clone(),
+                        violation,
+                        why,
+                        count: 1,
+                        last_step: su.ctx.step,
+                    }),
+                }
             }
             EventKind::Mmu(MmuEvent::Invalidation { ctx, op, .. }) => {
                 self.soft.invalidation(*ctx, *op);
@@ -695,7 +749,12 @@ impl Runner {
                 core: i,
                 retired: c.retired,
                 rip: c.cpu.state.rip,
-                label: labels.get(&c.cpu.state.rip).cloned(),
+                label: super::report::core_site(
+                    labels,
+                    c.cpu.state.rip,
+                    c.cpu.state.halted && c.stopped.is_none(),
+                    c.retired,
+                ),
                 status: match &c.stopped {
                     Some(r) => r.to_string(),
                     None if c.cpu.state.halted => "halted".into(),
@@ -740,11 +799,15 @@ impl State {
         }
         let before = self.machine.steps;
         let soft = self.oracle.soft.active();
-        let rip = if soft {
-            self.machine.cores.get(core).map_or(0, |c| c.cpu.state.rip)
-        } else {
-            0
-        };
+        let rip = self.machine.cores.get(core).map_or(0, |c| c.cpu.state.rip);
+        // A new instruction begins unless the core's last step started and
+        // ended here (a `rep` iteration); events of this step carry step
+        // `before + 1`.
+        if let Some(last) = self.oracle.last_rips.get(core) {
+            if *last != Some((rip, rip)) {
+                self.oracle.insn_start[core] = before + 1;
+            }
+        }
         let r = match self.machine.step(core, &mut self.oracle) {
             Ok(r) => r,
             // Only an out-of-range core number gets here; the plan checked the
@@ -757,6 +820,10 @@ impl State {
         // A decision is logged only when the step consumed a global step.
         if self.machine.steps != before {
             self.decisions.step(core as u32);
+            let after = self.machine.cores.get(core).map_or(0, |c| c.cpu.state.rip);
+            if let Some(last) = self.oracle.last_rips.get_mut(core) {
+                *last = Some((rip, after));
+            }
             if soft {
                 let Oracle {
                     soft,
