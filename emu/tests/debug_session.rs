@@ -414,17 +414,26 @@ fn reverse_steps_after_a_long_run_match_a_fresh_run() {
 fn a_new_path_after_stepping_back_forgets_the_old_future() {
     let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
     s.set_snapshot_every(2);
-    ok(&mut s, "next 20");
+    ok(&mut s, "next 10");
+    ok(&mut s, "step core 1 5");
+    ok(&mut s, "next 5");
+    assert_eq!(s.history().stored(), 3);
+    // Back into the core-1 run, then a different unit there.
     ok(&mut s, "rstep 9");
-    ok(&mut s, "step core 1 3");
+    ok(&mut s, "step core 0 3");
     assert_eq!(s.history().len(), 14);
     let mut fresh = open("dragonfly-2017-swtch-pmactive-buggy.ron");
-    ok(&mut fresh, "next 11");
-    ok(&mut fresh, "step core 1 3");
+    ok(&mut fresh, "next 10");
+    ok(&mut fresh, "step core 1 1");
+    ok(&mut fresh, "step core 0 3");
     assert_eq!(full_state(&s), full_state(&fresh));
-    ok(&mut s, "rstep 5");
-    ok(&mut fresh, "rstep 5");
-    assert_eq!(full_state(&s), full_state(&fresh));
+    for k in [1, 2, 5] {
+        ok(&mut s, "goto 14");
+        ok(&mut fresh, "goto 14");
+        ok(&mut s, &format!("rstep {k}"));
+        ok(&mut fresh, &format!("rstep {k}"));
+        assert_eq!(full_state(&s), full_state(&fresh), "back {k}");
+    }
 }
 
 #[test]

@@ -101,10 +101,11 @@ impl Interrupt {
     }
 }
 
-/// The units taken, run-length encoded: `(first position, unit, count)`.
+/// The units taken, run-length encoded: each run is `(first position, unit)`
+/// and lasts until the next run starts (the last one until `len`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {
-    runs: Vec<(usize, Unit, usize)>,
+    runs: Vec<(usize, Unit)>,
     len: usize,
 }
 
@@ -124,14 +125,13 @@ impl History {
         if i >= self.len {
             return None;
         }
-        let k = self.runs.partition_point(|(start, _, _)| *start <= i);
-        self.runs.get(k.wrapping_sub(1)).map(|(_, u, _)| *u)
+        let k = self.runs.partition_point(|(start, _)| *start <= i);
+        self.runs.get(k.wrapping_sub(1)).map(|(_, u)| *u)
     }
 
     fn push(&mut self, u: Unit) {
-        match self.runs.last_mut() {
-            Some((_, last, n)) if *last == u => *n += 1,
-            _ => self.runs.push((self.len, u, 1)),
+        if self.runs.last().is_none_or(|(_, last)| *last != u) {
+            self.runs.push((self.len, u));
         }
         self.len += 1;
     }
@@ -140,11 +140,8 @@ impl History {
         if n >= self.len {
             return;
         }
-        let k = self.runs.partition_point(|(start, _, _)| *start < n);
+        let k = self.runs.partition_point(|(start, _)| *start < n);
         self.runs.truncate(k);
-        if let Some((start, _, count)) = self.runs.last_mut() {
-            *count = n - *start;
-        }
         self.len = n;
     }
 

@@ -512,3 +512,26 @@ impl TraceWriter {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod head_tests {
+    use super::*;
+
+    #[test]
+    fn a_long_round_robin_is_read_into_a_folded_log() {
+        // 40,000 decisions of four cores at quantum 1: the head holds a handful
+        // of entries, and the steps and core check come out of them.
+        let mut text = header_line("x.ron", 1, &[], "x", 4, (0, 40_000, 0));
+        for i in 0..40_000u32 {
+            push_decision_line(&mut text, &Decision::Step { core: i % 4, n: 1 });
+        }
+        let s = TraceStream::new(text.as_bytes(), "").expect("parses");
+        let h = s.head();
+        assert!(h.decisions.stored() <= 8, "{} stored", h.decisions.stored());
+        assert_eq!(h.decisions.len(), 40_000);
+        assert_eq!(h.steps(), 40_000);
+        assert!(h.check_cores(4).is_ok());
+        // Core 3 first appears on line 5 (header, then cores 0, 1, 2, 3).
+        assert_eq!(h.check_cores(3).err().map(|e| e.line), Some(5));
+    }
+}
