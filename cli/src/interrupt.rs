@@ -35,6 +35,12 @@ impl Cancel {
         Cancel(flag)
     }
 
+    /// The flag itself, for code outside the CLI that polls it between units
+    /// of work (the debugger's long commands).
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
+
     /// Whether the run should stop now.
     #[inline]
     pub fn requested(&self) -> bool {

@@ -444,3 +444,71 @@ fn check_reports_bad_input_and_failures() {
     let _ = tlbemu(&["check", s(&d2), "--traces", s(&golden), "--bless"]);
     assert!(golden.join("f.trace").exists());
 }
+
+/// Names in a directory, sorted (temporary files included: they start with `.`).
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn streamed_traces_are_the_golden_bytes_and_leave_no_temporary_files() {
+    let dir = scratch("streamed");
+    let mut want = Vec::new();
+    for sc in scenarios() {
+        let stem = sc.file_stem().and_then(|x| x.to_str()).unwrap_or("");
+        let golden = root().join("traces").join(format!("{stem}.trace"));
+        if !golden.is_file() {
+            continue;
+        }
+        let t = dir.join(format!("{stem}.trace"));
+        let out = tlbemu(&["run", s(&sc), "--trace", s(&t)]);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{stem}");
+        // Recorded from a path relative to the checkout, as the golden ones are.
+        let rel = sc.strip_prefix(root()).unwrap_or(&sc);
+        let mine = std::fs::read_to_string(&t).expect("trace").replacen(
+            &format!("\"scenario\":\"{}\"", s(&sc)),
+            &format!("\"scenario\":\"{}\"", s(rel)),
+            1,
+        );
+        let gold = std::fs::read_to_string(&golden).expect("golden");
+        assert!(
+            mine == gold,
+            "{stem}: the streamed trace differs from the golden one"
+        );
+        want.push(format!("{stem}.trace"));
+    }
+    want.sort();
+    assert!(want.len() > 10);
+    assert_eq!(listing(&dir), want);
+}
+
+#[test]
+fn a_failed_export_leaves_the_existing_output_and_nothing_else() {
+    let dir = scratch("failed-export");
+    let good = std::fs::read_to_string(root().join("traces/shootdown-ipi.trace")).expect("golden");
+    let mut lines: Vec<&str> = good.lines().collect();
+    let last = lines.len() - 1;
+    lines[last] = "[6,0,\"halt\"]";
+    let bad = dir.join("bad.trace");
+    std::fs::write(&bad, lines.join("\n") + "\n").expect("write");
+    let json = dir.join("out.json");
+    std::fs::write(&json, "keep me").expect("write");
+    let out = tlbemu(&["trace", "export", "--chrome", s(&bad), s(&json), "--force"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("bad.trace:"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(&json).expect("read"), "keep me");
+    assert_eq!(
+        listing(&dir),
+        vec!["bad.trace".to_string(), "out.json".into()]
+    );
+}

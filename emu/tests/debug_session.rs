@@ -2,7 +2,7 @@
 //! files, reverse stepping to identical states, breakpoints, and saving a session
 //! as a scenario that replays to the same stale use.
 
-use emu::debug::{execute, parse, Command, Session, SNAPSHOT_EVERY};
+use emu::debug::{execute, parse, Command, Interrupt, Session, SNAPSHOT_EVERY};
 use emu::scenario::{self, Runner};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -155,7 +155,12 @@ fn goto_crosses_snapshots_on_a_long_run() {
     ok(&mut s, "continue");
     let end = s.pos();
     assert!(end > 100, "the scenario is long enough to exercise replay");
-    assert_eq!(s.snapshot_count(), end / 16 + 1);
+    // Snapshots thin out with distance from the present: far fewer than one
+    // per 16 units, position 0 and the newest multiple of 16 always there.
+    let pos = s.snapshot_positions();
+    assert!(pos.len() < end / 16 + 1, "{pos:?}");
+    assert_eq!(pos.first(), Some(&0));
+    assert_eq!(pos.last(), Some(&(end / 16 * 16)));
     let mut states = Vec::new();
     for n in [end / 3, end / 2, end - 1] {
         ok(&mut s, &format!("goto {n}"));
@@ -229,7 +234,6 @@ fn breakpoint_on_ipi_to_a_core() {
     let t = ok(&mut s, "continue");
     assert!(t.contains("to core 2"), "{t}");
     let last = s
-        .runner()
         .events()
         .iter()
         .rev()
@@ -345,4 +349,137 @@ fn evict_is_a_step_that_replays_and_saves() {
     assert!(report.passed(true), "{}", report.to_text(true));
     assert_eq!(report.stale_uses.len(), 0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Everything a position determines: registers, caches, memory, decisions,
+/// the schedule's cursor, the oracle's findings and the event log.
+fn full_state(s: &Session) -> String {
+    let r = s.runner();
+    let mut out = fingerprint(s);
+    out += &format!("{:?}\n{:?}\n", r.machine().cores, r.cursor());
+    out += &format!("{:?}\n", r.stale_uses());
+    out += &format!("{:?}\n", s.events().iter().collect::<Vec<_>>());
+    out
+}
+
+/// A copy of a bench loop scenario with `rdx` iterations, in a scratch file.
+fn loop_scenario(name: &str, rdx: u64) -> PathBuf {
+    let text = std::fs::read_to_string(scenario_path(&format!("bench/{name}.ron")))
+        .expect("bench scenario")
+        .replace("\"rdx\": 1000,", &format!("\"rdx\": {rdx},"));
+    let dir = std::env::temp_dir().join(format!("emu-debug-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let p = dir.join(format!("{name}.ron"));
+    std::fs::write(&p, text).expect("write scenario");
+    p
+}
+
+#[test]
+fn reverse_steps_after_a_long_run_match_a_fresh_run() {
+    // Sparse snapshots far back: going back any distance re-executes from the
+    // nearest earlier one and must land on exactly the state a fresh run reaches.
+    let mut s = open("bench/loop-4core-rr1.ron");
+    s.set_snapshot_every(4);
+    let n = 3000;
+    ok(&mut s, &format!("next {n}"));
+    assert_eq!(s.pos(), n);
+    assert!(
+        s.snapshot_count() <= 2 * (n / 4).ilog2() as usize + 2,
+        "{:?}",
+        s.snapshot_positions()
+    );
+    assert_eq!(
+        s.history().stored(),
+        1,
+        "a run of schedule steps is one entry"
+    );
+    for k in [1, 3, 7, 100, 1500, 2999] {
+        ok(&mut s, &format!("goto {n}"));
+        ok(&mut s, &format!("rstep {k}"));
+        let mut fresh = open("bench/loop-4core-rr1.ron");
+        ok(&mut fresh, &format!("next {}", n - k));
+        assert_eq!(full_state(&s), full_state(&fresh), "back {k} from {n}");
+    }
+    // The same on one core stepped outside the schedule.
+    let mut s = open("bench/loop-1core.ron");
+    s.set_snapshot_every(8);
+    ok(&mut s, "step 4000");
+    ok(&mut s, "rstep 777");
+    let mut fresh = open("bench/loop-1core.ron");
+    ok(&mut fresh, "step 3223");
+    assert_eq!(full_state(&s), full_state(&fresh));
+}
+
+#[test]
+fn a_new_path_after_stepping_back_forgets_the_old_future() {
+    let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    s.set_snapshot_every(2);
+    ok(&mut s, "next 10");
+    ok(&mut s, "step core 1 5");
+    ok(&mut s, "next 5");
+    assert_eq!(s.history().stored(), 3);
+    // Back into the core-1 run, then a different unit there.
+    ok(&mut s, "rstep 9");
+    ok(&mut s, "step core 0 3");
+    assert_eq!(s.history().len(), 14);
+    let mut fresh = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    ok(&mut fresh, "next 10");
+    ok(&mut fresh, "step core 1 1");
+    ok(&mut fresh, "step core 0 3");
+    assert_eq!(full_state(&s), full_state(&fresh));
+    for k in [1, 2, 5] {
+        ok(&mut s, "goto 14");
+        ok(&mut fresh, "goto 14");
+        ok(&mut s, &format!("rstep {k}"));
+        ok(&mut fresh, &format!("rstep {k}"));
+        assert_eq!(full_state(&s), full_state(&fresh), "back {k}");
+    }
+}
+
+#[test]
+fn an_interrupt_stops_a_long_step_where_it_is() {
+    let p = loop_scenario("loop-1core", 1_000_000);
+    let mut s = Session::open(&p).unwrap_or_else(|d| panic!("{d}"));
+    // A poll that answers "Ctrl-C" the first time it is asked.
+    let asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let a = Arc::clone(&asked);
+    let poll: Arc<dyn Fn() -> bool + Send + Sync> =
+        Arc::new(move || !a.swap(true, std::sync::atomic::Ordering::Relaxed));
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    s.set_interrupt(Interrupt::flag(Arc::clone(&flag)).with_poll(poll));
+    let t = ok(&mut s, "step 100000");
+    let at = emu::debug::POLL_EVERY as usize - 1;
+    assert!(t.contains("interrupted (Ctrl-C)"), "{t}");
+    assert!(t.contains(&format!("now at step {at}")), "{t}");
+    assert_eq!(s.pos(), at);
+    // The request was consumed: the next command runs to its end.
+    let t = ok(&mut s, "step 10");
+    assert!(!t.contains("interrupted"), "{t}");
+    assert_eq!(s.pos(), at + 10);
+    // A flag set by a signal handler stops the next unit.
+    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (done, stop) = s.run_schedule(Some(5), None);
+    assert_eq!(done, 0);
+    assert!(matches!(stop, emu::debug::Stop::Interrupted(_)), "{stop:?}");
+}
+
+#[test]
+fn a_budget_refusal_says_how_to_raise_it() {
+    let p = loop_scenario("loop-1core", 1_000_000);
+    let text = std::fs::read_to_string(&p).expect("scenario");
+    let p2 = p.with_file_name("small-budget.ron");
+    std::fs::write(
+        &p2,
+        text.replace(
+            "machine: (cores: 1, memory: 0x1000000),",
+            "machine: (cores: 1, memory: 0x1000000), max_steps: 5,",
+        ),
+    )
+    .expect("write");
+    let mut s = Session::open(&p2).unwrap_or_else(|d| panic!("{d}"));
+    let t = ok(&mut s, "step 10");
+    assert!(t.contains("raise `max_steps: N`"), "{t}");
+    let mut s = Session::open(&p2).unwrap_or_else(|d| panic!("{d}"));
+    let t = ok(&mut s, "continue");
+    assert!(t.contains("raise `max_steps: N`"), "{t}");
 }

@@ -5,7 +5,9 @@ use super::locate_scenario;
 use crate::{EXIT_BAD_INPUT, EXIT_FAIL, EXIT_OK};
 use clap::Args;
 use emu::scenario::prepare;
-use emu::trace::{render_divergence, replay, Inputs, ReplayOutcome, Symbols, Trace};
+use emu::trace::{
+    render_divergence, replay_stream, Inputs, ReplayError, ReplayOutcome, Symbols, TraceStream,
+};
 use std::path::PathBuf;
 
 /// Arguments of `tlbemu replay`.
@@ -20,7 +22,10 @@ pub struct ReplayArgs {
 
 /// Runs the command and returns the exit code.
 pub fn run(a: ReplayArgs) -> u8 {
-    let t = match Trace::read(&a.trace) {
+    // Every line is checked before anything runs, so a malformed file is bad
+    // input whatever the replay would have found; then the file is streamed
+    // again for the comparison.
+    let t = match TraceStream::validate(&a.trace) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("{e}");
@@ -42,7 +47,7 @@ pub fn run(a: ReplayArgs) -> u8 {
     };
     match Inputs::of(&path, &src, &s) {
         Ok(i) => {
-            for c in i.changes_since(&t) {
+            for c in i.changes_since_head(&t) {
                 eprintln!("warning: {c}; replaying anyway");
             }
         }
@@ -60,8 +65,19 @@ pub fn run(a: ReplayArgs) -> u8 {
         return EXIT_BAD_INPUT;
     }
     let sym = Symbols::from_build(&path, &s, plan.built());
-    let r = match replay(&t, &plan) {
+    let mut stream = match TraceStream::open(&a.trace) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let r = match replay_stream(&mut stream, &plan) {
         Ok(r) => r,
+        Err(ReplayError::Trace(e)) => {
+            eprintln!("{e}");
+            return EXIT_BAD_INPUT;
+        }
         Err(e) => {
             eprintln!("{}: error: {e}", a.trace.display());
             return EXIT_BAD_INPUT;
@@ -75,8 +91,7 @@ pub fn run(a: ReplayArgs) -> u8 {
         ReplayOutcome::Diverged(d) => {
             println!(
                 "diverged: {} of {} recorded events identical",
-                d.index,
-                t.events.len()
+                d.index, t.events
             );
             print!("{}", render_divergence(&d, &sym));
             EXIT_FAIL

@@ -1,12 +1,13 @@
 //! `tlbemu run SCENARIO`: build, run along the schedule, report; with `--trace`,
 //! record the run as a trace.
 
-use super::{check_output, write_output};
+use super::check_output;
 use crate::interrupt::{Cancel, EXIT_INTERRUPTED};
 use crate::{EXIT_BAD_INPUT, EXIT_FAIL, EXIT_OK};
 use clap::Args;
+use emu::files::WriteError;
 use emu::scenario::{prepare, Progress, Runner};
-use emu::trace::{Inputs, Trace};
+use emu::trace::{Inputs, TraceWriter};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -19,9 +20,15 @@ const PROGRESS_EVERY: u64 = 1 << 16;
 const PROGRESS_AFTER: u64 = 1 << 22;
 
 /// Runs the schedule to its end or until SIGINT/SIGTERM; returns whether it was
-/// interrupted. On a terminal, a long run shows its steps and rate on stderr
-/// (wall-clock time feeds only that display, never the report or the trace).
-fn drive(r: &mut Runner, cancel: &Cancel) -> bool {
+/// interrupted. With a trace writer, each step's events go to it as soon as the
+/// step is taken, so nothing accumulates; a write error ends the run. On a
+/// terminal, a long run shows its steps and rate on stderr (wall-clock time
+/// feeds only that display, never the report or the trace).
+fn drive(
+    r: &mut Runner,
+    cancel: &Cancel,
+    mut trace: Option<&mut TraceWriter>,
+) -> Result<bool, WriteError> {
     let tty = std::io::stderr().is_terminal();
     let mut bar: Option<ProgressBar> = None;
     let mut next = PROGRESS_EVERY;
@@ -29,7 +36,13 @@ fn drive(r: &mut Runner, cancel: &Cancel) -> bool {
         if cancel.requested() {
             break true;
         }
-        if r.step() == Progress::Done {
+        let done = r.step() == Progress::Done;
+        if let Some(w) = trace.as_deref_mut() {
+            for e in r.take_events() {
+                w.event(&e)?;
+            }
+        }
+        if done {
             break false;
         }
         let steps = r.machine().steps;
@@ -51,7 +64,7 @@ fn drive(r: &mut Runner, cancel: &Cancel) -> bool {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    interrupted
+    Ok(interrupted)
 }
 
 /// Arguments of `tlbemu run`.
@@ -85,19 +98,42 @@ pub fn run(a: RunArgs) -> u8 {
             return EXIT_BAD_INPUT;
         }
     };
-    let cancel = Cancel::install();
-    let mut r = Runner::start(Arc::clone(&plan), a.trace.is_some());
-    let interrupted = drive(&mut r, &cancel);
-    if let Some(out) = &a.trace {
-        let inputs = match Inputs::of(&a.scenario, &src, &s) {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("{e}");
-                return EXIT_BAD_INPUT;
+    let mut writer = match &a.trace {
+        Some(out) => {
+            let inputs = match Inputs::of(&a.scenario, &src, &s) {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return EXIT_BAD_INPUT;
+                }
+            };
+            let shown = a.scenario.display().to_string();
+            let cores = plan.machine().num_cores() as u32;
+            match TraceWriter::create(out, &shown, inputs, &s.name, cores, plan.labels()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    eprintln!("{e}");
+                    return EXIT_BAD_INPUT;
+                }
             }
-        };
-        let trace = Trace::from_runner(&a.scenario.display().to_string(), inputs, &r);
-        if let Err(e) = write_output(out, &trace.to_text(), a.force) {
+        }
+        None => None,
+    };
+    let cancel = Cancel::install();
+    let mut r = Runner::start(Arc::clone(&plan), writer.is_some());
+    let interrupted = match drive(&mut r, &cancel, writer.as_mut()) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "the run stopped after {} steps; no trace was written",
+                r.machine().steps
+            );
+            return EXIT_BAD_INPUT;
+        }
+    };
+    if let Some(w) = writer {
+        if let Err(e) = w.finish(r.decisions(), a.force) {
             eprintln!("{e}");
             return EXIT_BAD_INPUT;
         }

@@ -4,7 +4,8 @@
 //! The terminal is put back (raw mode off, main screen, cursor shown) on every
 //! way out: normal exit and errors (a drop guard), panics (a panic hook that
 //! restores before the default hook prints), and Ctrl-C (raw mode delivers it as
-//! a key, which quits).
+//! a key, which quits). During a long command, Ctrl-C interrupts the command
+//! instead: the session polls [`ctrl_c_pending`] between units.
 
 mod app;
 mod render;
@@ -22,6 +23,29 @@ use emu::debug::Session;
 use ratatui::backend::CrosstermBackend;
 use ratatui::Terminal;
 use std::io;
+
+/// Whether Ctrl-C was typed since the last look. Called from inside a long
+/// command, when the main loop is not reading keys: the keys typed meanwhile
+/// are read and dropped (a command typed ahead would run against a state the
+/// user has not seen).
+pub fn ctrl_c_pending() -> bool {
+    let mut hit = false;
+    while event::poll(std::time::Duration::ZERO).unwrap_or(false) {
+        match event::read() {
+            Ok(Event::Key(k))
+                if k.kind != KeyEventKind::Release
+                    && k.code == crossterm::event::KeyCode::Char('c')
+                    && k.modifiers
+                        .contains(crossterm::event::KeyModifiers::CONTROL) =>
+            {
+                hit = true
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    hit
+}
 
 /// Puts the terminal back; safe to call more than once.
 fn restore() {

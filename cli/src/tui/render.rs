@@ -221,7 +221,7 @@ fn draw_tlb(f: &mut Frame, app: &App, area: Rect) {
                 format_entry(e),
                 Style::default().fg(Color::Red).add_modifier(Modifier::BOLD),
             ));
-            if let Some(w) = stale_reason(e, s.runner().events()) {
+            if let Some(w) = stale_reason(e, s.events()) {
                 rows.push(Line::styled(
                     format!("   stale: {w}"),
                     Style::default().fg(Color::Red),
@@ -294,7 +294,7 @@ fn draw_events(f: &mut Frame, app: &App, area: Rect) {
     let lines: Vec<Line> = filtered_events(s, kind, core, n)
         .into_iter()
         .map(|e| {
-            let t = format_event(e);
+            let t = format_event(&e);
             if e.kind.name() == "stale-use" {
                 Line::styled(t, Style::default().fg(Color::Red))
             } else {

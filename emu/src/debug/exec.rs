@@ -106,6 +106,7 @@ fn stop_text(s: &Session, done: u64, stop: &Stop) -> String {
         Stop::Break(w) => format!("{w}\n"),
         Stop::ScheduleOver(w) => format!("{w}\n"),
         Stop::NoProgress(w) => format!("{w}: nothing to do\n"),
+        Stop::Interrupted(w) => format!("{w}\n"),
     };
     let _ = write!(t, "{} step(s); now at {}", done, here(s));
     t
@@ -149,8 +150,10 @@ pub fn status_line(s: &Session) -> String {
     )
 }
 
-/// Runs one command.
+/// Runs one command. A Ctrl-C that came while no command ran is forgotten
+/// first, so it does not cut the next command short.
 pub fn execute(s: &mut Session, c: &Command) -> Reply {
+    s.clear_interrupt();
     match run(s, c) {
         Ok(r) => r,
         Err(e) => Reply::err(e),
@@ -196,7 +199,10 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             Reply::ok(stop_text(s, done, &stop))
         }
         Command::ReverseStep(n) => {
-            let back = s.reverse_step(usize::try_from(*n).unwrap_or(usize::MAX));
+            let (back, stop) = s.reverse_step(usize::try_from(*n).unwrap_or(usize::MAX));
+            if let Stop::Interrupted(w) = stop {
+                return Ok(Reply::ok(format!("{w}\nnow at {}", here(s))));
+            }
             if back == 0 {
                 return Err("already at step 0".into());
             }
@@ -209,7 +215,7 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
         Command::Goto(n) => {
             let stop = s.goto(*n);
             let mut t = String::new();
-            if let Stop::ScheduleOver(w) | Stop::Break(w) = &stop {
+            if let Stop::ScheduleOver(w) | Stop::Break(w) | Stop::Interrupted(w) = &stop {
                 t = format!("{w}\n");
             }
             let _ = write!(t, "now at {}", here(s));
@@ -325,7 +331,7 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             }
             let evs: Vec<String> = filtered_events(s, kind.as_deref(), *core, *count)
                 .iter()
-                .map(|e| view::format_event(e))
+                .map(view::format_event)
                 .collect();
             if evs.is_empty() {
                 Reply::ok("no events".into())
@@ -441,14 +447,13 @@ fn save(s: &Session, path: &str, force: bool) -> Result<Reply, String> {
 }
 
 /// The last `count` events, optionally of one kind and one core.
-pub fn filtered_events<'a>(
-    s: &'a Session,
+pub fn filtered_events(
+    s: &Session,
     kind: Option<&str>,
     core: Option<usize>,
     count: usize,
-) -> Vec<&'a crate::events::Event> {
-    let mut v: Vec<&crate::events::Event> = s
-        .runner()
+) -> Vec<crate::events::Event> {
+    let mut v: Vec<crate::events::Event> = s
         .events()
         .iter()
         .rev()
@@ -514,7 +519,7 @@ pub fn tlb_text(s: &Session) -> String {
     for e in d.tlb.iter().chain(d.psc.iter()) {
         let _ = writeln!(t, "{}", view::format_entry(e));
         if e.stale {
-            if let Some(w) = view::stale_reason(e, s.runner().events()) {
+            if let Some(w) = view::stale_reason(e, s.events()) {
                 let _ = writeln!(t, "    stale: {w}; not invalidated since");
             }
         }

@@ -10,14 +10,19 @@
 
 mod command;
 mod exec;
+mod log;
 mod save;
 mod session;
 mod view;
 
 pub use command::{parse, BreakSpec, Command, ParseError, HELP};
 pub use exec::{cores_text, execute, filtered_events, status_line, tlb_text, Reply};
+pub use log::EventLog;
 pub use save::{rebase_code_paths, saved_scenario, to_ron, write_new, SaveError};
-pub use session::{BreakKind, Breakpoint, Session, Stop, Syntax, Unit, SNAPSHOT_EVERY};
+pub use session::{
+    BreakKind, Breakpoint, History, Interrupt, Session, Stop, Syntax, Unit, POLL_EVERY,
+    SNAPSHOT_EVERY,
+};
 pub use view::{
     cache_name, disassemble, disassemble_around, flags_text, format_entry, format_event,
     format_regs, format_walk, read_linear, rights_text, stale_reason, translate, DisLine,

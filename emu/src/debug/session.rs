@@ -2,18 +2,162 @@
 //!
 //! Every change of state the debugger makes is one [`Unit`]: a schedule step, a
 //! step of one core outside the schedule, or a cache operation. The units taken
-//! so far form the history; position `n` is the state after the first `n` units.
-//! The runner is cloned every [`SNAPSHOT_EVERY`] units (copy-on-write memory makes
-//! that cheap), and any earlier position is reached by cloning the nearest
-//! snapshot at or before it and executing the recorded units again: the machine
-//! is deterministic, so the state is identical.
+//! so far form the history (run-length encoded, so a long `step` is a few
+//! entries); position `n` is the state after the first `n` units. The runner is
+//! cloned every [`SNAPSHOT_EVERY`] units (copy-on-write memory makes that cheap),
+//! and any earlier position is reached by cloning the nearest snapshot at or
+//! before it and executing the recorded units again: the machine is
+//! deterministic, so the state is identical.
+//!
+//! Snapshots are dense near the newest position and sparse further back: of the
+//! snapshots whose distance from the newest falls in one power-of-two band
+//! (`[2^j, 2^(j+1))` times [`SNAPSHOT_EVERY`]), only the two nearest the present
+//! are kept (and position 0 always). A session of `n` units then holds
+//! `O(log n)` snapshots, and going back `k` units re-executes at most about
+//! `k + SNAPSHOT_EVERY` of them. Events are not part of a snapshot: the session
+//! keeps one [`EventLog`] up to the current position and cuts it back when it
+//! goes back (each snapshot remembers how long the log was at its position).
+//!
+//! Long commands poll an [`Interrupt`] between units, so Ctrl-C stops them
+//! between two instructions, with the position reached kept.
 
+use super::log::EventLog;
 use crate::events::{Event, EventKind};
 use crate::scenario::{Decision, Decisions, Plan, Progress, Runner};
 use crate::state::CpuState;
 use mmu::{MmuEvent, PhysAddr, VirtAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// Snapshots kept per power-of-two band of distance from the newest one.
+const PER_BAND: usize = 2;
+
+/// Units between calls of an [`Interrupt`]'s poll function (the flag itself is
+/// read every unit).
+pub const POLL_EVERY: u64 = 1 << 14;
+
+/// How a long command learns that the user asked it to stop: a flag a signal
+/// handler sets (SIGINT in the REPL), and/or a function polled every
+/// [`POLL_EVERY`] units (the terminal UI reads Ctrl-C as a key).
+#[derive(Clone, Default)]
+pub struct Interrupt {
+    flag: Option<Arc<AtomicBool>>,
+    poll: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interrupt")
+            .field("flag", &self.flag)
+            .field("poll", &self.poll.is_some())
+            .finish()
+    }
+}
+
+impl Interrupt {
+    /// Interrupted when `flag` is set.
+    pub fn flag(flag: Arc<AtomicBool>) -> Self {
+        Interrupt {
+            flag: Some(flag),
+            poll: None,
+        }
+    }
+
+    /// Also interrupted when `poll` says so.
+    pub fn with_poll(mut self, poll: Arc<dyn Fn() -> bool + Send + Sync>) -> Self {
+        self.poll = Some(poll);
+        self
+    }
+
+    /// Whether to stop now; `n` counts units done in this command.
+    #[inline]
+    fn requested(&self, n: u64) -> bool {
+        if self
+            .flag
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::Relaxed))
+        {
+            return true;
+        }
+        if n % POLL_EVERY == POLL_EVERY - 1 {
+            if let Some(p) = &self.poll {
+                if p() {
+                    if let Some(f) = &self.flag {
+                        f.store(true, Ordering::Relaxed);
+                    }
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Forgets a request (it was acted on, or came while no command ran).
+    fn clear(&self) {
+        if let Some(f) = &self.flag {
+            f.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The units taken, run-length encoded: each run is `(first position, unit)`
+/// and lasts until the next run starts (the last one until `len`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    runs: Vec<(usize, Unit)>,
+    len: usize,
+}
+
+impl History {
+    /// Units recorded.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Unit `i` (the one that leads from position `i` to `i + 1`).
+    pub fn get(&self, i: usize) -> Option<Unit> {
+        if i >= self.len {
+            return None;
+        }
+        let k = self.runs.partition_point(|(start, _)| *start <= i);
+        self.runs.get(k.wrapping_sub(1)).map(|(_, u)| *u)
+    }
+
+    fn push(&mut self, u: Unit) {
+        if self.runs.last().is_none_or(|(_, last)| *last != u) {
+            self.runs.push((self.len, u));
+        }
+        self.len += 1;
+    }
+
+    fn truncate(&mut self, n: usize) {
+        if n >= self.len {
+            return;
+        }
+        let k = self.runs.partition_point(|(start, _)| *start < n);
+        self.runs.truncate(k);
+        self.len = n;
+    }
+
+    /// Entries held (runs), for memory accounting in tests.
+    pub fn stored(&self) -> usize {
+        self.runs.len()
+    }
+}
+
+/// A copy of the runner at a position, and the event log's length there.
+#[derive(Clone, Debug)]
+struct Snap {
+    pos: usize,
+    runner: Runner,
+    events: usize,
+}
 
 /// Units between snapshots, by default.
 pub const SNAPSHOT_EVERY: usize = 256;
@@ -118,17 +262,23 @@ pub enum Stop {
     ScheduleOver(String),
     /// The core cannot make progress (halted with nothing to wake it, or stopped).
     NoProgress(String),
+    /// The user interrupted it (Ctrl-C); the text says where.
+    Interrupted(String),
 }
 
 /// A debugging session over one scenario.
 #[derive(Clone, Debug)]
 pub struct Session {
     path: PathBuf,
-    snapshots: Vec<Runner>,
+    /// Ascending by position; the first is position 0.
+    snapshots: Vec<Snap>,
     every: usize,
     runner: Runner,
-    history: Vec<Unit>,
+    /// Events from position 0 to `pos`.
+    log: EventLog,
+    history: History,
     pos: usize,
+    interrupt: Interrupt,
     focus: usize,
     breakpoints: Vec<Breakpoint>,
     next_bp: usize,
@@ -143,15 +293,23 @@ impl Session {
     /// A session at position 0 of a built scenario (`path` is where it was read
     /// from: saved scenarios resolve relative files against it).
     pub fn new(path: &Path, plan: Arc<Plan>) -> Self {
-        let runner = Runner::start(plan, true);
+        let mut runner = Runner::start(plan, true);
+        let mut log = EventLog::new();
+        log.extend(runner.take_events());
         let before = cpu_states(&runner);
         Session {
             path: path.to_path_buf(),
-            snapshots: vec![runner.clone()],
+            snapshots: vec![Snap {
+                pos: 0,
+                runner: runner.clone(),
+                events: log.len(),
+            }],
             every: SNAPSHOT_EVERY,
             runner,
-            history: Vec::new(),
+            log,
+            history: History::default(),
             pos: 0,
+            interrupt: Interrupt::default(),
             focus: 0,
             breakpoints: Vec::new(),
             next_bp: 1,
@@ -168,26 +326,84 @@ impl Session {
     }
 
     /// Snapshots every `k` units from now on (tests use small values to exercise
-    /// replay across snapshots). Existing snapshots after position 0 are dropped,
-    /// so it is cheapest at the start.
+    /// replay across snapshots). The snapshots are rebuilt by re-executing the
+    /// history from position 0, so it is cheapest at the start.
     pub fn set_snapshot_every(&mut self, k: usize) {
         self.every = k.max(1);
         self.snapshots.truncate(1);
-        let mut r = self.snapshots[0].clone();
+        let mut r = self.snapshots[0].runner.clone();
+        let mut events = self.snapshots[0].events;
         for i in 0..self.pos {
-            if i > 0 && i.is_multiple_of(self.every) {
-                self.snapshots.push(r.clone());
+            if let Some(u) = self.history.get(i) {
+                let _ = exec_checked(&mut r, u, &[]);
             }
-            let _ = exec_checked(&mut r, self.history[i], &[]);
-        }
-        if self.pos > 0 && self.pos.is_multiple_of(self.every) {
-            self.snapshots.push(r);
+            events += r.take_events().count();
+            if (i + 1).is_multiple_of(self.every) {
+                self.snapshots.push(Snap {
+                    pos: i + 1,
+                    runner: r.clone(),
+                    events,
+                });
+                self.thin();
+            }
         }
     }
 
     /// Number of snapshots held (position 0 included).
     pub fn snapshot_count(&self) -> usize {
         self.snapshots.len()
+    }
+
+    /// Positions of the snapshots held, ascending (for tests of the spacing).
+    pub fn snapshot_positions(&self) -> Vec<usize> {
+        self.snapshots.iter().map(|s| s.pos).collect()
+    }
+
+    /// Drops snapshots so that each power-of-two band of distance from the
+    /// newest holds at most [`PER_BAND`] (the ones nearest the present).
+    fn thin(&mut self) {
+        let Some(now) = self.snapshots.last().map(|s| s.pos) else {
+            return;
+        };
+        let every = self.every;
+        let band = |p: usize| (((now - p) / every).max(1)).ilog2();
+        let mut seen: Option<(u32, usize)> = None;
+        let mut keep = vec![true; self.snapshots.len()];
+        // Newest first; the newest and position 0 always stay.
+        for i in (1..self.snapshots.len().saturating_sub(1)).rev() {
+            let b = band(self.snapshots[i].pos);
+            let n = match seen {
+                Some((sb, n)) if sb == b => n + 1,
+                _ => 1,
+            };
+            seen = Some((b, n));
+            if n > PER_BAND {
+                keep[i] = false;
+            }
+        }
+        let mut k = keep.iter();
+        self.snapshots.retain(|_| k.next().copied().unwrap_or(true));
+    }
+
+    /// Where Ctrl-C comes from (none by default: a session driven by tests
+    /// cannot be interrupted).
+    pub fn set_interrupt(&mut self, i: Interrupt) {
+        self.interrupt = i;
+    }
+
+    /// Forgets an interrupt that arrived while no command was running.
+    pub fn clear_interrupt(&self) {
+        self.interrupt.clear();
+    }
+
+    /// Whether the command running should stop after `n` units; a request is
+    /// consumed when seen.
+    fn interrupted(&self, n: u64) -> bool {
+        if self.interrupt.requested(n) {
+            self.interrupt.clear();
+            return true;
+        }
+        false
     }
 
     /// The scenario file.
@@ -206,8 +422,13 @@ impl Session {
     }
 
     /// Units recorded (more than [`Session::pos`] after stepping back).
-    pub fn history(&self) -> &[Unit] {
+    pub fn history(&self) -> &History {
         &self.history
+    }
+
+    /// The events from position 0 to the current position.
+    pub fn events(&self) -> &EventLog {
+        &self.log
     }
 
     /// The focused core.
@@ -269,20 +490,35 @@ impl Session {
     /// Takes one unit at the current position. Returns `None` when the unit could
     /// not make progress, otherwise the breakpoint hits it caused.
     pub fn take(&mut self, u: Unit) -> Option<Vec<String>> {
-        let hits = exec_checked(&mut self.runner, u, &self.breakpoints)?;
-        if self.pos < self.history.len() && self.history[self.pos] != u {
-            // A different path from here: forget the old future.
+        let hits = exec_checked(&mut self.runner, u, &self.breakpoints);
+        self.log.extend(self.runner.take_events());
+        let hits = hits?;
+        self.record(u);
+        Some(hits)
+    }
+
+    /// Records unit `u`, just executed at the current position: a different
+    /// unit than the history has there forgets the old future; a new position
+    /// at a multiple of the spacing gets a snapshot.
+    fn record(&mut self, u: Unit) {
+        if self.pos < self.history.len() && self.history.get(self.pos) != Some(u) {
             self.history.truncate(self.pos);
-            self.snapshots.truncate(self.pos / self.every + 1);
+            let pos = self.pos;
+            self.snapshots.retain(|s| s.pos <= pos);
         }
         if self.pos == self.history.len() {
             self.history.push(u);
         }
         self.pos += 1;
-        if self.pos.is_multiple_of(self.every) && self.snapshots.len() == self.pos / self.every {
-            self.snapshots.push(self.runner.clone());
+        let newest = self.snapshots.last().map_or(0, |s| s.pos);
+        if self.pos.is_multiple_of(self.every) && self.pos > newest {
+            self.snapshots.push(Snap {
+                pos: self.pos,
+                runner: self.runner.clone(),
+                events: self.log.len(),
+            });
+            self.thin();
         }
-        Some(hits)
     }
 
     /// Steps `core` up to `count` times, stopping early at a breakpoint or when the
@@ -306,7 +542,16 @@ impl Session {
                 return Ok((
                     done,
                     Stop::NoProgress(format!(
-                        "the step budget of {budget} (max_steps) is used up; core {core}"
+                        "the step budget of {budget} (max_steps) is used up (raise `max_steps: N` in {} to step further); core {core}",
+                        self.path.display()
+                    )),
+                ));
+            }
+            if self.interrupted(done) {
+                return Ok((
+                    done,
+                    Stop::Interrupted(format!(
+                        "interrupted (Ctrl-C) after {done} of {count} step(s)"
                     )),
                 ));
             }
@@ -330,34 +575,32 @@ impl Session {
     /// breakpoint, `extra` or the end of the schedule.
     pub fn run_schedule(&mut self, count: Option<u64>, extra: Option<&BreakKind>) -> (u64, Stop) {
         let mut done = 0;
+        let mut bps = self.breakpoints.clone();
+        if let Some(k) = extra {
+            bps.push(Breakpoint {
+                id: 0,
+                kind: k.clone(),
+            });
+        }
         loop {
             if count.is_some_and(|c| done >= c) {
                 return (done, Stop::Done);
             }
-            let mut bps = self.breakpoints.clone();
-            if let Some(k) = extra {
-                bps.push(Breakpoint {
-                    id: 0,
-                    kind: k.clone(),
-                });
+            if self.interrupted(done) {
+                return (
+                    done,
+                    Stop::Interrupted(format!(
+                        "interrupted (Ctrl-C) after {done} schedule step(s)"
+                    )),
+                );
             }
-            let hits = match exec_checked(&mut self.runner, Unit::Schedule, &bps) {
+            let hits = exec_checked(&mut self.runner, Unit::Schedule, &bps);
+            self.log.extend(self.runner.take_events());
+            let hits = match hits {
                 None => return (done, Stop::ScheduleOver(self.ending_text())),
                 Some(h) => h,
             };
-            // Record the unit (exec_checked already ran it).
-            if self.pos < self.history.len() && self.history[self.pos] != Unit::Schedule {
-                self.history.truncate(self.pos);
-                self.snapshots.truncate(self.pos / self.every + 1);
-            }
-            if self.pos == self.history.len() {
-                self.history.push(Unit::Schedule);
-            }
-            self.pos += 1;
-            if self.pos.is_multiple_of(self.every) && self.snapshots.len() == self.pos / self.every
-            {
-                self.snapshots.push(self.runner.clone());
-            }
+            self.record(Unit::Schedule);
             done += 1;
             if !hits.is_empty() {
                 return (done, Stop::Break(hits.join("; ")));
@@ -370,7 +613,15 @@ impl Session {
         match self.runner.ending() {
             Some(crate::scenario::Ending::Completed) => "the schedule completed".into(),
             Some(crate::scenario::Ending::Stuck { index, reason }) => {
-                format!("the schedule is stuck at step {index}: {reason}")
+                let hint = if reason.contains("step budget") {
+                    format!(
+                        " (raise `max_steps: N` in {} to run further)",
+                        self.path.display()
+                    )
+                } else {
+                    String::new()
+                };
+                format!("the schedule is stuck at step {index}: {reason}{hint}")
             }
             None => "the schedule is not over".into(),
         }
@@ -380,15 +631,23 @@ impl Session {
     /// along the recorded history and then the schedule.
     pub fn goto(&mut self, n: usize) -> Stop {
         if n <= self.pos {
-            self.rewind(n);
-            return Stop::Done;
+            return self.rewind(n);
         }
+        let mut done = 0u64;
         while self.pos < n && self.pos < self.history.len() {
-            let u = self.history[self.pos];
-            if exec_checked(&mut self.runner, u, &[]).is_none() {
+            if self.interrupted(done) {
+                return Stop::Interrupted(format!("interrupted (Ctrl-C) on the way to step {n}"));
+            }
+            let Some(u) = self.history.get(self.pos) else {
+                break;
+            };
+            let r = exec_checked(&mut self.runner, u, &[]);
+            self.log.extend(self.runner.take_events());
+            if r.is_none() {
                 break;
             }
             self.pos += 1;
+            done += 1;
         }
         if self.pos < n {
             let (_, stop) = self.run_schedule(Some((n - self.pos) as u64), None);
@@ -397,48 +656,74 @@ impl Session {
         Stop::Done
     }
 
-    fn rewind(&mut self, n: usize) {
-        let k = (n / self.every).min(self.snapshots.len() - 1);
-        self.runner = self.snapshots[k].clone();
-        for i in k * self.every..n {
-            let u = self.history[i];
-            let _ = exec_checked(&mut self.runner, u, &[]);
+    /// Back to position `n` (at most the current one): the nearest snapshot at
+    /// or before it, then the recorded units up to it. Interrupted, it stays at
+    /// the position reached.
+    fn rewind(&mut self, n: usize) -> Stop {
+        let k = self.snapshots.partition_point(|s| s.pos <= n).max(1) - 1;
+        let snap = &self.snapshots[k];
+        self.runner = snap.runner.clone();
+        self.log.truncate(snap.events);
+        self.pos = snap.pos;
+        let mut done = 0u64;
+        while self.pos < n {
+            if self.interrupted(done) {
+                return Stop::Interrupted(format!(
+                    "interrupted (Ctrl-C) while re-executing from step {} towards step {n}",
+                    snap_pos(&self.snapshots, k)
+                ));
+            }
+            if let Some(u) = self.history.get(self.pos) {
+                let _ = exec_checked(&mut self.runner, u, &[]);
+            }
+            self.log.extend(self.runner.take_events());
+            self.pos += 1;
+            done += 1;
         }
-        self.pos = n;
+        Stop::Done
     }
 
-    /// Steps back `count` units.
-    pub fn reverse_step(&mut self, count: usize) -> usize {
+    /// Steps back `count` units; returns how many and how it ended.
+    pub fn reverse_step(&mut self, count: usize) -> (usize, Stop) {
+        let from = self.pos;
         let to = self.pos.saturating_sub(count);
-        let back = self.pos - to;
-        self.rewind(to);
-        back
+        let stop = self.rewind(to);
+        (from.saturating_sub(self.pos), stop)
     }
 
     /// Goes back to the latest earlier position where a breakpoint hit (the state
     /// right after the unit that hit it), or to position 0.
     pub fn reverse_continue(&mut self) -> Stop {
         let target = self.pos;
-        let mut r = self.snapshots[0].clone();
+        let mut r = self.snapshots[0].runner.clone();
         let mut last: Option<(usize, String)> = None;
         // Position p+1 is "after unit p"; a hit there counts if p+1 < target.
         for p in 0..target.saturating_sub(1) {
-            let u = self.history[p];
-            if let Some(h) = exec_checked(&mut r, u, &self.breakpoints) {
+            if self.interrupted(p as u64) {
+                return Stop::Interrupted(format!(
+                    "interrupted (Ctrl-C) while searching back (at step {p} of {target}); still at step {target}"
+                ));
+            }
+            let Some(u) = self.history.get(p) else { break };
+            let h = exec_checked(&mut r, u, &self.breakpoints);
+            r.take_events().for_each(drop);
+            if let Some(h) = h {
                 if !h.is_empty() {
                     last = Some((p + 1, h.join("; ")));
                 }
             }
         }
         match last {
-            Some((p, why)) => {
-                self.rewind(p);
-                Stop::Break(why)
-            }
-            None => {
-                self.rewind(0);
-                Stop::ScheduleOver("reached the start: no breakpoint hit before".into())
-            }
+            Some((p, why)) => match self.rewind(p) {
+                Stop::Done => Stop::Break(why),
+                other => other,
+            },
+            None => match self.rewind(0) {
+                Stop::Done => {
+                    Stop::ScheduleOver("reached the start: no breakpoint hit before".into())
+                }
+                other => other,
+            },
         }
     }
 
@@ -468,6 +753,10 @@ impl Session {
         }
         h
     }
+}
+
+fn snap_pos(snaps: &[Snap], k: usize) -> usize {
+    snaps.get(k).map_or(0, |s| s.pos)
 }
 
 fn cpu_states(r: &Runner) -> Vec<CpuState> {
@@ -500,6 +789,8 @@ fn exec_checked(r: &mut Runner, u: Unit, bps: &[Breakpoint]) -> Option<Vec<Strin
             _ => None,
         })
         .collect();
+    // The runner's record holds this unit's events only: the session takes
+    // them into its log after every unit.
     let first_event = r.events().len();
     let steps = r.machine().steps;
     let stepped = match u {

@@ -259,8 +259,8 @@ pub fn format_entry(e: &EntryView) -> String {
 }
 
 /// Why `e` is stale: the latest write that made it so, found in the event log.
-pub fn stale_reason(e: &EntryView, events: &[Event]) -> Option<String> {
-    events.iter().rev().find_map(|ev| match &ev.kind {
+pub fn stale_reason(e: &EntryView, events: &super::EventLog) -> Option<String> {
+    events.rare_rev().find_map(|ev| match &ev.kind {
         EventKind::Mmu(MmuEvent::BecameStale {
             entry,
             write,

@@ -146,7 +146,8 @@ pub struct RunReport {
     /// The schedule as executed.
     #[serde(skip)]
     pub decisions: Decisions,
-    /// All events, when recording was asked for.
+    /// The recorded events not taken from the runner (all of them after
+    /// [`run`] with recording; none when a consumer streamed them).
     #[serde(skip)]
     pub events: Vec<Event>,
     /// The machine at the end (for debuggers and tests).
@@ -624,9 +625,24 @@ impl Runner {
         &self.st.oracle.soft.uses
     }
 
-    /// Recorded events (empty unless recording).
+    /// Recorded events not yet taken with [`Runner::take_events`] (empty unless
+    /// recording).
     pub fn events(&self) -> &[Event] {
         self.st.oracle.record.as_deref().unwrap_or(&[])
+    }
+
+    /// Takes the recorded events so far out of the runner. The record is the
+    /// runner's event sink: a consumer that streams (the trace writer, replay,
+    /// the debugger) takes after every step, so the runner itself holds one
+    /// step's events at most and memory does not grow with the run. Taking
+    /// changes nothing else: the oracle has already seen every event.
+    pub fn take_events(&mut self) -> impl Iterator<Item = Event> + '_ {
+        self.st
+            .oracle
+            .record
+            .as_mut()
+            .into_iter()
+            .flat_map(|r| r.drain(..))
     }
 
     /// The decisions taken so far.

@@ -2,9 +2,10 @@
 //! where two runs differ, with enough context to see why.
 
 use super::text::{describe, Symbols};
-use super::Trace;
+use super::{Trace, TraceError, TraceStream};
 use crate::events::{Event, EventKind};
 use crate::scenario::{Decision, Plan, Runner};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// How many events before the divergence are shown.
@@ -37,9 +38,9 @@ impl Divergence {
 
 /// The RIP of the instruction `core` executed at `step`, from a stream: its
 /// retired event, or the faulting/interrupted RIP of an exception or interrupt.
-fn rip_in(stream: &[Event], step: u64, core: u32) -> Option<u64> {
+fn rip_in<'a>(stream: impl IntoIterator<Item = &'a Event>, step: u64, core: u32) -> Option<u64> {
     stream
-        .iter()
+        .into_iter()
         .filter(|e| e.step == step && e.core == core)
         .find_map(|e| match &e.kind {
             EventKind::Retired { rip, .. } => Some(*rip),
@@ -86,75 +87,169 @@ pub struct Replay {
     pub outcome: ReplayOutcome,
 }
 
+/// Why a trace could not be replayed at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayError {
+    /// The trace's decisions take more steps than the scenario allows.
+    TooLong(String),
+    /// A line of the trace could not be read (found while streaming it).
+    Trace(TraceError),
+}
+
+impl std::fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplayError::TooLong(m) => f.write_str(m),
+            ReplayError::Trace(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReplayError {}
+
 /// Re-executes a trace's decisions on a freshly built scenario and compares the
 /// event stream as it is produced, stopping at the first divergence. Errors are
-/// traces this scenario cannot replay at all (too many steps for its budget).
+/// traces this scenario cannot replay at all (too many steps for its budget, a
+/// core it lacks).
 pub fn replay(t: &Trace, plan: &Arc<Plan>) -> Result<Replay, String> {
-    let budget = plan.budget().max(t.events.len() as u64);
-    if t.steps() > budget {
-        return Err(format!(
-            "the trace's decisions take {} steps, more than the scenario's step budget ({budget}) and the trace's event count; expected a trace recorded from this scenario",
-            t.steps()
-        ));
+    let mut events = t.events.iter();
+    replay_from(
+        t.decisions.iter().cloned(),
+        t.steps(),
+        t.events.len(),
+        &|cores| t.check_cores(cores),
+        &mut || Ok(events.next().cloned()),
+        plan,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// [`replay`] of a trace being read: the recorded events come one at a time
+/// from `stream`, and only the last [`CONTEXT_EVENTS`] of them are kept, so
+/// memory does not grow with the trace.
+pub fn replay_stream<R: std::io::BufRead>(
+    stream: &mut TraceStream<R>,
+    plan: &Arc<Plan>,
+) -> Result<Replay, ReplayError> {
+    let head = stream.head().clone();
+    replay_from(
+        head.decisions.iter(),
+        head.steps(),
+        head.events,
+        &|cores| head.check_cores(cores),
+        &mut || stream.next_event(),
+        plan,
+    )
+}
+
+type Source<'a> = dyn FnMut() -> Result<Option<Event>, TraceError> + 'a;
+
+/// The replay itself, over any source of recorded events.
+fn replay_from(
+    decisions: impl Iterator<Item = Decision>,
+    steps: u64,
+    recorded: usize,
+    check_cores: &dyn Fn(usize) -> Result<(), TraceError>,
+    next: &mut Source<'_>,
+    plan: &Arc<Plan>,
+) -> Result<Replay, ReplayError> {
+    let budget = plan.budget().max(recorded as u64);
+    if steps > budget {
+        return Err(ReplayError::TooLong(format!(
+            "the trace's decisions take {steps} steps, more than the scenario's step budget ({budget}) and the trace's event count; expected a trace recorded from this scenario"
+        )));
     }
     let mut r = Runner::start(Arc::clone(plan), true);
     let cores = r.machine().num_cores();
-    t.check_cores(cores).map_err(|e| e.to_string())?;
-    let mut checked = 0usize;
-    // Compares the events produced since the last check; the RIP is the one the
-    // stepped core had before the step.
-    let compare = |r: &Runner, checked: &mut usize, rip: Option<u64>| -> Option<Divergence> {
-        let ev = r.events();
-        while *checked < ev.len() {
-            let i = *checked;
-            if t.events.get(i) != Some(&ev[i]) {
-                let mut d = first_divergence(&t.events[..(i + 1).min(t.events.len())], &ev[..=i])?;
-                d.rip = rip.or(d.rip);
-                return Some(d);
-            }
-            *checked += 1;
-        }
-        None
+    check_cores(cores).map_err(|e| ReplayError::TooLong(e.to_string()))?;
+    let mut cmp = Compare {
+        index: 0,
+        window: VecDeque::with_capacity(CONTEXT_EVENTS + 1),
+        batch: Vec::new(),
     };
-    for d in &t.decisions {
+    let diverged = |d: Divergence| Replay {
+        events: d.index,
+        outcome: ReplayOutcome::Diverged(Box::new(d)),
+    };
+    for d in decisions {
         match d {
             Decision::Step { core, n } => {
-                let c = *core as usize;
-                for _ in 0..*n {
+                let c = core as usize;
+                for _ in 0..n {
+                    // The RIP the stepped core had before the step.
                     let rip = (c < cores).then(|| r.machine().cores[c].cpu.state.rip);
-                    r.apply(&Decision::Step { core: *core, n: 1 });
-                    if let Some(d) = compare(&r, &mut checked, rip) {
-                        return Ok(Replay {
-                            events: d.index,
-                            outcome: ReplayOutcome::Diverged(Box::new(d)),
-                        });
+                    r.apply(&Decision::Step { core, n: 1 });
+                    if let Some(d) = cmp.step(&mut r, rip, next)? {
+                        return Ok(diverged(d));
                     }
                 }
             }
             other => {
-                r.apply(other);
-                if let Some(d) = compare(&r, &mut checked, None) {
-                    return Ok(Replay {
-                        events: d.index,
-                        outcome: ReplayOutcome::Diverged(Box::new(d)),
-                    });
+                r.apply(&other);
+                if let Some(d) = cmp.step(&mut r, None, next)? {
+                    return Ok(diverged(d));
                 }
             }
         }
     }
-    if checked < t.events.len() {
-        let d = first_divergence(&t.events, r.events());
-        if let Some(d) = d {
-            return Ok(Replay {
-                events: d.index,
-                outcome: ReplayOutcome::Diverged(Box::new(d)),
-            });
-        }
+    if let Some(exp) = next().map_err(ReplayError::Trace)? {
+        let rip = rip_in(cmp.window.iter().chain([&exp]), exp.step, exp.core);
+        return Ok(diverged(Divergence {
+            index: cmp.index,
+            expected: Some(exp),
+            actual: None,
+            before: cmp.window.iter().cloned().collect(),
+            rip,
+        }));
     }
     Ok(Replay {
-        events: t.events.len(),
+        events: cmp.index,
         outcome: ReplayOutcome::Identical,
     })
+}
+
+/// The comparison state of a replay: how many events matched, and the last few
+/// of them (the context a divergence is shown with).
+struct Compare {
+    index: usize,
+    window: VecDeque<Event>,
+    batch: Vec<Event>,
+}
+
+impl Compare {
+    /// Compares the events the last step produced with the next recorded ones.
+    fn step(
+        &mut self,
+        r: &mut Runner,
+        rip: Option<u64>,
+        next: &mut Source<'_>,
+    ) -> Result<Option<Divergence>, ReplayError> {
+        self.batch.clear();
+        self.batch.extend(r.take_events());
+        for i in 0..self.batch.len() {
+            let ev = &self.batch[i];
+            let exp = next().map_err(ReplayError::Trace)?;
+            if exp.as_ref() == Some(ev) {
+                if self.window.len() == CONTEXT_EVENTS {
+                    self.window.pop_front();
+                }
+                self.window.push_back(ev.clone());
+                self.index += 1;
+                continue;
+            }
+            let rip = rip
+                .or_else(|| rip_in(&self.batch[..=i], ev.step, ev.core))
+                .or_else(|| rip_in(self.window.iter().chain(exp.as_ref()), ev.step, ev.core));
+            return Ok(Some(Divergence {
+                index: self.index,
+                expected: exp,
+                actual: Some(ev.clone()),
+                before: self.window.iter().cloned().collect(),
+                rip,
+            }));
+        }
+        Ok(None)
+    }
 }
 
 /// The divergence as text, several lines, each ending in `\n`.

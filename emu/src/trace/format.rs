@@ -75,66 +75,85 @@ fn json_str(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
+/// The header line (with its `\n`), from its fields; `counts` are the numbers
+/// of labels, decisions and events that follow.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn header_line(
+    scenario: &str,
+    fnv1a64: u64,
+    files: &[(String, u64)],
+    name: &str,
+    cores: u32,
+    counts: (usize, usize, usize),
+) -> String {
+    let files: Vec<String> = files
+        .iter()
+        .map(|(f, h)| format!("[{},\"{:#018x}\"]", json_str(f), h))
+        .collect();
+    format!(
+        "{{\"format\":\"{FORMAT}\",\"scenario\":{},\"fnv1a64\":\"{:#018x}\",\"files\":[{}],\"name\":{},\"cores\":{},\"labels\":{},\"decisions\":{},\"events\":{}}}\n",
+        json_str(scenario),
+        fnv1a64,
+        files.join(","),
+        json_str(name),
+        cores,
+        counts.0,
+        counts.1,
+        counts.2,
+    )
+}
+
+/// One label line, with its `\n`.
+pub(crate) fn label_line(addr: u64, label: &str) -> String {
+    format!("[\"label\",\"{}\",{}]\n", hex(addr), json_str(label))
+}
+
+/// One decision line, with its `\n`, appended to `out`.
+pub(crate) fn push_decision_line(out: &mut String, d: &Decision) {
+    use std::fmt::Write as _;
+    // Writing into a String does not fail.
+    let _ = match d {
+        Decision::Step { core, n } => writeln!(out, "[\"step\",{core},{n}]"),
+        Decision::Evict { core, va } => writeln!(out, "[\"evict\",{core},\"{va:#x}\"]"),
+        Decision::Fill { core, va } => writeln!(out, "[\"fill\",{core},\"{va:#x}\"]"),
+    };
+}
+
 impl Trace {
     /// The trace as text: the header line, then labels, decisions and events, one
-    /// per line, each line ending in `\n`.
+    /// per line, each line ending in `\n`. The streaming writer
+    /// ([`super::TraceWriter`]) writes the same bytes through the same line
+    /// functions.
     pub fn to_text(&self) -> String {
-        let mut out = String::new();
-        let files: Vec<String> = self
-            .files
-            .iter()
-            .map(|(f, h)| format!("[{},\"{:#018x}\"]", json_str(f), h))
-            .collect();
-        out += &format!(
-            "{{\"format\":\"{FORMAT}\",\"scenario\":{},\"fnv1a64\":\"{:#018x}\",\"files\":[{}],\"name\":{},\"cores\":{},\"labels\":{},\"decisions\":{},\"events\":{}}}\n",
-            json_str(&self.scenario),
+        let mut out = header_line(
+            &self.scenario,
             self.fnv1a64,
-            files.join(","),
-            json_str(&self.name),
+            &self.files,
+            &self.name,
             self.cores,
-            self.labels.len(),
-            self.decisions.len(),
-            self.events.len(),
+            (self.labels.len(), self.decisions.len(), self.events.len()),
         );
         for (a, l) in &self.labels {
-            out += &format!("[\"label\",\"{}\",{}]\n", hex(*a), json_str(l));
+            out += &label_line(*a, l);
         }
         for d in &self.decisions {
-            out += &match d {
-                Decision::Step { core, n } => format!("[\"step\",{core},{n}]\n"),
-                Decision::Evict { core, va } => format!("[\"evict\",{core},\"{}\"]\n", hex(*va)),
-                Decision::Fill { core, va } => format!("[\"fill\",{core},\"{}\"]\n", hex(*va)),
-            };
+            push_decision_line(&mut out, d);
         }
         for e in &self.events {
-            out += &event_line(e);
-            out.push('\n');
+            push_event_line(&mut out, e);
         }
         out
     }
 
-    /// Reads a trace file.
+    /// Reads a whole trace file into memory (golden traces, tests). Commands that
+    /// read traces of any length use [`super::TraceStream`] instead.
     pub fn read(path: &Path) -> Result<Trace, TraceError> {
-        let file = path.display().to_string();
-        let whole = |message: String| TraceError {
-            file: file.clone(),
-            line: 0,
-            message,
-        };
-        let bytes = crate::files::read_regular(path, MAX_TRACE_BYTES).map_err(|e| match e {
-            crate::files::ReadError::Directory => whole("is a directory, not a trace file".into()),
-            crate::files::ReadError::TooLarge { len, limit } => {
-                whole(format!("trace file is {len} bytes; the limit is {limit}"))
-            }
-            e => whole(format!("cannot read trace: {e}")),
-        })?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            whole(format!(
-                "trace is not UTF-8 text (invalid byte at offset {}); expected {FORMAT} JSON lines",
-                e.utf8_error().valid_up_to()
-            ))
-        })?;
-        Trace::parse(&text).map_err(|e| TraceError { file, ..e })
+        let mut s = super::TraceStream::open(path)?;
+        let mut events = Vec::new();
+        while let Some(e) = s.next_event()? {
+            events.push(e);
+        }
+        Ok(s.into_head().into_trace(events))
     }
 
     /// Checks that every decision names a core a machine of `cores` cores has,
@@ -146,15 +165,8 @@ impl Trace {
         for (i, d) in self.decisions.iter().enumerate() {
             let c = decision_core(d);
             if c as usize >= cores {
-                return Err(TraceError {
-                    file: String::new(),
-                    // The header, then the labels, then the decisions.
-                    line: 2 + self.labels.len() + i,
-                    message: format!(
-                        "a decision names core {c} but the scenario's machine has {cores} core(s) (0..={}); expected a trace recorded from this scenario",
-                        cores.saturating_sub(1)
-                    ),
-                });
+                // The header, then the labels, then the decisions.
+                return Err(core_error(2 + self.labels.len() + i, c, cores));
             }
         }
         Ok(())
@@ -162,103 +174,24 @@ impl Trace {
 
     /// Parses trace text. Errors carry the line (the file is left empty).
     pub fn parse(text: &str) -> Result<Trace, TraceError> {
-        let err = |line: usize, message: String| TraceError {
-            file: String::new(),
-            line,
-            message,
-        };
-        let mut lines = text.split_inclusive('\n').enumerate().map(|(i, l)| {
-            (
-                i + 1,
-                l.strip_suffix('\n')
-                    .map(|l| l.strip_suffix('\r').unwrap_or(l))
-                    .unwrap_or(l),
-            )
-        });
-        let Some((_, first)) = lines.next() else {
-            return Err(err(
-                0,
-                format!("the file is empty; expected a {FORMAT} header line"),
-            ));
-        };
-        let header = parse_header(first).map_err(|m| err(1, m))?;
-        let mut t = Trace {
-            scenario: header.scenario,
-            fnv1a64: header.fnv1a64,
-            files: header.files,
-            name: header.name,
-            cores: header.cores,
-            labels: Vec::with_capacity(header.labels.min(1 << 16)),
-            decisions: Vec::with_capacity(header.decisions.min(1 << 16)),
-            events: Vec::with_capacity(header.events.min(1 << 20)),
-        };
-        let sections: [(&str, usize); 3] = [
-            ("label", header.labels),
-            ("decision", header.decisions),
-            ("event", header.events),
-        ];
-        let mut last_line = 1;
-        for (what, count) in sections {
-            for k in 0..count {
-                let Some((n, line)) = lines.next() else {
-                    return Err(err(
-                        last_line + 1,
-                        format!(
-                            "the trace ends early: expected {what} {} of {count} (the header promises {} labels, {} decisions, {} events)",
-                            k + 1,
-                            header.labels,
-                            header.decisions,
-                            header.events
-                        ),
-                    ));
-                };
-                last_line = n;
-                let v: Value = serde_json::from_str(line)
-                    .map_err(|e| err(n, format!("expected a JSON {what} line: {e}")))?;
-                match what {
-                    "label" => t.labels.push(parse_label(&v).map_err(|m| err(n, m))?),
-                    "decision" => {
-                        let d = parse_decision(&v).map_err(|m| err(n, m))?;
-                        let c = decision_core(&d);
-                        if c >= t.cores {
-                            return Err(err(
-                                n,
-                                format!(
-                                    "a decision names core {c} but the trace has {} core(s)",
-                                    t.cores
-                                ),
-                            ));
-                        }
-                        t.decisions.push(d);
-                    }
-                    _ => {
-                        let e = parse_event(v).map_err(|m| err(n, m))?;
-                        if e.core >= t.cores {
-                            return Err(err(
-                                n,
-                                format!(
-                                    "event on core {} but the trace has {} core(s)",
-                                    e.core, t.cores
-                                ),
-                            ));
-                        }
-                        t.events.push(e);
-                    }
-                }
-            }
+        let mut s = super::TraceStream::new(text.as_bytes(), "")?;
+        let mut events = Vec::new();
+        while let Some(e) = s.next_event()? {
+            events.push(e);
         }
-        for (n, line) in lines {
-            if !line.trim().is_empty() {
-                return Err(err(
-                    n,
-                    format!(
-                        "unexpected line after the last event (the header promises {} labels, {} decisions, {} events)",
-                        header.labels, header.decisions, header.events
-                    ),
-                ));
-            }
-        }
-        Ok(t)
+        Ok(s.into_head().into_trace(events))
+    }
+}
+
+/// A decision on `line` names core `c`, which a machine of `cores` cores lacks.
+pub(crate) fn core_error(line: usize, c: u32, cores: usize) -> TraceError {
+    TraceError {
+        file: String::new(),
+        line,
+        message: format!(
+            "a decision names core {c} but the scenario's machine has {cores} core(s) (0..={}); expected a trace recorded from this scenario",
+            cores.saturating_sub(1)
+        ),
     }
 }
 
@@ -271,31 +204,35 @@ pub fn decision_core(d: &Decision) -> u32 {
     }
 }
 
-/// One event as a trace line (without the newline).
-pub fn event_line(e: &Event) -> String {
-    match &e.kind {
+/// One event line, with its `\n`, appended to `out` (no allocation for the
+/// retired instructions that make up most of a trace).
+pub(crate) fn push_event_line(out: &mut String, e: &Event) {
+    use std::fmt::Write as _;
+    // Writing into a String does not fail.
+    let _ = match &e.kind {
         EventKind::Retired { rip, len } => {
-            format!("[{},{},\"{}\",{}]", e.step, e.core, hex(*rip), len)
+            writeln!(out, "[{},{},\"{rip:#x}\",{len}]", e.step, e.core)
         }
-        k => format!(
+        k => writeln!(
+            out,
             "[{},{},{}]",
             e.step,
             e.core,
             // Derived serialisation of plain data into JSON does not fail.
             serde_json::to_string(k).unwrap_or_else(|_| "null".into())
         ),
-    }
+    };
 }
 
-struct Header {
-    scenario: String,
-    fnv1a64: u64,
-    files: Vec<(String, u64)>,
-    name: String,
-    cores: u32,
-    labels: usize,
-    decisions: usize,
-    events: usize,
+pub(crate) struct Header {
+    pub(crate) scenario: String,
+    pub(crate) fnv1a64: u64,
+    pub(crate) files: Vec<(String, u64)>,
+    pub(crate) name: String,
+    pub(crate) cores: u32,
+    pub(crate) labels: usize,
+    pub(crate) decisions: usize,
+    pub(crate) events: usize,
 }
 
 #[derive(Deserialize)]
@@ -318,7 +255,7 @@ fn parse_hex(s: &str, what: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("expected {what} as a hex string like \"0x1f\", found \"{s}\""))
 }
 
-fn parse_header(line: &str) -> Result<Header, String> {
+pub(crate) fn parse_header(line: &str) -> Result<Header, String> {
     let v: Value = serde_json::from_str(line).map_err(|e| {
         format!("expected a {FORMAT} header (one JSON object on the first line): {e}")
     })?;
@@ -363,7 +300,7 @@ fn parse_header(line: &str) -> Result<Header, String> {
     })
 }
 
-fn parse_label(v: &Value) -> Result<(u64, String), String> {
+pub(crate) fn parse_label(v: &Value) -> Result<(u64, String), String> {
     const WANT: &str = "expected a label line [\"label\",\"0xADDR\",\"name\"]";
     match v.as_array().map(Vec::as_slice) {
         Some([Value::String(tag), Value::String(a), Value::String(name)]) if tag == "label" => {
@@ -377,7 +314,7 @@ fn u32_of(v: &Value) -> Option<u32> {
     v.as_u64().and_then(|n| u32::try_from(n).ok())
 }
 
-fn parse_decision(v: &Value) -> Result<Decision, String> {
+pub(crate) fn parse_decision(v: &Value) -> Result<Decision, String> {
     const WANT: &str = "expected a decision line [\"step\",core,n], [\"evict\",core,\"0xVA\"] or [\"fill\",core,\"0xVA\"]";
     let bad = || format!("{WANT}, found {}", short(v));
     let Some([Value::String(tag), core, arg]) = v.as_array().map(Vec::as_slice) else {
@@ -401,7 +338,7 @@ fn parse_decision(v: &Value) -> Result<Decision, String> {
     }
 }
 
-fn parse_event(v: Value) -> Result<Event, String> {
+pub(crate) fn parse_event(v: Value) -> Result<Event, String> {
     const WANT: &str = "expected an event line [step,core,\"0xRIP\",len] (a retired instruction) or [step,core,{kind}]";
     let found = short(&v);
     let Value::Array(mut items) = v else {

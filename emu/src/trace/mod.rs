@@ -12,14 +12,19 @@
 pub mod chrome;
 pub mod diff;
 mod format;
+mod stream;
 pub mod text;
 
-pub use diff::{first_divergence, render_divergence, replay, Divergence, Replay, ReplayOutcome};
-pub use format::{Trace, TraceError, FORMAT};
+pub use diff::{
+    first_divergence, render_divergence, replay, replay_stream, Divergence, Replay, ReplayError,
+    ReplayOutcome,
+};
+pub use format::{Trace, TraceError, FORMAT, MAX_TRACE_BYTES};
+pub use stream::{TraceHead, TraceStream, TraceWriter, MAX_LINE_BYTES};
 pub use text::{describe, Symbols};
 
 use crate::events::Event;
-use crate::scenario::{Decision, Plan, RunReport, Runner, Scenario, Source};
+use crate::scenario::{Plan, RunReport, Runner, Scenario, Source};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -67,15 +72,24 @@ impl Inputs {
 
     /// Differences from the hashes a trace recorded, one human line each.
     pub fn changes_since(&self, t: &Trace) -> Vec<String> {
+        self.changes(t.fnv1a64, &t.files)
+    }
+
+    /// [`Inputs::changes_since`] for a trace being streamed.
+    pub fn changes_since_head(&self, t: &TraceHead) -> Vec<String> {
+        self.changes(t.fnv1a64, &t.files)
+    }
+
+    fn changes(&self, fnv1a64: u64, files: &[(String, u64)]) -> Vec<String> {
         let mut out = Vec::new();
-        if self.scenario != t.fnv1a64 {
+        if self.scenario != fnv1a64 {
             out.push(format!(
                 "the scenario changed since the trace was recorded (FNV-1a 64 {:#018x} now, {:#018x} in the trace)",
-                self.scenario, t.fnv1a64
+                self.scenario, fnv1a64
             ));
         }
         for (f, h) in &self.files {
-            match t.files.iter().find(|(g, _)| g == f) {
+            match files.iter().find(|(g, _)| g == f) {
                 Some((_, old)) if old == h => {}
                 Some((_, old)) => out.push(format!(
                     "code file {f} changed since the trace was recorded (FNV-1a 64 {h:#018x} now, {old:#018x} in the trace)"
@@ -83,7 +97,7 @@ impl Inputs {
                 None => out.push(format!("code file {f} is new since the trace was recorded")),
             }
         }
-        for (f, _) in &t.files {
+        for (f, _) in files {
             if !self.files.iter().any(|(g, _)| g == f) {
                 out.push(format!("code file {f} is no longer used by the scenario"));
             }
@@ -130,13 +144,7 @@ impl Trace {
 
     /// Total machine steps the decisions take.
     pub fn steps(&self) -> u64 {
-        self.decisions
-            .iter()
-            .map(|d| match d {
-                Decision::Step { n, .. } => *n,
-                _ => 0,
-            })
-            .fold(0u64, |a, n| a.saturating_add(n))
+        stream::steps_of(self.decisions.iter().cloned())
     }
 }
 

@@ -22,8 +22,13 @@ pub struct Symbols {
 impl Symbols {
     /// Labels only, from a trace.
     pub fn from_trace(t: &Trace) -> Self {
+        Symbols::from_labels(&t.labels)
+    }
+
+    /// Labels only, from a trace's label lines.
+    pub fn from_labels(labels: &[(u64, String)]) -> Self {
         Symbols {
-            labels: t.labels.iter().cloned().collect(),
+            labels: labels.iter().cloned().collect(),
             lines: BTreeMap::new(),
         }
     }
