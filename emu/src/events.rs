@@ -342,6 +342,16 @@ pub trait EventSink {
     fn access(&mut self, core: u32, step: u64, la: VirtAddr, pa: PhysAddr, kind: AccessKind) {
         let _ = (core, step, la, pa, kind);
     }
+    /// The bytes a core's instruction (or its delivery of an interrupt) read from
+    /// or wrote to physical memory at `pa` during step `step`, the instruction at
+    /// `rip`; one call per page-contiguous piece. Instruction fetches are not
+    /// reported. Only called when [`EventSink::observes_accesses`] said yes. Like
+    /// [`EventSink::access`] this is not an event: the scenario runner's watched
+    /// words and hang diagnosis use it to see values, which translations alone
+    /// do not carry.
+    fn data(&mut self, core: u32, step: u64, rip: u64, pa: PhysAddr, bytes: &[u8], write: bool) {
+        let _ = (core, step, rip, pa, bytes, write);
+    }
 }
 
 /// Drops everything (and says so, so nothing is built).
@@ -396,6 +406,9 @@ impl<T: EventSink + ?Sized> EventSink for &mut T {
     }
     fn access(&mut self, core: u32, step: u64, la: VirtAddr, pa: PhysAddr, kind: AccessKind) {
         (**self).access(core, step, la, pa, kind)
+    }
+    fn data(&mut self, core: u32, step: u64, rip: u64, pa: PhysAddr, bytes: &[u8], write: bool) {
+        (**self).data(core, step, rip, pa, bytes, write)
     }
 }
 

@@ -6,6 +6,7 @@ mod checks;
 mod decisions;
 mod diag;
 mod expect;
+mod hang;
 mod locate;
 mod plan;
 mod report;
@@ -17,6 +18,10 @@ pub use build::{build, machine_config, parse_hex, resolve, suggest, Built, Sourc
 pub use decisions::{Decision, Decisions, MAX_PERIOD};
 pub use diag::{Diagnostic, Problem, Source};
 pub use expect::describe;
+pub use hang::{
+    diagnose, CoreHang, DataAccess, Gate, HangDiagnosis, LastWrite, LoopRead, Verdict, Wake,
+    PROBE_STEPS,
+};
 pub use locate::{Locations, Pos, Span};
 pub use plan::{Check, Cond, Plan, Reg, Rule, Step, Stop, Test, UseFilter};
 pub use run::{

@@ -214,6 +214,8 @@ pub enum Test {
         /// Why.
         reason: Option<StopKind>,
     },
+    /// The schedule did not complete (with this verdict, when given).
+    Hung(Option<super::schema::HangKind>),
     /// Exactly `count` events of a class (on one core, or on any).
     Events {
         /// Class.
@@ -624,6 +626,7 @@ impl Resolver<'_> {
                 vector: *vector,
             },
             Expect::Halted(c) => Test::Halted(self.core(*c, format!("{p}[0]"))?),
+            Expect::Hung { verdict } => Test::Hung(*verdict),
             Expect::Stopped { core, reason } => Test::Stopped {
                 core: self.core(*core, format!("{p}.core"))?,
                 reason: *reason,

@@ -7,16 +7,7 @@ impl RunReport {
     /// `label+0x12` for an address inside labelled code (the nearest label at or
     /// before it, within 64 KiB), or `None`.
     pub fn name_of(&self, addr: u64) -> Option<String> {
-        let (base, name) = self.labels.range(..=addr).next_back()?;
-        let off = addr - base;
-        if off >= 0x10000 {
-            return None;
-        }
-        Some(if off == 0 {
-            name.clone()
-        } else {
-            format!("{name}+{off:#x}")
-        })
+        super::hang::name_in(&self.labels, addr, 0x10000)
     }
 
     /// Appends ` <label+off>` after every `rip 0x...` in a line of text.
@@ -52,6 +43,9 @@ impl RunReport {
             Ending::Stuck { index, reason } => {
                 let _ = writeln!(s, "schedule: STUCK at schedule[{index}]: {reason}");
             }
+        }
+        if let Some(h) = &self.hang {
+            s.push_str(&h.to_text());
         }
         for c in &self.cores {
             let _ = writeln!(

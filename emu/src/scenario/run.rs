@@ -8,6 +8,7 @@ use super::build::Built;
 use super::decisions::{Decision, Decisions};
 use super::diag::Problem;
 use super::expect::{self, Outcome};
+use super::hang::{DataAccess, HangDiagnosis, Probe};
 use super::plan::Test;
 use super::plan::{Cond, Plan, Rule, Step, Stop};
 use super::schema::{Coherence, Expect, Scenario, StopKind};
@@ -99,6 +100,10 @@ pub struct RunReport {
     pub steps: u64,
     /// How the schedule ended.
     pub ending: Ending,
+    /// When the schedule did not complete: what each core is doing and why the
+    /// schedule cannot go on (`docs/run-json.md`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hang: Option<HangDiagnosis>,
     /// Cores.
     pub cores: Vec<CoreSummary>,
     /// Stale uses in order.
@@ -117,6 +122,9 @@ pub struct RunReport {
     /// Cores that stopped for good (unhandled exception, triple fault,
     /// unsupported instruction, emulator error).
     pub stopped: Vec<StoppedCore>,
+    /// A `Hung` expectation accounts for a schedule that does not complete.
+    #[serde(skip)]
+    pub expects_hang: bool,
     /// The schedule as executed.
     #[serde(skip)]
     pub decisions: Decisions,
@@ -132,13 +140,14 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The run passed: the schedule completed, every expectation held, no
+    /// The run passed: the schedule completed (or a `Hung` expectation says it
+    /// should not), every expectation held, no
     /// violation appeared that the scenario does not expect (a scenario that lists
     /// a `Violations(n)` or `StaleUse` expectation accounts for its violations),
     /// and no core died unless an expectation says it should (`Stopped`, or
     /// `Exception` for an unhandled exception's vector).
     pub fn passed(&self, expects_violations: bool) -> bool {
-        self.ending == Ending::Completed
+        (self.ending == Ending::Completed || self.expects_hang)
             && self.expectations.iter().all(|e| e.ok)
             && (self.violations == 0 || expects_violations)
             && self.stopped.iter().all(|c| c.expected)
@@ -181,6 +190,9 @@ struct Oracle {
     /// The software-TLB check (inactive, and never asked for accesses, when the
     /// scenario declares no `soft_tlbs`).
     soft: SoftCheck,
+    /// Data accesses recorded for a hang diagnosis (only on the runner copies the
+    /// diagnosis makes; `None` in an ordinary run, which then pays nothing).
+    probe: Option<Probe>,
 }
 
 impl Oracle {
@@ -237,6 +249,7 @@ impl Oracle {
             exceptions: Vec::new(),
             seen: 0,
             soft,
+            probe: None,
         }
     }
 
@@ -334,11 +347,20 @@ impl EventSink for Oracle {
     }
 
     fn observes_accesses(&self) -> bool {
-        self.soft.active()
+        self.soft.active() || self.probe.is_some()
     }
 
     fn access(&mut self, core: u32, step: u64, la: VirtAddr, pa: PhysAddr, kind: mmu::AccessKind) {
         self.soft.access(core, step, la, pa, kind);
+        if let Some(p) = self.probe.as_mut() {
+            p.translated(la.raw(), pa.raw());
+        }
+    }
+
+    fn data(&mut self, core: u32, step: u64, rip: u64, pa: PhysAddr, bytes: &[u8], write: bool) {
+        if let Some(p) = self.probe.as_mut() {
+            p.record(core, step, rip, pa.raw(), bytes, write);
+        }
     }
 
     fn event(&mut self, ev: Event) {
@@ -580,6 +602,23 @@ impl Runner {
         }
     }
 
+    /// Starts recording the data accesses of every step from now on (all of
+    /// them, or with `words` only writes overlapping one of those `(pa, len)`
+    /// ranges), for [`super::diagnose`]'s probes and replays.
+    pub(super) fn start_probe(&mut self, words: Option<Vec<(u64, u64)>>) {
+        self.st.oracle.probe = Some(Probe::new(words));
+    }
+
+    /// The accesses recorded since [`Runner::start_probe`].
+    pub(super) fn probe_log(&self) -> &[DataAccess] {
+        self.st.oracle.probe.as_ref().map_or(&[], |p| &p.log)
+    }
+
+    /// The last write to each word [`Runner::start_probe`] was given.
+    pub(super) fn probe_last(&self) -> &[Option<DataAccess>] {
+        self.st.oracle.probe.as_ref().map_or(&[], |p| &p.last)
+    }
+
     /// Checks the expectations against the current state and builds the report.
     pub fn report(&self) -> RunReport {
         let st = &self.st;
@@ -587,7 +626,12 @@ impl Runner {
         let violations = st.violations();
         let count = |c: EventClass, core: Option<usize>| st.oracle.count(c, core);
         let no_latent: Vec<String> = Vec::new();
+        let hang = match st.ending {
+            Some(Ending::Completed) => None,
+            _ => super::hang::diagnose(self),
+        };
         let outcome = Outcome {
+            hang: hang.as_ref(),
             machine: &machine,
             stale: &st.oracle.stale,
             soft: &st.oracle.soft.uses,
@@ -643,6 +687,12 @@ impl Runner {
             })
             .collect();
         RunReport {
+            hang,
+            expects_hang: self
+                .plan
+                .checks()
+                .iter()
+                .any(|c| matches!(c.test, Test::Hung(_))),
             name: self.plan.scenario().name.clone(),
             steps: machine.steps,
             ending: st.ending.clone().unwrap_or(Ending::Stuck {
@@ -672,7 +722,7 @@ impl State {
     }
 
     #[inline]
-    fn step_core(&mut self, plan: &Plan, core: usize) -> StepResult {
+    pub(super) fn step_core(&mut self, plan: &Plan, core: usize) -> StepResult {
         self.oracle.seen = 0;
         let before = self.machine.steps;
         let soft = self.oracle.soft.active();

@@ -624,6 +624,24 @@ pub enum StopKind {
     Error,
 }
 
+/// A hang diagnosis verdict, as a `Hung` expectation names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum HangKind {
+    /// Livelock or deadlock: the cores that could run spin on words no running
+    /// core will change.
+    Deadlock,
+    /// The schedule waits for a stop condition its core never reaches.
+    ScheduleWaits,
+    /// The schedule runs a spinning core alone while a core that could release it
+    /// gets no turn.
+    Unscheduled,
+    /// The step budget ran out while a core was still making progress.
+    Budget,
+    /// A core the schedule needs stopped for good.
+    Stopped,
+}
+
 /// Access kinds in expectations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -744,6 +762,14 @@ pub enum Expect {
         /// Why; any reason when absent.
         #[serde(default)]
         reason: Option<StopKind>,
+    },
+    /// The schedule does not complete: the run hangs, with this verdict of the
+    /// hang diagnosis when given. It then does not fail the run by itself (a
+    /// scenario that demonstrates a hang, and a search for hangs, say so).
+    Hung {
+        /// The expected verdict; any when absent.
+        #[serde(default)]
+        verdict: Option<HangKind>,
     },
     /// Number of events of a kind ("ipi-sent", "invalidation", ...), optionally on one core.
     Events {
