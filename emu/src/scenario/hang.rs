@@ -521,14 +521,16 @@ fn word_text(w: &LoopRead) -> String {
 }
 
 fn summary(v: &Verdict, cores: &[CoreHang], stop: Option<Stop>, names: &Names) -> String {
+    // `spins on ack = 0x0 (...)`, or `spins in done, reading no memory`.
     let reads_of = |c: usize| -> String {
         match cores.get(c) {
             Some(CoreHang::Spinning { reads, at, .. }) if reads.is_empty() => {
-                format!("in {at}, reading no memory")
+                format!("spins in {at}, reading no memory")
             }
-            Some(CoreHang::Spinning { reads, .. }) => {
+            Some(CoreHang::Spinning { reads, .. }) => format!(
+                "spins on {}",
                 reads.iter().map(word_text).collect::<Vec<_>>().join(", ")
-            }
+            ),
             _ => String::new(),
         }
     };
@@ -546,17 +548,17 @@ fn summary(v: &Verdict, cores: &[CoreHang], stop: Option<Stop>, names: &Names) -
             ),
             CoreHang::Stopped { core, reason } => format!("core {core} stopped ({reason})"),
             CoreHang::Progressing { core, .. } => format!("core {core} is still running"),
-            CoreHang::Spinning { core, .. } => format!("core {core} spins on {}", reads_of(*core)),
+            CoreHang::Spinning { core, .. } => format!("core {core} {}", reads_of(*core)),
         }
     };
     match v {
         Verdict::Deadlock { cores: spin } => {
             let mut s = match spin.as_slice() {
-                [c] => format!("livelock/deadlock: core {c} spins on {}", reads_of(*c)),
+                [c] => format!("livelock/deadlock: core {c} {}", reads_of(*c)),
                 _ => {
                     let each: Vec<String> = spin
                         .iter()
-                        .map(|c| format!("core {c} on {}", reads_of(*c)))
+                        .map(|c| format!("core {c} {}", reads_of(*c)))
                         .collect();
                     format!(
                         "livelock/deadlock: {} spin: {}",
@@ -588,7 +590,7 @@ fn summary(v: &Verdict, cores: &[CoreHang], stop: Option<Stop>, names: &Names) -
             until,
             runnable,
         } => format!(
-            "the schedule runs core {core} alone until {until}, but it spins on {}, and {} that could change that get{} no turn in this step",
+            "the schedule runs core {core} alone until {until}, but it {}, and {} that could change that get{} no turn in this step",
             reads_of(*core),
             core_list(runnable),
             if runnable.len() == 1 { "s" } else { "" }

@@ -626,9 +626,11 @@ impl Runner {
         let violations = st.violations();
         let count = |c: EventClass, core: Option<usize>| st.oracle.count(c, core);
         let no_latent: Vec<String> = Vec::new();
+        // Only a schedule that got stuck is diagnosed: a run stopped from outside
+        // (an interrupt, a debugger) is not hung, and the diagnosis replays it.
         let hang = match st.ending {
-            Some(Ending::Completed) => None,
-            _ => super::hang::diagnose(self),
+            Some(Ending::Stuck { .. }) => super::hang::diagnose(self),
+            _ => None,
         };
         let outcome = Outcome {
             hang: hang.as_ref(),
