@@ -13,6 +13,7 @@ mod report;
 mod run;
 pub mod schema;
 pub mod soft_tlb;
+mod watch;
 
 pub use build::{build, machine_config, parse_hex, resolve, suggest, Built, SourceMap, SpaceInfo};
 pub use decisions::{Decision, Decisions, MAX_PERIOD};
@@ -29,6 +30,7 @@ pub use run::{
     StaleRecord, StoppedCore, DEFAULT_MAX_STEPS,
 };
 pub use schema::Scenario;
+pub use watch::{bits, MissedBit, WatchAccess, WatchWord};
 
 use crate::files::ReadError;
 use std::path::Path;

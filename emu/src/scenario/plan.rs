@@ -15,6 +15,7 @@ use super::build::{resolve, suggest, Built};
 use super::diag::Problem;
 use super::schema::{Coherence, Expect, KindSpec, Scenario, Sched, StopKind, Until, Value};
 use super::soft_tlb::SoftCheck;
+use super::watch::WatchWord;
 use super::DEFAULT_MAX_STEPS;
 use crate::events::{ClassSet, EventClass};
 use crate::machine::Machine;
@@ -33,6 +34,7 @@ pub struct Plan {
     counted: ClassSet,
     watched: ClassSet,
     expects_violations: bool,
+    words: Vec<WatchWord>,
 }
 
 /// One schedule step with its core numbers checked and its values resolved.
@@ -263,6 +265,7 @@ impl Plan {
         };
         // The software-TLB declarations resolve against the built machine.
         let soft = SoftCheck::new(&s.soft_tlbs, &built).map_err(|(p, m)| Problem::at(p, m))?;
+        let words = super::watch::resolve_words(&s.watch, &built)?;
         let schedule = r.schedule(&s.schedule)?;
         let rule = r.rule(&s.coherence)?;
         let checks = s
@@ -296,6 +299,7 @@ impl Plan {
             soft,
             counted,
             watched,
+            words,
         })
     }
 
@@ -347,6 +351,11 @@ impl Plan {
     /// The software-TLB check in its start state.
     pub(crate) fn soft(&self) -> &SoftCheck {
         &self.soft
+    }
+
+    /// The watched words, resolved to physical addresses.
+    pub fn watch_words(&self) -> &[WatchWord] {
+        &self.words
     }
 
     /// Event classes that `Events` expectations count.

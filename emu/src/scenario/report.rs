@@ -1,6 +1,6 @@
 //! Human-readable and JSON forms of a run report.
 
-use super::run::{Ending, RunReport};
+use super::run::{Ending, RunReport, StaleRecord};
 use std::fmt::Write;
 
 impl RunReport {
@@ -29,6 +29,93 @@ impl RunReport {
         }
         out.push_str(rest);
         out
+    }
+
+    /// `rip 0x… <label+off>`.
+    fn at(&self, rip: u64) -> String {
+        match self.name_of(rip) {
+            Some(n) => format!("<{n}>"),
+            None => format!("rip {rip:#x}"),
+        }
+    }
+
+    /// A stale use's watched accesses (runs of equal reads folded) and the mask
+    /// reads that left the using core out.
+    fn watched_text(&self, s: &mut String, r: &StaleRecord) {
+        /// At most this many lines of watched accesses per stale use.
+        const MAX_LINES: usize = 40;
+        if r.watched.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "    watched words from the fill (step {}) to the use (step {}):",
+            r.detail.filled.step, r.detail.ctx.step
+        );
+        let mut lines = 0;
+        let mut i = 0;
+        let w = &r.watched;
+        while i < w.len() {
+            let a = &w[i];
+            // The read half of a read-modify-write: the write line says it all.
+            if !a.write
+                && w.get(i + 1).is_some_and(|b| {
+                    b.write && (b.core, b.step, &b.name) == (a.core, a.step, &a.name)
+                })
+            {
+                i += 1;
+                continue;
+            }
+            let mut j = i + 1;
+            while !a.write
+                && j < w.len()
+                && !w[j].write
+                && (w[j].core, &w[j].name, w[j].new) == (a.core, &a.name, a.new)
+            {
+                j += 1;
+            }
+            if lines == MAX_LINES {
+                let _ = writeln!(s, "      ... and {} more access(es)", w.len() - i);
+                break;
+            }
+            let text = crate::trace::text::watched(&a.name, a.write, a.old, a.new);
+            let steps = if j - i > 1 {
+                format!("steps {}..{}", a.step, w[j - 1].step)
+            } else {
+                format!("step {}", a.step)
+            };
+            let times = if j - i > 1 {
+                format!(" ({} times)", j - i)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                s,
+                "      {steps} core {} {text}{times} {}",
+                a.core,
+                self.at(a.rip)
+            );
+            lines += 1;
+            i = j;
+        }
+        for m in &r.missed {
+            let again = match &m.set_again_by {
+                Some(a) => format!(", set again at step {} {}", a.step, self.at(a.rip)),
+                None => ", not set again before the use".into(),
+            };
+            let _ = writeln!(
+                s,
+                "    missed: core {} read {} = {} at step {} {} while core {}'s bit was clear (cleared at step {} {}{again})",
+                m.read.core,
+                m.read.name,
+                super::watch::bits(m.read.new),
+                m.read.step,
+                self.at(m.read.rip),
+                m.core,
+                m.cleared_by.step,
+                self.at(m.cleared_by.rip),
+            );
+        }
     }
 
     /// The human summary `tlbemu run` prints: per core, every stale use with its
@@ -76,6 +163,7 @@ impl RunReport {
             for line in r.detail.to_string().lines() {
                 let _ = writeln!(s, "    {}", self.symbolize(line));
             }
+            self.watched_text(&mut s, r);
         }
         if !self.soft_stale_uses.is_empty() {
             let _ = writeln!(s, "software-TLB stale uses: {}", self.soft_stale_uses.len());

@@ -13,6 +13,7 @@ use super::plan::Test;
 use super::plan::{Cond, Plan, Rule, Step, Stop};
 use super::schema::{Coherence, Expect, Scenario, StopKind};
 use super::soft_tlb::{self, SoftCheck, SoftStaleUse};
+use super::watch::{MissedBit, WatchAccess, Watcher};
 use crate::events::{ClassSet, Event, EventClass, EventKind, EventSink, StopReason};
 use crate::machine::{Machine, StepResult};
 use mmu::{MmuEvent, PhysAddr, StaleUse, VirtAddr, WalkResult};
@@ -34,6 +35,14 @@ pub struct StaleRecord {
     /// reached, by which core, when; a freed frame).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// Reads and writes of watched words from the fill to the use, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub watched: Vec<WatchAccess>,
+    /// Among those, the reads of a mask by another core that saw the using
+    /// core's bit clear, with the write that cleared it and the one that set it
+    /// again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missed: Vec<MissedBit>,
 }
 
 /// A core that stopped for good, and whether an expectation accounts for it.
@@ -193,6 +202,8 @@ struct Oracle {
     /// Data accesses recorded for a hang diagnosis (only on the runner copies the
     /// diagnosis makes; `None` in an ordinary run, which then pays nothing).
     probe: Option<Probe>,
+    /// The watched words (inactive when the scenario watches none).
+    watch: Watcher,
 }
 
 impl Oracle {
@@ -250,6 +261,7 @@ impl Oracle {
             seen: 0,
             soft,
             probe: None,
+            watch: Watcher::new(plan.watch_words()),
         }
     }
 
@@ -347,7 +359,7 @@ impl EventSink for Oracle {
     }
 
     fn observes_accesses(&self) -> bool {
-        self.soft.active() || self.probe.is_some()
+        self.soft.active() || self.probe.is_some() || self.watch.active()
     }
 
     fn access(&mut self, core: u32, step: u64, la: VirtAddr, pa: PhysAddr, kind: mmu::AccessKind) {
@@ -361,6 +373,21 @@ impl EventSink for Oracle {
         if let Some(p) = self.probe.as_mut() {
             p.record(core, step, rip, pa.raw(), bytes, write);
         }
+        if self.watch.active() {
+            let new = self.watch.access(core, step, rip, pa.raw(), bytes, write);
+            if self.wanted.has(EventClass::Watch) {
+                for i in new {
+                    let a = &self.watch.log[i];
+                    let kind = EventKind::Watched {
+                        name: a.name.clone(),
+                        write: a.write,
+                        old: a.old,
+                        new: a.new,
+                    };
+                    self.event(Event { step, core, kind });
+                }
+            }
+        }
     }
 
     fn event(&mut self, ev: Event) {
@@ -373,10 +400,19 @@ impl EventSink for Oracle {
         match &ev.kind {
             EventKind::Mmu(MmuEvent::StaleUse(su)) => {
                 let (violation, why) = self.classify(su);
+                let (watched, missed) = if self.watch.active() {
+                    let w = self.watch.between(su.filled.step, su.ctx.step);
+                    let m = self.watch.missed(&w, su.ctx.core);
+                    (w, m)
+                } else {
+                    (Vec::new(), Vec::new())
+                };
                 self.stale.push(StaleRecord {
                     detail: (**su).clone(),
                     violation,
                     why,
+                    watched,
+                    missed,
                 });
             }
             EventKind::Mmu(MmuEvent::Invalidation { ctx, op, .. }) => {

@@ -72,6 +72,27 @@ pub struct Scenario {
     /// sessions of other scenarios look as they did.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub soft_tlbs: Vec<SoftTlb>,
+    /// Watched words by name: every read and write of each by a core is
+    /// recorded with its value and changed bits, shown in stale-use
+    /// explanations, traces and the debugger. (Left out when saving a scenario
+    /// that watches none.)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub watch: BTreeMap<String, Watch>,
+}
+
+/// A watched word: `at` is linear in address space `space`, or physical when
+/// `space` is absent (as in `Mem` expectations).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Watch {
+    /// Address of the word.
+    pub at: Value,
+    /// Address space translating `at`; physical when absent.
+    #[serde(default)]
+    pub space: Option<String>,
+    /// Bytes: 1, 2, 4 or 8 (default 8).
+    #[serde(default)]
+    pub size: Option<u8>,
 }
 
 /// A software translation cache: the real PTEs of `region` in `space` are filled
