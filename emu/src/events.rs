@@ -127,6 +127,18 @@ pub enum EventKind {
     Woken,
     /// The core stopped for good.
     Stopped(StopReason),
+    /// A core's instruction read or wrote a word the scenario watches (made by
+    /// the scenario runner, not the machine).
+    Watched {
+        /// The word's name.
+        name: String,
+        /// A write (else a read).
+        write: bool,
+        /// The word before (equal to `new` for a read).
+        old: u64,
+        /// The word after (the value read, for a read).
+        new: u64,
+    },
 }
 
 impl EventKind {
@@ -160,6 +172,7 @@ impl EventKind {
             EventKind::Halted { .. } => EventClass::Halt,
             EventKind::Woken => EventClass::Wake,
             EventKind::Stopped(_) => EventClass::Stopped,
+            EventKind::Watched { .. } => EventClass::Watch,
         }
     }
 }
@@ -209,11 +222,13 @@ pub enum EventClass {
     Wake,
     /// `stopped`.
     Stopped,
+    /// `watch`: a watched word was read or written.
+    Watch,
 }
 
 impl EventClass {
     /// Every class, in bit order.
-    pub const ALL: [EventClass; 19] = [
+    pub const ALL: [EventClass; 20] = [
         EventClass::Retired,
         EventClass::TlbFill,
         EventClass::PscFill,
@@ -233,11 +248,12 @@ impl EventClass {
         EventClass::Halt,
         EventClass::Wake,
         EventClass::Stopped,
+        EventClass::Watch,
     ];
 
     /// The stable names (scenario files, `trace show --kind`, reports), indexed
     /// like [`EventClass::ALL`].
-    pub const NAMES: [&'static str; 19] = [
+    pub const NAMES: [&'static str; 20] = [
         "retired",
         "tlb-fill",
         "psc-fill",
@@ -257,6 +273,7 @@ impl EventClass {
         "halt",
         "wake",
         "stopped",
+        "watch",
     ];
 
     /// Its stable name.
@@ -342,6 +359,16 @@ pub trait EventSink {
     fn access(&mut self, core: u32, step: u64, la: VirtAddr, pa: PhysAddr, kind: AccessKind) {
         let _ = (core, step, la, pa, kind);
     }
+    /// The bytes a core's instruction (or its delivery of an interrupt) read from
+    /// or wrote to physical memory at `pa` during step `step`, the instruction at
+    /// `rip`; one call per page-contiguous piece. Instruction fetches are not
+    /// reported. Only called when [`EventSink::observes_accesses`] said yes. Like
+    /// [`EventSink::access`] this is not an event: the scenario runner's watched
+    /// words and hang diagnosis use it to see values, which translations alone
+    /// do not carry.
+    fn data(&mut self, core: u32, step: u64, rip: u64, pa: PhysAddr, bytes: &[u8], write: bool) {
+        let _ = (core, step, rip, pa, bytes, write);
+    }
 }
 
 /// Drops everything (and says so, so nothing is built).
@@ -396,6 +423,9 @@ impl<T: EventSink + ?Sized> EventSink for &mut T {
     }
     fn access(&mut self, core: u32, step: u64, la: VirtAddr, pa: PhysAddr, kind: AccessKind) {
         (**self).access(core, step, la, pa, kind)
+    }
+    fn data(&mut self, core: u32, step: u64, rip: u64, pa: PhysAddr, bytes: &[u8], write: bool) {
+        (**self).data(core, step, rip, pa, bytes, write)
     }
 }
 

@@ -216,6 +216,7 @@ impl Machine {
             core: core as u32,
             step,
             observe: sink.observes_accesses(),
+            fetching: false,
             sink,
         };
         let out = c.cpu.step_boxed(&mut self.decode, &mut bus);
@@ -272,6 +273,7 @@ impl Machine {
             core: core as u32,
             step,
             observe: sink.observes_accesses(),
+            fetching: false,
             sink,
         };
         let was_halted = c.cpu.state.halted;
@@ -337,6 +339,7 @@ impl Machine {
                     core: core as u32,
                     step,
                     observe: sink.observes_accesses(),
+                    fetching: false,
                     sink,
                 };
                 let from = c.cpu.state.rip;
@@ -380,6 +383,7 @@ impl Machine {
             core: core as u32,
             step: self.steps,
             observe: sink.observes_accesses(),
+            fetching: false,
             sink,
         }
     }
@@ -550,6 +554,9 @@ struct MachineBus<'a, S: EventSink + ?Sized> {
     /// The sink asked for [`EventSink::access`] calls (asked once, when the bus is
     /// made, so translation pays one predictable branch when nobody observes).
     observe: bool,
+    /// The last translation observed was an instruction fetch, so the reads that
+    /// follow are fetch bytes, not data (kept only while `observe`).
+    fetching: bool,
     sink: &'a mut S,
 }
 
@@ -584,6 +591,7 @@ impl<S: EventSink + ?Sized> MachineBus<'_, S> {
         {
             Ok(pa) => {
                 if self.observe {
+                    self.fetching = access.kind == AccessKind::Execute;
                     self.sink.access(self.core, self.step, la, pa, access.kind);
                 }
                 Ok(pa)
@@ -641,6 +649,7 @@ impl<S: EventSink + ?Sized> Bus for MachineBus<'_, S> {
             .translate_data_fast(self.tracker.generation(), &regs, la, access)
         {
             if self.observe {
+                self.fetching = access.kind == AccessKind::Execute;
                 self.sink.access(self.core, self.step, la, pa, access.kind);
             }
             return Ok(pa);
@@ -662,6 +671,7 @@ impl<S: EventSink + ?Sized> Bus for MachineBus<'_, S> {
             cpu.rflags & AC != 0,
         ) {
             if self.observe {
+                self.fetching = true;
                 self.sink
                     .access(self.core, self.step, la, pa, AccessKind::Execute);
             }
@@ -681,12 +691,21 @@ impl<S: EventSink + ?Sized> Bus for MachineBus<'_, S> {
 
     #[inline]
     fn read_phys(&mut self, cpu: &CpuState, pa: PhysAddr, buf: &mut [u8]) -> Result<(), Fault> {
-        self.mem.read(pa, buf).map_err(|e| phys_fault(cpu, e))
+        self.mem.read(pa, buf).map_err(|e| phys_fault(cpu, e))?;
+        if self.observe && !self.fetching {
+            self.sink
+                .data(self.core, self.step, cpu.rip, pa, buf, false);
+        }
+        Ok(())
     }
 
     #[inline]
     fn write_phys(&mut self, cpu: &CpuState, pa: PhysAddr, data: &[u8]) -> Result<(), Fault> {
         let f = self.mem.write(pa, data).map_err(|e| phys_fault(cpu, e))?;
+        if self.observe {
+            self.sink
+                .data(self.core, self.step, cpu.rip, pa, data, true);
+        }
         if f & page_flags::PAGING != 0 {
             let ctx = self.ctx(cpu);
             let mut a = MmuAdapter {

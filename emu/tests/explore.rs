@@ -88,7 +88,8 @@ fn found_like_scripted(name: &str, runs: u64) -> explore::Found {
     let orig = plan.scenario().clone();
     let written = explore::finding_scenario(&orig, &plan, &f).expect("scenario for the finding");
     assert!(!written.schedule.is_empty());
-    let scripted = Plan::compile(&written, plan.built().clone()).expect("written scenario compiles");
+    let scripted =
+        Plan::compile(&written, plan.built().clone()).expect("written scenario compiles");
     let scripted = Arc::new(scripted);
     assert!(
         explore::reproduces(&scripted, &f.signature),
@@ -171,11 +172,7 @@ fn bounded(k: u32, fills: bool) -> Config {
 fn clean_exhaustively(name: &str, k: u32, fills: bool) {
     let rep = search(&twin(name), &bounded(k, fills), 2);
     assert!(rep.exhaustive, "{name}: bounded search did not finish");
-    assert!(
-        rep.findings.is_empty(),
-        "{name}: {:#?}",
-        rep.findings
-    );
+    assert!(rep.findings.is_empty(), "{name}: {:#?}", rep.findings);
     assert!(rep.schedules >= 1);
 }
 
@@ -215,7 +212,9 @@ fn small_fixed_twins_are_clean_with_fills() {
 /// A mutant of the fixed DragonFly case: one edit to one of its assembly
 /// files, written beside a copy of the unscripted twin.
 fn mutant(name: &str, file: &str, edits: &[(&str, &str)]) -> Arc<Plan> {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explore-mutants").join(name);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("explore-mutants")
+        .join(name);
     let asm = dir.join("asm");
     std::fs::create_dir_all(&asm).expect("mutant dir");
     for e in std::fs::read_dir(root().join("asm")).expect("asm dir") {
@@ -229,10 +228,9 @@ fn mutant(name: &str, file: &str, edits: &[(&str, &str)]) -> Arc<Plan> {
         text = text.replacen(from, to, 1);
     }
     std::fs::write(&path, text).expect("write mutant");
-    let twin = std::fs::read_to_string(
-        root().join("unscripted/dragonfly-2017-swtch-pmactive-fixed.ron"),
-    )
-    .expect("twin");
+    let twin =
+        std::fs::read_to_string(root().join("unscripted/dragonfly-2017-swtch-pmactive-fixed.ron"))
+            .expect("twin");
     let s = dir.join("s.ron");
     std::fs::write(&s, twin.replace("file: \"../asm/", "file: \"asm/")).expect("write twin");
     match prepare_for(&s, Mode::Unscripted) {

@@ -492,6 +492,12 @@ pub fn format_event(e: &Event) -> String {
         EventKind::Halted { rip } => format!("hlt ({rip:#x})"),
         EventKind::Woken => "woken".into(),
         EventKind::Stopped(r) => format!("stopped: {r}"),
+        EventKind::Watched {
+            name,
+            write,
+            old,
+            new,
+        } => crate::trace::text::watched(name, *write, *old, *new),
     };
     format!("{:>5} c{} {:<12} {what}", e.step, e.core, e.kind.name())
 }

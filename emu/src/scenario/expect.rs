@@ -2,9 +2,10 @@
 //! only what it reads, returning whether it held and what was found (reports
 //! print the second part as "found …").
 
+use super::hang::{HangDiagnosis, Verdict};
 use super::plan::{Check, Reg, Test, UseFilter};
 use super::run::{stop_kind, StaleRecord};
-use super::schema::{Expect, KindSpec, StopKind, Value};
+use super::schema::{Expect, HangKind, KindSpec, StopKind, Value};
 use super::soft_tlb::{self, SoftStaleUse};
 use crate::events::EventClass;
 use crate::machine::Machine;
@@ -28,6 +29,8 @@ pub(crate) struct Outcome<'a> {
     /// What the `NoStaleEntries(at: …)` check with this index found at its
     /// completion points.
     pub latent: &'a dyn Fn(usize) -> &'a Vec<String>,
+    /// The hang diagnosis, when the schedule did not complete.
+    pub hang: Option<&'a HangDiagnosis>,
 }
 
 /// Whether `c` held, and what was found.
@@ -35,6 +38,7 @@ pub(crate) fn check(index: usize, c: &Check, o: &Outcome<'_>) -> (bool, String) 
     match &c.test {
         Test::NoStaleEntries { core, at } => no_stale_entries(o, index, *core, at.is_some()),
         Test::Stopped { core, reason } => stopped(o.machine, *core, *reason),
+        Test::Hung(kind) => hung(o.hang, *kind),
         Test::Reg { core, reg, value } => reg_value(o.machine, *core, *reg, *value),
         Test::Mem {
             at,
@@ -143,6 +147,27 @@ fn no_stale_entries(
     }
 }
 
+/// The verdict kind a `Hung` expectation compares.
+pub(crate) fn hang_kind(v: &Verdict) -> HangKind {
+    match v {
+        Verdict::Deadlock { .. } => HangKind::Deadlock,
+        Verdict::ScheduleWaits { .. } => HangKind::ScheduleWaits,
+        Verdict::Unscheduled { .. } => HangKind::Unscheduled,
+        Verdict::Budget { .. } => HangKind::Budget,
+        Verdict::Stopped { .. } => HangKind::Stopped,
+    }
+}
+
+fn hung(h: Option<&HangDiagnosis>, want: Option<HangKind>) -> (bool, String) {
+    match h {
+        Some(h) => {
+            let k = hang_kind(&h.verdict);
+            (want.is_none_or(|w| w == k), format!("hung ({k:?})"))
+        }
+        None => (false, "the schedule completed".into()),
+    }
+}
+
 fn stopped(m: &Machine, core: usize, reason: Option<StopKind>) -> (bool, String) {
     match &m.cores[core].stopped {
         Some(r) => (
@@ -225,6 +250,10 @@ pub fn describe(e: &Expect) -> String {
                 " when a core reaches `{l}`"
             ))
         ),
+        Expect::Hung { verdict } => match verdict {
+            Some(k) => format!("the schedule hangs ({k:?})"),
+            None => "the schedule hangs".into(),
+        },
         Expect::Stopped { core, reason } => match reason {
             Some(k) => format!("core {core} stopped ({k:?})"),
             None => format!("core {core} stopped"),

@@ -6,17 +6,23 @@ mod checks;
 mod decisions;
 mod diag;
 mod expect;
+mod hang;
 mod locate;
 mod plan;
 mod report;
 mod run;
 pub mod schema;
 pub mod soft_tlb;
+mod watch;
 
 pub use build::{build, machine_config, parse_hex, resolve, suggest, Built, SourceMap, SpaceInfo};
 pub use decisions::{Decision, Decisions, MAX_PERIOD};
 pub use diag::{Diagnostic, Problem, Source};
 pub use expect::describe;
+pub use hang::{
+    diagnose, CoreHang, DataAccess, Gate, HangDiagnosis, LastWrite, LoopRead, Verdict, Wake,
+    PROBE_STEPS,
+};
 pub use locate::{Locations, Pos, Span};
 pub use plan::{Check, Cond, Mode, Plan, Reg, Rule, Step, Stop, Test, UseFilter};
 pub use report::core_site;
@@ -26,6 +32,7 @@ pub use run::{
     StaleRecord, StepAccess, StoppedCore, DEFAULT_MAX_STEPS, VISIBLE_CLASSES,
 };
 pub use schema::Scenario;
+pub use watch::{bits, MissedBit, WatchAccess, WatchWord};
 
 use crate::files::ReadError;
 use std::path::Path;

@@ -15,6 +15,7 @@ use super::build::{resolve, suggest, Built};
 use super::diag::Problem;
 use super::schema::{Coherence, Expect, KindSpec, Scenario, Sched, StopKind, Until, Value};
 use super::soft_tlb::SoftCheck;
+use super::watch::WatchWord;
 use super::DEFAULT_MAX_STEPS;
 use crate::events::{ClassSet, EventClass};
 use crate::machine::Machine;
@@ -33,6 +34,7 @@ pub struct Plan {
     counted: ClassSet,
     watched: ClassSet,
     expects_violations: bool,
+    words: Vec<WatchWord>,
     /// Index of the first invariant in `checks` (the expectations come first).
     first_invariant: usize,
     /// `shared` ranges as `[start, end)` linear addresses, sorted.
@@ -231,6 +233,8 @@ pub enum Test {
         /// Why.
         reason: Option<StopKind>,
     },
+    /// The schedule did not complete (with this verdict, when given).
+    Hung(Option<super::schema::HangKind>),
     /// Exactly `count` events of a class (on one core, or on any).
     Events {
         /// Class.
@@ -284,6 +288,7 @@ impl Plan {
         };
         // The software-TLB declarations resolve against the built machine.
         let soft = SoftCheck::new(&s.soft_tlbs, &built).map_err(|(p, m)| Problem::at(p, m))?;
+        let words = super::watch::resolve_words(&s.watch, &built)?;
         let schedule = match mode {
             Mode::Scripted => r.schedule(&s.schedule)?,
             Mode::Unscripted => Vec::new(),
@@ -351,6 +356,7 @@ impl Plan {
             first_invariant,
             shared,
             mode,
+            words,
         })
     }
 
@@ -434,6 +440,11 @@ impl Plan {
     /// The software-TLB check in its start state.
     pub(crate) fn soft(&self) -> &SoftCheck {
         &self.soft
+    }
+
+    /// The watched words, resolved to physical addresses.
+    pub fn watch_words(&self) -> &[WatchWord] {
+        &self.words
     }
 
     /// Event classes that `Events` expectations count.
@@ -712,6 +723,7 @@ impl Resolver<'_> {
                 vector: *vector,
             },
             Expect::Halted(c) => Test::Halted(self.core(*c, format!("{p}[0]"))?),
+            Expect::Hung { verdict } => Test::Hung(*verdict),
             Expect::Stopped { core, reason } => Test::Stopped {
                 core: self.core(*core, format!("{p}.core"))?,
                 reason: *reason,

@@ -1,6 +1,6 @@
 //! Human-readable and JSON forms of a run report.
 
-use super::run::{Ending, RunReport};
+use super::run::{Ending, RunReport, StaleRecord};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -42,7 +42,7 @@ impl RunReport {
     /// `label+0x12` for an address inside labelled code (the nearest label at or
     /// before it, within 64 KiB), or `None`.
     pub fn name_of(&self, addr: u64) -> Option<String> {
-        name_in(&self.labels, addr)
+        super::hang::name_in(&self.labels, addr, 0x10000)
     }
 
     /// Appends ` <label+off>` after every `rip 0x...` in a line of text.
@@ -66,6 +66,93 @@ impl RunReport {
         out
     }
 
+    /// `rip 0x… <label+off>`.
+    fn at(&self, rip: u64) -> String {
+        match self.name_of(rip) {
+            Some(n) => format!("<{n}>"),
+            None => format!("rip {rip:#x}"),
+        }
+    }
+
+    /// A stale use's watched accesses (runs of equal reads folded) and the mask
+    /// reads that left the using core out.
+    fn watched_text(&self, s: &mut String, r: &StaleRecord) {
+        /// At most this many lines of watched accesses per stale use.
+        const MAX_LINES: usize = 40;
+        if r.watched.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "    watched words from the fill (step {}) to the use (step {}):",
+            r.detail.filled.step, r.detail.ctx.step
+        );
+        let mut lines = 0;
+        let mut i = 0;
+        let w = &r.watched;
+        while i < w.len() {
+            let a = &w[i];
+            // The read half of a read-modify-write: the write line says it all.
+            if !a.write
+                && w.get(i + 1).is_some_and(|b| {
+                    b.write && (b.core, b.step, &b.name) == (a.core, a.step, &a.name)
+                })
+            {
+                i += 1;
+                continue;
+            }
+            let mut j = i + 1;
+            while !a.write
+                && j < w.len()
+                && !w[j].write
+                && (w[j].core, &w[j].name, w[j].new) == (a.core, &a.name, a.new)
+            {
+                j += 1;
+            }
+            if lines == MAX_LINES {
+                let _ = writeln!(s, "      ... and {} more access(es)", w.len() - i);
+                break;
+            }
+            let text = crate::trace::text::watched(&a.name, a.write, a.old, a.new);
+            let steps = if j - i > 1 {
+                format!("steps {}..{}", a.step, w[j - 1].step)
+            } else {
+                format!("step {}", a.step)
+            };
+            let times = if j - i > 1 {
+                format!(" ({} times)", j - i)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                s,
+                "      {steps} core {} {text}{times} {}",
+                a.core,
+                self.at(a.rip)
+            );
+            lines += 1;
+            i = j;
+        }
+        for m in &r.missed {
+            let again = match &m.set_again_by {
+                Some(a) => format!(", set again at step {} {}", a.step, self.at(a.rip)),
+                None => ", not set again before the use".into(),
+            };
+            let _ = writeln!(
+                s,
+                "    missed: core {} read {} = {} at step {} {} while core {}'s bit was clear (cleared at step {} {}{again})",
+                m.read.core,
+                m.read.name,
+                super::watch::bits(m.read.new),
+                m.read.step,
+                self.at(m.read.rip),
+                m.core,
+                m.cleared_by.step,
+                self.at(m.cleared_by.rip),
+            );
+        }
+    }
+
     /// The human summary `tlbemu run` prints: per core, every stale use with its
     /// explanation, violations, and each expectation with expected vs actual.
     pub fn to_text(&self, expects_violations: bool) -> String {
@@ -78,6 +165,9 @@ impl RunReport {
             Ending::Stuck { index, reason } => {
                 let _ = writeln!(s, "schedule: STUCK at schedule[{index}]: {reason}");
             }
+        }
+        if let Some(h) = &self.hang {
+            s.push_str(&h.to_text());
         }
         for c in &self.cores {
             // A halted core's label names its HLT, not the RIP after it.
@@ -117,6 +207,7 @@ impl RunReport {
                     r.count, r.last_step
                 );
             }
+            self.watched_text(&mut s, r);
         }
         if !self.soft_stale_uses.is_empty() {
             let _ = writeln!(s, "software-TLB stale uses: {}", self.soft_stale_uses.len());

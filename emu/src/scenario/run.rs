@@ -8,10 +8,12 @@ use super::build::Built;
 use super::decisions::{Decision, Decisions};
 use super::diag::Problem;
 use super::expect::{self, Outcome};
+use super::hang::{DataAccess, HangDiagnosis, Probe};
 use super::plan::Test;
 use super::plan::{Cond, Plan, Rule, Step, Stop};
 use super::schema::{Coherence, Expect, Scenario, StopKind};
 use super::soft_tlb::{self, SoftCheck, SoftStaleUse};
+use super::watch::{MissedBit, WatchAccess, Watcher};
 use crate::events::{ClassSet, Event, EventClass, EventKind, EventSink, StopReason};
 use crate::machine::{Machine, StepResult};
 use mmu::{MmuEvent, PhysAddr, StaleUse, VirtAddr, WalkResult};
@@ -33,6 +35,14 @@ pub struct StaleRecord {
     /// reached, by which core, when; a freed frame).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// Reads and writes of watched words from the fill to the use, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub watched: Vec<WatchAccess>,
+    /// Among those, the reads of a mask by another core that saw the using
+    /// core's bit clear, with the write that cleared it and the one that set it
+    /// again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missed: Vec<MissedBit>,
     /// How many uses this record stands for: one instruction that reaches the
     /// same page through the same stale entry many times (each iteration of a
     /// `rep movsb` is a step of its own) is reported once, with a count, and
@@ -125,6 +135,10 @@ pub struct RunReport {
     pub steps: u64,
     /// How the schedule ended.
     pub ending: Ending,
+    /// When the schedule did not complete: what each core is doing and why the
+    /// schedule cannot go on (`docs/run-json.md`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hang: Option<HangDiagnosis>,
     /// Cores.
     pub cores: Vec<CoreSummary>,
     /// Stale uses in order.
@@ -143,6 +157,9 @@ pub struct RunReport {
     /// Cores that stopped for good (unhandled exception, triple fault,
     /// unsupported instruction, emulator error).
     pub stopped: Vec<StoppedCore>,
+    /// A `Hung` expectation accounts for a schedule that does not complete.
+    #[serde(skip)]
+    pub expects_hang: bool,
     /// The schedule as executed.
     #[serde(skip)]
     pub decisions: Decisions,
@@ -159,13 +176,14 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The run passed: the schedule completed, every expectation held, no
+    /// The run passed: the schedule completed (or a `Hung` expectation says it
+    /// should not), every expectation held, no
     /// violation appeared that the scenario does not expect (a scenario that lists
     /// a `Violations(n)` or `StaleUse` expectation accounts for its violations),
     /// and no core died unless an expectation says it should (`Stopped`, or
     /// `Exception` for an unhandled exception's vector).
     pub fn passed(&self, expects_violations: bool) -> bool {
-        self.ending == Ending::Completed
+        (self.ending == Ending::Completed || self.expects_hang)
             && self.expectations.iter().all(|e| e.ok)
             && (self.violations == 0 || expects_violations)
             && self.stopped.iter().all(|c| c.expected)
@@ -217,7 +235,12 @@ struct Oracle {
     /// The translations of the current step, kept only for a probed runner
     /// ([`Runner::start_probed`]): exploration decides from them whether the
     /// step was visible to other cores.
-    probe: Option<Vec<StepAccess>>,
+    explore: Option<Vec<StepAccess>>,
+    /// Data accesses recorded for a hang diagnosis (only on the runner copies the
+    /// diagnosis makes; `None` in an ordinary run, which then pays nothing).
+    probe: Option<Probe>,
+    /// The watched words (inactive when the scenario watches none).
+    watch: Watcher,
 }
 
 /// One translation a step made: linear to physical, for a read, write or fetch.
@@ -306,7 +329,9 @@ impl Oracle {
             exceptions: Vec::new(),
             seen: 0,
             soft,
-            probe: probe.then(Vec::new),
+            explore: probe.then(Vec::new),
+            probe: None,
+            watch: Watcher::new(plan.watch_words()),
         }
     }
 
@@ -404,15 +429,39 @@ impl EventSink for Oracle {
     }
 
     fn observes_accesses(&self) -> bool {
-        self.soft.active() || self.probe.is_some()
+        self.soft.active() || self.probe.is_some() || self.watch.active() || self.explore.is_some()
     }
 
     fn access(&mut self, core: u32, step: u64, la: VirtAddr, pa: PhysAddr, kind: mmu::AccessKind) {
-        if let Some(p) = self.probe.as_mut() {
+        if let Some(p) = self.explore.as_mut() {
             p.push(StepAccess { la, pa, kind });
         }
         if self.soft.active() {
             self.soft.access(core, step, la, pa, kind);
+        }
+        if let Some(p) = self.probe.as_mut() {
+            p.translated(la.raw(), pa.raw());
+        }
+    }
+
+    fn data(&mut self, core: u32, step: u64, rip: u64, pa: PhysAddr, bytes: &[u8], write: bool) {
+        if let Some(p) = self.probe.as_mut() {
+            p.record(core, step, rip, pa.raw(), bytes, write);
+        }
+        if self.watch.active() {
+            let new = self.watch.access(core, step, rip, pa.raw(), bytes, write);
+            if self.wanted.has(EventClass::Watch) {
+                for i in new {
+                    let a = &self.watch.log[i];
+                    let kind = EventKind::Watched {
+                        name: a.name.clone(),
+                        write: a.write,
+                        old: a.old,
+                        new: a.new,
+                    };
+                    self.event(Event { step, core, kind });
+                }
+            }
         }
     }
 
@@ -443,13 +492,24 @@ impl EventSink for Oracle {
                         r.count += 1;
                         r.last_step = su.ctx.step;
                     }
-                    None => self.stale.push(StaleRecord {
-                        detail: (**su).clone(),
-                        violation,
-                        why,
-                        count: 1,
-                        last_step: su.ctx.step,
-                    }),
+                    None => {
+                        let (watched, missed) = if self.watch.active() {
+                            let w = self.watch.between(su.filled.step, su.ctx.step);
+                            let m = self.watch.missed(&w, su.ctx.core);
+                            (w, m)
+                        } else {
+                            (Vec::new(), Vec::new())
+                        };
+                        self.stale.push(StaleRecord {
+                            detail: (**su).clone(),
+                            violation,
+                            why,
+                            watched,
+                            missed,
+                            count: 1,
+                            last_step: su.ctx.step,
+                        })
+                    }
                 }
             }
             EventKind::Mmu(MmuEvent::Invalidation { ctx, op, .. }) => {
@@ -660,7 +720,7 @@ impl Runner {
 
     /// The translations the last step made (empty unless probed).
     pub fn step_accesses(&self) -> &[StepAccess] {
-        self.st.oracle.probe.as_deref().unwrap_or(&[])
+        self.st.oracle.explore.as_deref().unwrap_or(&[])
     }
 
     /// Latent stale entries found at completion points so far (`CompletedLatent`).
@@ -711,6 +771,23 @@ impl Runner {
         }
     }
 
+    /// Starts recording the data accesses of every step from now on (all of
+    /// them, or with `words` only writes overlapping one of those `(pa, len)`
+    /// ranges), for [`super::diagnose`]'s probes and replays.
+    pub(super) fn start_probe(&mut self, words: Option<Vec<(u64, u64)>>) {
+        self.st.oracle.probe = Some(Probe::new(words));
+    }
+
+    /// The accesses recorded since [`Runner::start_probe`].
+    pub(super) fn probe_log(&self) -> &[DataAccess] {
+        self.st.oracle.probe.as_ref().map_or(&[], |p| &p.log)
+    }
+
+    /// The last write to each word [`Runner::start_probe`] was given.
+    pub(super) fn probe_last(&self) -> &[Option<DataAccess>] {
+        self.st.oracle.probe.as_ref().map_or(&[], |p| &p.last)
+    }
+
     /// Checks the expectations against the current state and builds the report.
     pub fn report(&self) -> RunReport {
         let st = &self.st;
@@ -718,7 +795,14 @@ impl Runner {
         let violations = st.violations();
         let count = |c: EventClass, core: Option<usize>| st.oracle.count(c, core);
         let no_latent: Vec<String> = Vec::new();
+        // Only a schedule that got stuck is diagnosed: a run stopped from outside
+        // (an interrupt, a debugger) is not hung, and the diagnosis replays it.
+        let hang = match st.ending {
+            Some(Ending::Stuck { .. }) => super::hang::diagnose(self),
+            _ => None,
+        };
         let outcome = Outcome {
+            hang: hang.as_ref(),
             machine: &machine,
             stale: &st.oracle.stale,
             soft: &st.oracle.soft.uses,
@@ -779,6 +863,12 @@ impl Runner {
             })
             .collect();
         RunReport {
+            hang,
+            expects_hang: self
+                .plan
+                .checks()
+                .iter()
+                .any(|c| matches!(c.test, Test::Hung(_))),
             name: self.plan.scenario().name.clone(),
             steps: machine.steps,
             ending: st.ending.clone().unwrap_or(Ending::Stuck {
@@ -808,9 +898,9 @@ impl State {
     }
 
     #[inline]
-    fn step_core(&mut self, plan: &Plan, core: usize) -> StepResult {
+    pub(super) fn step_core(&mut self, plan: &Plan, core: usize) -> StepResult {
         self.oracle.seen = 0;
-        if let Some(p) = self.oracle.probe.as_mut() {
+        if let Some(p) = self.oracle.explore.as_mut() {
             p.clear();
         }
         let before = self.machine.steps;

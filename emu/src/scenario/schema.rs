@@ -84,6 +84,27 @@ pub struct Scenario {
     /// sessions of other scenarios look as they did.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub soft_tlbs: Vec<SoftTlb>,
+    /// Watched words by name: every read and write of each by a core is
+    /// recorded with its value and changed bits, shown in stale-use
+    /// explanations, traces and the debugger. (Left out when saving a scenario
+    /// that watches none.)
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub watch: BTreeMap<String, Watch>,
+}
+
+/// A watched word: `at` is linear in address space `space`, or physical when
+/// `space` is absent (as in `Mem` expectations).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Watch {
+    /// Address of the word.
+    pub at: Value,
+    /// Address space translating `at`; physical when absent.
+    #[serde(default)]
+    pub space: Option<String>,
+    /// Bytes: 1, 2, 4 or 8 (default 8).
+    #[serde(default)]
+    pub size: Option<u8>,
 }
 
 /// A range of shared data, by linear address (a symbol expression).
@@ -647,6 +668,24 @@ pub enum StopKind {
     Error,
 }
 
+/// A hang diagnosis verdict, as a `Hung` expectation names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub enum HangKind {
+    /// Livelock or deadlock: the cores that could run spin on words no running
+    /// core will change.
+    Deadlock,
+    /// The schedule waits for a stop condition its core never reaches.
+    ScheduleWaits,
+    /// The schedule runs a spinning core alone while a core that could release it
+    /// gets no turn.
+    Unscheduled,
+    /// The step budget ran out while a core was still making progress.
+    Budget,
+    /// A core the schedule needs stopped for good.
+    Stopped,
+}
+
 /// Access kinds in expectations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -767,6 +806,14 @@ pub enum Expect {
         /// Why; any reason when absent.
         #[serde(default)]
         reason: Option<StopKind>,
+    },
+    /// The schedule does not complete: the run hangs, with this verdict of the
+    /// hang diagnosis when given. It then does not fail the run by itself (a
+    /// scenario that demonstrates a hang, and a search for hangs, say so).
+    Hung {
+        /// The expected verdict; any when absent.
+        #[serde(default)]
+        verdict: Option<HangKind>,
     },
     /// Number of events of a kind ("ipi-sent", "invalidation", ...), optionally on one core.
     Events {

@@ -265,7 +265,39 @@ pub fn details(k: &EventKind, sym: &Symbols) -> String {
         EventKind::Halted { rip } => format!("next rip {}", sym.addr(*rip)),
         EventKind::Woken => "woke for an interrupt".into(),
         EventKind::Stopped(r) => r.to_string(),
+        EventKind::Watched {
+            name,
+            write,
+            old,
+            new,
+        } => watched(name, *write, *old, *new),
     }
+}
+
+/// A watched access: `write pm_active 0x7 {0,1,2} -> 0x6 {1,2} (cleared {0})`.
+pub fn watched(name: &str, write: bool, old: u64, new: u64) -> String {
+    use crate::scenario::bits;
+    if !write {
+        return format!("read {name} = {new:#x} {}", bits(new));
+    }
+    let mut s = format!(
+        "write {name} {old:#x} {} -> {new:#x} {}",
+        bits(old),
+        bits(new)
+    );
+    let (set, cleared) = (!old & new, old & !new);
+    let mut ch = Vec::new();
+    if set != 0 {
+        ch.push(format!("set {}", bits(set)));
+    }
+    if cleared != 0 {
+        ch.push(format!("cleared {}", bits(cleared)));
+    }
+    if ch.is_empty() {
+        ch.push("unchanged".into());
+    }
+    s += &format!(" ({})", ch.join(", "));
+    s
 }
 
 /// One line: `step 5 core 0 stale-use   read va 0x400000 via TLB ...`.
