@@ -365,6 +365,8 @@ fn twins_match_their_scripted_scenarios() {
 #[test]
 fn a_scenario_without_a_schedule_is_refused_by_run() {
     let p = root().join("unscripted/missing-invlpg.ron");
-    let e = prepare(&p).err().expect("run needs a schedule");
+    let Err(e) = prepare(&p) else {
+        panic!("run needs a schedule");
+    };
     assert!(e.to_string().contains("no schedule"), "{e}");
 }
