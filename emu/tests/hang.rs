@@ -2,29 +2,14 @@
 //! with their last writers, what could wake a halted core, and nothing for a
 //! schedule that completed.
 
+mod features_support;
+
 use emu::scenario::schema::{Sched, Until};
-use emu::scenario::{
-    build, diagnose, load, validate, CoreHang, Plan, RunReport, Runner, Scenario, Verdict,
-};
-use std::path::PathBuf;
-use std::sync::Arc;
-
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/features")
-}
-
-fn scenario(name: &str) -> Scenario {
-    let p = dir().join(name);
-    load(&p)
-        .unwrap_or_else(|d| panic!("{}: {d:?}", p.display()))
-        .0
-}
+use emu::scenario::{diagnose, CoreHang, RunReport, Runner, Scenario, Verdict};
+use features_support::{plan, scenario};
 
 fn runner(s: &Scenario) -> Runner {
-    let b = build(s, &dir()).unwrap_or_else(|p| panic!("{}: build: {p:?}", s.name));
-    validate(s, &b).unwrap_or_else(|p| panic!("{}: validate: {p:?}", s.name));
-    let plan = Plan::compile(s, b).unwrap_or_else(|p| panic!("{}: compile: {p:?}", s.name));
-    let mut r = Runner::start(Arc::new(plan), false);
+    let mut r = Runner::start(plan(s), false);
     r.run_to_end();
     r
 }

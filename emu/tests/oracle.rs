@@ -2,27 +2,14 @@
 //! per-write `Completed` rule and the explanations each rule gives, freed frames
 //! named in the verdict, and dead cores failing a run unless expected.
 
+mod features_support;
+
 use emu::scenario::schema::{Coherence, Expect, StopKind};
-use emu::scenario::{build, load, run, validate, Plan, RunReport, Scenario};
-use std::path::PathBuf;
-use std::sync::Arc;
-
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/features")
-}
-
-fn scenario(name: &str) -> Scenario {
-    let p = dir().join(name);
-    load(&p)
-        .unwrap_or_else(|d| panic!("{}: {d:?}", p.display()))
-        .0
-}
+use emu::scenario::{load, run, RunReport, Scenario};
+use features_support::{dir, plan, scenario};
 
 fn go(s: &Scenario) -> RunReport {
-    let b = build(s, &dir()).unwrap_or_else(|p| panic!("{}: build: {p:?}", s.name));
-    validate(s, &b).unwrap_or_else(|p| panic!("{}: validate: {p:?}", s.name));
-    let plan = Plan::compile(s, b).unwrap_or_else(|p| panic!("{}: compile: {p:?}", s.name));
-    run(&Arc::new(plan), false)
+    run(&plan(s), false)
 }
 
 /// Replaces the one occurrence of `from` in the scenario's inline assembly.

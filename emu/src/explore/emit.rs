@@ -102,25 +102,35 @@ pub fn finding_scenario(
     let mut schedule = Vec::new();
     for (c, n) in stretches.iter().zip(&lens) {
         match *c {
-            Choice::Fill(core, va) => {
-                r.cache_op(&crate::scenario::Decision::Fill {
-                    core: core as u32,
-                    va,
-                });
-                schedule.push(Sched::Fill {
-                    core,
-                    va: Value::Num(va),
-                });
-            }
-            Choice::Evict(core, va) => {
-                r.cache_op(&crate::scenario::Decision::Evict {
-                    core: core as u32,
-                    va,
-                });
-                schedule.push(Sched::Evict {
-                    core,
-                    va: Value::Num(va),
-                });
+            Choice::Fill(core, va) | Choice::Evict(core, va) => {
+                let fill = matches!(c, Choice::Fill(..));
+                let (d, st) = if fill {
+                    let d = crate::scenario::Decision::Fill {
+                        core: core as u32,
+                        va,
+                    };
+                    (
+                        d,
+                        Sched::Fill {
+                            core,
+                            va: Value::Num(va),
+                        },
+                    )
+                } else {
+                    let d = crate::scenario::Decision::Evict {
+                        core: core as u32,
+                        va,
+                    };
+                    (
+                        d,
+                        Sched::Evict {
+                            core,
+                            va: Value::Num(va),
+                        },
+                    )
+                };
+                r.cache_op(&d);
+                schedule.push(st);
             }
             Choice::Run(core) => {
                 if *n == 0 {
