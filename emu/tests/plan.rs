@@ -177,3 +177,47 @@ fn a_round_robin_decision_log_stays_small_and_replays_exactly() {
         assert_eq!(a.cpu.state.rip, b.cpu.state.rip);
     }
 }
+
+#[test]
+fn batched_runs_take_exactly_the_steps_one_at_a_time_takes() {
+    // `Runner::run_for` (what `tlbemu run` and `run_to_end` use) steps `Run` and
+    // `RoundRobin` in tight loops; wherever a batch ends, the events, the
+    // verdict and the decision log must be those of `Runner::step` called until
+    // the schedule is over.
+    let mut files = Vec::new();
+    ron_files(&root().join("scenarios"), &mut files);
+    assert!(files.len() > 10, "only {} scenarios found", files.len());
+    for f in &files {
+        let (_, _, plan) = scenario::prepare(f).unwrap_or_else(|d| panic!("{d}"));
+        let mut one = Runner::start(Arc::clone(&plan), true);
+        while one.step() != scenario::Progress::Done {}
+        for batch in [1, 3, 64, u64::MAX] {
+            let mut b = Runner::start(Arc::clone(&plan), true);
+            while !b.run_for(batch) {
+                assert!(
+                    b.machine().steps <= one.machine().steps,
+                    "{}: batches of {batch} overran",
+                    f.display()
+                );
+            }
+            assert_eq!(
+                verdict(&b.report()),
+                verdict(&one.report()),
+                "{}: batches of {batch}",
+                f.display()
+            );
+            assert_eq!(
+                b.events(),
+                one.events(),
+                "{}: batches of {batch}",
+                f.display()
+            );
+            assert_eq!(
+                b.cursor(),
+                one.cursor(),
+                "{}: batches of {batch}",
+                f.display()
+            );
+        }
+    }
+}

@@ -6,15 +6,20 @@ use crate::interrupt::{Cancel, EXIT_INTERRUPTED};
 use crate::{EXIT_BAD_INPUT, EXIT_FAIL, EXIT_OK};
 use clap::Args;
 use emu::files::WriteError;
-use emu::scenario::{prepare, Progress, Runner};
+use emu::scenario::{prepare, Runner};
 use emu::trace::{Inputs, TraceWriter};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// Steps between looks at the progress display.
+/// Steps between looks at the progress display and at Ctrl-C: the runner takes
+/// them in one batch ([`Runner::run_for`]), so the engine's own loop runs
+/// between looks.
 const PROGRESS_EVERY: u64 = 1 << 16;
+/// Steps per batch when a trace is written: their events are held until the
+/// batch ends, so this bounds the memory they take.
+const TRACE_BATCH: u64 = 1 << 10;
 /// A run shows progress only once it has taken this many steps, so that the
 /// usual short run prints nothing extra.
 const PROGRESS_AFTER: u64 = 1 << 22;
@@ -32,11 +37,16 @@ fn drive(
     let tty = std::io::stderr().is_terminal();
     let mut bar: Option<ProgressBar> = None;
     let mut next = PROGRESS_EVERY;
+    let batch = if trace.is_some() {
+        TRACE_BATCH
+    } else {
+        PROGRESS_EVERY
+    };
     let interrupted = loop {
         if cancel.requested() {
             break true;
         }
-        let done = r.step() == Progress::Done;
+        let done = r.run_for(batch);
         if let Some(w) = trace.as_deref_mut() {
             for e in r.take_events() {
                 w.event(&e)?;

@@ -758,15 +758,37 @@ impl Runner {
 
     /// Runs the rest of the schedule.
     pub fn run_to_end(&mut self) {
+        while !self.run_for(u64::MAX) {}
+    }
+
+    /// Advances the schedule until it is over (then true) or until at least
+    /// `max` (≥ 1) more machine steps have been taken (then false; the last
+    /// cache operations or non-retiring steps before that point may add a few).
+    /// The state after it is the state the same steps through [`Runner::step`]
+    /// leave: `Run` and `RoundRobin` steps go through tight loops that finish
+    /// every step as `step` does, and everything else through `step` itself.
+    /// A caller that looks at the run between batches (a progress display,
+    /// Ctrl-C, a streaming trace that takes the events) picks `max`.
+    pub fn run_for(&mut self, max: u64) -> bool {
         let Runner { plan, st } = self;
+        let limit = st.machine.steps.saturating_add(max.max(1));
         loop {
             if st.ending.is_none() {
-                if let Some(Step::Run { core, until }) = plan.schedule().get(st.cursor.index) {
-                    st.run_retiring(plan, *core, until);
+                match plan.schedule().get(st.cursor.index) {
+                    Some(Step::Run { core, until }) => st.run_retiring(plan, *core, until, limit),
+                    Some(Step::RoundRobin {
+                        cores,
+                        quantum,
+                        until,
+                    }) => st.rr_retiring(plan, cores, *quantum, until, limit),
+                    _ => {}
                 }
             }
+            if st.ending.is_none() && st.machine.steps >= limit {
+                return false;
+            }
             if matches!(st.step(plan), Progress::Done) {
-                return;
+                return true;
             }
         }
     }
@@ -897,8 +919,20 @@ impl State {
             + self.oracle.soft.uses.iter().filter(|u| u.violation).count()
     }
 
+    /// Steps `core` once and does the oracle's per-step bookkeeping.
     #[inline]
     pub(super) fn step_core(&mut self, plan: &Plan, core: usize) -> StepResult {
+        match self.step_core_hot(plan, core) {
+            Ok(()) => StepResult::Retired,
+            Err(r) => r,
+        }
+    }
+
+    /// [`State::step_core`] with `Retired` as `Ok(())`: the loops that step
+    /// until something other than a retirement happens test one tag and never
+    /// move a whole (80-byte) [`StepResult`]. Moving one that was written as a
+    /// lone tag stalled on store forwarding, once per step.
+    fn step_core_hot(&mut self, plan: &Plan, core: usize) -> Result<(), StepResult> {
         self.oracle.seen = 0;
         if let Some(p) = self.oracle.explore.as_mut() {
             p.clear();
@@ -915,13 +949,17 @@ impl State {
             }
         }
         let r = match self.machine.step(core, &mut self.oracle) {
-            Ok(r) => r,
+            // Not moved out whole when it is `Retired` (see above).
+            Ok(StepResult::Retired) => None,
+            Ok(r) => Some(r),
             // Only an out-of-range core number gets here; the plan checked the
             // schedule's, so this is a caller's mistake reported as a stop.
-            Err(e) => StepResult::Stopped(StopReason::Error(crate::exception::EmuError::Paging {
-                rip: 0,
-                message: e.to_string(),
-            })),
+            Err(e) => Some(StepResult::Stopped(StopReason::Error(
+                crate::exception::EmuError::Paging {
+                    rip: 0,
+                    message: e.to_string(),
+                },
+            ))),
         };
         // A decision is logged only when the step consumed a global step.
         if self.machine.steps != before {
@@ -959,7 +997,10 @@ impl State {
                 }
             }
         }
-        r
+        match r {
+            None => Ok(()),
+            Some(r) => Err(r),
+        }
     }
 
     /// At a completion point (core `core` has just reached a `NoStaleEntries(at:
@@ -1132,7 +1173,6 @@ impl State {
                     quantum,
                     until,
                 } => {
-                    let q = *quantum;
                     if until.stop == Stop::Halt && cores.iter().all(|c| idle(&self.machine, *c)) {
                         self.advance();
                         continue;
@@ -1157,37 +1197,10 @@ impl State {
                     }
                     let core = cores[self.cursor.rr_pos % cores.len()];
                     let r = self.step_core(plan, core);
-                    if let StepResult::Stopped(StopReason::Error(e)) = &r {
-                        if !error_expected(plan, core, e) {
-                            return self.stuck(format!("core {core} stopped: {e}"));
-                        }
+                    match self.after_rr_step(plan, cores, *quantum, until, core, r) {
+                        Some(p) => return p,
+                        None => continue,
                     }
-                    if matches!(r, StepResult::NoProgress | StepResult::Stopped(_)) {
-                        self.cursor.rr_idle += 1;
-                        self.cursor.rr_pos = (self.cursor.rr_pos + 1) % cores.len();
-                        self.cursor.rr_count = 0;
-                        continue;
-                    }
-                    self.cursor.rr_idle = 0;
-                    self.cursor.taken += 1;
-                    self.cursor.rr_count += 1;
-                    if self.cursor.rr_count >= q {
-                        self.cursor.rr_pos = (self.cursor.rr_pos + 1) % cores.len();
-                        self.cursor.rr_count = 0;
-                    }
-                    // For RoundRobin, Halt means every listed core is idle (and a
-                    // core that just retired an instruction is not).
-                    let done = match until.stop {
-                        Stop::Halt => {
-                            r != StepResult::Retired
-                                && cores.iter().all(|c| idle(&self.machine, *c))
-                        }
-                        stop => self.reached(stop, core),
-                    };
-                    if done {
-                        self.advance();
-                    }
-                    return Progress::Stepped { core, result: r };
                 }
                 Step::Evict { core, va } | Step::Fill { core, va } => {
                     let (core, va) = (*core as u32, *va);
@@ -1244,17 +1257,107 @@ impl State {
         Some(Progress::Stepped { core, result: r })
     }
 
+    /// What [`State::step`] does after it stepped `core` for `RoundRobin {
+    /// cores, quantum, until }`: the progress to return, or `None` to go on
+    /// (the core made no progress; the next one is tried).
+    fn after_rr_step(
+        &mut self,
+        plan: &Plan,
+        cores: &[usize],
+        quantum: u64,
+        until: &Cond,
+        core: usize,
+        r: StepResult,
+    ) -> Option<Progress> {
+        if let StepResult::Stopped(StopReason::Error(e)) = &r {
+            if !error_expected(plan, core, e) {
+                return Some(self.stuck(format!("core {core} stopped: {e}")));
+            }
+        }
+        if matches!(r, StepResult::NoProgress | StepResult::Stopped(_)) {
+            self.cursor.rr_idle += 1;
+            self.cursor.rr_pos = (self.cursor.rr_pos + 1) % cores.len();
+            self.cursor.rr_count = 0;
+            return None;
+        }
+        self.cursor.rr_idle = 0;
+        self.cursor.taken += 1;
+        self.cursor.rr_count += 1;
+        if self.cursor.rr_count >= quantum {
+            self.cursor.rr_pos = (self.cursor.rr_pos + 1) % cores.len();
+            self.cursor.rr_count = 0;
+        }
+        // For RoundRobin, Halt means every listed core is idle (and a
+        // core that just retired an instruction is not).
+        let done = match until.stop {
+            Stop::Halt => r != StepResult::Retired && cores.iter().all(|c| idle(&self.machine, *c)),
+            stop => self.reached(stop, core),
+        };
+        if done {
+            self.advance();
+        }
+        Some(Progress::Stepped { core, result: r })
+    }
+
+    /// [`Runner::run_for`]'s loop for a `RoundRobin` step, the counterpart of
+    /// [`State::run_retiring`]: steps the cores in turn for as long as each step
+    /// retires an instruction and leaves the schedule step unfinished, without
+    /// going back through the schedule each time. Every step is finished by
+    /// [`State::after_rr_step`], as [`State::step`] finishes it; the checks
+    /// `step` makes before stepping are made here too, except the all-idle one
+    /// after a retiring step (the core that just retired is not idle).
+    fn rr_retiring(
+        &mut self,
+        plan: &Plan,
+        cores: &[usize],
+        quantum: u64,
+        until: &Cond,
+        limit: u64,
+    ) {
+        let end = plan.budget().min(limit);
+        let index = self.cursor.index;
+        if self.cursor.rr_idle >= cores.len()
+            || (until.stop == Stop::Halt && cores.iter().all(|c| idle(&self.machine, *c)))
+        {
+            return;
+        }
+        loop {
+            if self.machine.steps >= end {
+                return;
+            }
+            if let Stop::Steps(n) = until.stop {
+                if self.cursor.taken >= n {
+                    return;
+                }
+            }
+            let core = cores[self.cursor.rr_pos % cores.len()];
+            match self.step_core_hot(plan, core) {
+                Ok(()) => {
+                    let _ =
+                        self.after_rr_step(plan, cores, quantum, until, core, StepResult::Retired);
+                    if self.cursor.index != index || self.ending.is_some() {
+                        return;
+                    }
+                }
+                Err(r) => {
+                    let _ = self.after_rr_step(plan, cores, quantum, until, core, r);
+                    return;
+                }
+            }
+        }
+    }
+
     /// [`Runner::run_to_end`]'s loop for a `Run` step: steps `core` for as long
     /// as each step would be an ordinary [`State::step`] that retires an
     /// instruction without meeting the stop condition, without going back
     /// through the schedule each time. Anything else (a budget, step-count or
     /// idle check that would end the step before stepping, or a step that did
     /// not simply retire) is left to, or finished as, [`State::step`] does it.
-    fn run_retiring(&mut self, plan: &Plan, core: usize, until: &Cond) {
-        let budget = plan.budget();
+    fn run_retiring(&mut self, plan: &Plan, core: usize, until: &Cond, limit: u64) {
+        let end = plan.budget().min(limit);
         let stop = until.stop;
         loop {
-            if self.machine.steps >= budget {
+            if self.machine.steps >= end {
                 return;
             }
             if let Stop::Steps(n) = stop {
@@ -1265,11 +1368,19 @@ impl State {
             if stop == Stop::Halt && idle(&self.machine, core) {
                 return;
             }
-            let r = self.step_core(plan, core);
-            self.cursor.taken += 1;
-            if r == StepResult::Retired && (stop == Stop::Halt || !self.reached(stop, core)) {
-                continue;
-            }
+            let r = match self.step_core_hot(plan, core) {
+                Ok(()) => {
+                    self.cursor.taken += 1;
+                    if stop == Stop::Halt || !self.reached(stop, core) {
+                        continue;
+                    }
+                    StepResult::Retired
+                }
+                Err(r) => {
+                    self.cursor.taken += 1;
+                    r
+                }
+            };
             // The step is taken; finish it exactly as `step` would.
             let _ = self.after_run_step(plan, core, until, r);
             return;
