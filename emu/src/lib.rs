@@ -38,5 +38,5 @@ pub use events::{
 pub use exception::{hex_bytes, EmuError, Exception, Fault};
 pub use features::CpuFeatures;
 pub use interrupt::{deliver, Delivery, Vectoring};
-pub use machine::{Core, Machine, MachineConfig, MachineError, StepResult};
+pub use machine::{Core, Machine, MachineConfig, MachineError, StepResult, Straight};
 pub use state::CpuState;

@@ -105,6 +105,17 @@ pub enum StepResult {
     Stopped(StopReason),
 }
 
+/// What [`Machine::run_straight`] did.
+#[derive(Debug)]
+pub struct Straight {
+    /// Steps that retired an instruction (each one global step).
+    pub retired: u64,
+    /// RIP at the start of the last step taken (0 when none was).
+    pub last_rip: u64,
+    /// The result of the last step when it did not simply retire.
+    pub end: Option<Result<StepResult, MachineError>>,
+}
+
 /// The multi-core machine.
 #[derive(Clone, Debug)]
 pub struct Machine {
@@ -236,6 +247,50 @@ impl Machine {
             return Ok(StepResult::Retired);
         }
         Ok(self.step_finish(core, sink, step, out))
+    }
+
+    /// Steps `core` up to `max` times for as long as each step simply retires
+    /// an instruction that moves RIP and lands on none of `stops`: the loop a
+    /// runner would write around [`Machine::step`], kept in one function so
+    /// the step inlines into it. Each step is exactly a `step` call (same
+    /// events, same global step). It ends after the first step that did
+    /// something else (its result is [`Straight::end`]), that left RIP where it
+    /// was (a `rep` iteration, a jump to itself), or that ended on an address
+    /// in `stops`; or when `max` steps have retired.
+    pub fn run_straight<S: EventSink + ?Sized>(
+        &mut self,
+        core: usize,
+        sink: &mut S,
+        max: u64,
+        stops: &[u64],
+    ) -> Straight {
+        let mut out = Straight {
+            retired: 0,
+            last_rip: 0,
+            end: None,
+        };
+        if core >= self.cores.len() {
+            out.end = Some(self.step(core, sink));
+            return out;
+        }
+        while out.retired < max {
+            let rip = self.cores[core].cpu.state.rip;
+            out.last_rip = rip;
+            match self.step(core, sink) {
+                Ok(StepResult::Retired) => {
+                    out.retired += 1;
+                    let now = self.cores[core].cpu.state.rip;
+                    if now == rip || stops.contains(&now) {
+                        break;
+                    }
+                }
+                other => {
+                    out.end = Some(other);
+                    break;
+                }
+            }
+        }
+        out
     }
 
     /// The result of stepping a core that has stopped for good.

@@ -222,6 +222,15 @@ struct Oracle {
     /// ended continues the same instruction.
     insn_start: Vec<u64>,
     last_rips: Vec<Option<(u64, u64)>>,
+    /// While [`State::straight`] runs a core: that core and the first step of
+    /// the run. Every later step of such a run begins a new instruction (the
+    /// run ends after a step that leaves RIP in place), so it stands in for
+    /// `insn_start`, which is brought up to date when the run ends.
+    straight: Option<(u32, u64)>,
+    /// No per-step work beyond the common one is asked for (no software-TLB
+    /// check, latent-entry check or exploration probe), so a `Run` step may
+    /// use [`State::straight`].
+    plain: bool,
     /// `counts[class * (cores + 1) + core]`; the last slot of each class is for
     /// events from outside any core (writes made by the debugger or setup).
     counts: Vec<u64>,
@@ -292,7 +301,7 @@ impl Oracle {
             own.union(plan.counted()).union(plan.watched())
         };
         let counted = plan.counted();
-        let latent_watch = plan
+        let latent_watch: Vec<(usize, u64, Option<usize>)> = plan
             .checks()
             .iter()
             .enumerate()
@@ -301,6 +310,7 @@ impl Oracle {
                 _ => None,
             })
             .collect();
+        let latent_watch_empty = latent_watch.is_empty();
         Oracle {
             record: record.then(Vec::new),
             rule: plan.rule().clone(),
@@ -320,6 +330,11 @@ impl Oracle {
             stale: Vec::new(),
             insn_start: vec![0; cores],
             last_rips: vec![None; cores],
+            straight: None,
+            plain: !soft.active()
+                && !probe
+                && latent_watch_empty
+                && !matches!(plan.rule(), Rule::CompletedLatent { .. }),
             counts: if counted == ClassSet::NONE {
                 Vec::new()
             } else {
@@ -475,11 +490,14 @@ impl EventSink for Oracle {
         match &ev.kind {
             EventKind::Mmu(MmuEvent::StaleUse(su)) => {
                 let (violation, why) = self.classify(su);
-                let start = self
-                    .insn_start
-                    .get(su.ctx.core as usize)
-                    .copied()
-                    .unwrap_or(u64::MAX);
+                let start = match self.straight {
+                    Some((c, first)) if c == su.ctx.core && su.ctx.step > first => su.ctx.step,
+                    _ => self
+                        .insn_start
+                        .get(su.ctx.core as usize)
+                        .copied()
+                        .unwrap_or(u64::MAX),
+                };
                 // Only records touched during this instruction can absorb it.
                 match self
                     .stale
@@ -1368,6 +1386,19 @@ impl State {
             if stop == Stop::Halt && idle(&self.machine, core) {
                 return;
             }
+            if self.oracle.plain && !matches!(stop, Stop::Event(_)) {
+                let mut max = end - self.machine.steps;
+                if let Stop::Steps(n) = stop {
+                    max = max.min(n - self.cursor.taken);
+                }
+                match self.straight(plan, core, stop, max) {
+                    None => continue,
+                    Some(r) => {
+                        let _ = self.after_run_step(plan, core, until, r);
+                        return;
+                    }
+                }
+            }
             let r = match self.step_core_hot(plan, core) {
                 Ok(()) => {
                     self.cursor.taken += 1;
@@ -1384,6 +1415,80 @@ impl State {
             // The step is taken; finish it exactly as `step` would.
             let _ = self.after_run_step(plan, core, until, r);
             return;
+        }
+    }
+
+    /// [`State::run_retiring`]'s steps for a plain oracle ([`Oracle::plain`])
+    /// and a stop that is not an event: up to `max` steps of `core` through
+    /// [`Machine::run_straight`], with the bookkeeping [`State::step_core`]
+    /// does per step done once for the run. That is exact because the run
+    /// stops after any step that leaves RIP in place (so every step after the
+    /// first begins a new instruction), after any step that does not simply
+    /// retire, and after any step that ends on the coherence label or the stop
+    /// address (so only the last step can reach either); and the decisions of
+    /// one core's steps merge into one. [`Runner::last_step_kinds`] then covers
+    /// the whole run, which only exploration reads, and its probed runner is
+    /// never plain. Returns `None` when every step retired without reaching
+    /// `stop`, else the last step's result (`Retired` when it reached `stop`).
+    fn straight(&mut self, plan: &Plan, core: usize, stop: Stop, max: u64) -> Option<StepResult> {
+        let label = plan.rule().label();
+        let at = match stop {
+            Stop::At(a) => Some(a),
+            _ => None,
+        };
+        let mut buf = [0u64; 2];
+        let mut n = 0;
+        for a in [label, at].into_iter().flatten() {
+            buf[n] = a;
+            n += 1;
+        }
+        let before = self.machine.steps;
+        let rip = self.machine.cores.get(core).map_or(0, |c| c.cpu.state.rip);
+        self.oracle.seen = 0;
+        if let Some(last) = self.oracle.last_rips.get(core) {
+            if *last != Some((rip, rip)) {
+                self.oracle.insn_start[core] = before + 1;
+            }
+        }
+        self.oracle.straight = Some((core as u32, before + 1));
+        let run = self
+            .machine
+            .run_straight(core, &mut self.oracle, max, &buf[..n]);
+        self.oracle.straight = None;
+        self.cursor.taken += run.retired + u64::from(run.end.is_some());
+        let consumed = self.machine.steps - before;
+        let after = self.machine.cores.get(core).map(|c| c.cpu.state.rip);
+        if consumed > 0 {
+            self.decisions.steps(core as u32, consumed);
+            if let Some(last) = self.oracle.last_rips.get_mut(core) {
+                *last = Some((run.last_rip, after.unwrap_or(0)));
+            }
+            if consumed >= 2 {
+                self.oracle.insn_start[core] = self.machine.steps;
+            }
+        }
+        if let (Some(a), Some(rip)) = (label, after) {
+            if rip == a {
+                let step = self.machine.steps;
+                self.oracle.label_reached = true;
+                self.oracle.first_reach.get_or_insert((core, step));
+                if let Some(r) = self.oracle.last_reach.get_mut(core) {
+                    *r = Some(step);
+                }
+            }
+        }
+        match run.end {
+            Some(Ok(r)) => Some(r),
+            Some(Err(e)) => Some(StepResult::Stopped(StopReason::Error(
+                crate::exception::EmuError::Paging {
+                    rip: 0,
+                    message: e.to_string(),
+                },
+            ))),
+            None if run.retired > 0 && stop != Stop::Halt && self.reached(stop, core) => {
+                Some(StepResult::Retired)
+            }
+            None => None,
         }
     }
 
