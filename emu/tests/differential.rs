@@ -1053,7 +1053,7 @@ fn host_cpu_agrees() {
     differential(QUICK_STATES);
 }
 
-/// Every form, 1,000 states each.
+/// Every form, [`FULL_STATES`] (10,000) states each.
 #[test]
 #[ignore = "full differential run: cargo test -p emu --release --test differential -- --ignored"]
 fn host_cpu_agrees_full() {
