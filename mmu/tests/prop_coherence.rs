@@ -10,7 +10,7 @@
 //! (prop_coherence.proptest-regressions) run before the random cases.
 
 mod common;
-use common::reference::{self, Found, Kind, Who};
+use common::reference::{Expect, Kind, Who};
 use common::*;
 use mmu::*;
 use proptest::prelude::*;
@@ -101,68 +101,6 @@ fn pte_value(frame: u64, flags: u8) -> u64 {
         }
     }
     v
-}
-
-/// The paging controls of `regs`, as the reference takes them.
-fn env_of(regs: &PagingRegs) -> reference::Env {
-    reference::Env {
-        wp: regs.cr0 & cr0::WP != 0,
-        smep: regs.cr4 & cr4::SMEP != 0,
-        smap: regs.cr4 & cr4::SMAP != 0,
-        nxe: regs.nxe(),
-    }
-}
-
-fn same_rights(cached: Rights, r: reference::Rights) -> bool {
-    cached.write() == r.write && cached.user() == r.user && cached.exec() == r.exec
-}
-
-/// Whether `e`, a cached entry, covers `va` and disagrees with what the walk of
-/// memory now (`want`) finds at its level: another page or table, other rights,
-/// or nothing at all. Only such an entry can explain a fault memory does not
-/// give.
-fn disagrees(e: &EntryView, va: u64, want: &reference::Outcome, nxe: bool) -> bool {
-    match e.cached {
-        WalkResult::Leaf {
-            frame,
-            size,
-            rights,
-            ..
-        } => {
-            let base = e.va.raw();
-            if va < base || va - base >= size.bytes() {
-                return false;
-            }
-            match want.found {
-                Found::Page {
-                    base: b,
-                    size: s,
-                    rights: r,
-                    ..
-                } => frame.raw() != b || size.bytes() != s || !same_rights(rights, r),
-                _ => true,
-            }
-        }
-        WalkResult::Table {
-            level,
-            next,
-            rights,
-        } => {
-            // An entry at `level` covers 2^(12 + 9 * (level - 1)) bytes.
-            let shift = 12 + 9 * (level as u32 - 1);
-            if (va ^ e.va.raw()) >> shift != 0 {
-                return false;
-            }
-            let Some(u) = want.used.iter().find(|u| u.level == level) else {
-                return true;
-            };
-            let table = u.value & reference::B_P != 0 && u.value & reference::B_PS == 0;
-            !table
-                || u.value & reference::ADDR != next.raw()
-                || !same_rights(rights, reference::combined(&want.used, level, nxe))
-        }
-        _ => true,
-    }
 }
 
 /// The oracle's staleness definition, restated independently for checking.
@@ -263,42 +201,17 @@ fn run(ops: Vec<Op>, pcide: bool, smap: bool, tiny_tlb: bool) -> Result<(), Test
                     rflags_ac: false,
                 };
                 let va = VAS[va] + 0x18;
-                let regs = w.regs[core as usize];
-                // The architectural answer and the core's caches, before the access
-                // (which only adds A/D bits to memory, changing no answer).
+                // The architectural answer and the core's caches, before the access.
                 let rkind = [Kind::R, Kind::W, Kind::X][kind as usize];
                 let who = if user { Who::User } else { Who::Supervisor };
-                let want =
-                    reference::access(&w.mem, regs.cr3, va, env_of(&regs), rkind, who, false);
-                let dump = w.cores[core as usize].dump(&w.tracker);
-                let explained = dump
-                    .tlb
-                    .iter()
-                    .chain(&dump.psc)
-                    .any(|e| disagrees(e, va, &want, regs.nxe()));
+                let expect = Expect::new(&w, core, va, rkind, who);
                 let before = w.sink.0.len();
                 let got = w.access(core, va, access);
                 let reported = w.sink.0[before..]
                     .iter()
                     .any(|e| matches!(e, MmuEvent::StaleUse(_)));
-                let ctx = format!("core {core} {access:?} at {va:#x}");
-                match got {
-                    Ok(pa) => prop_assert!(
-                        reported || want.result == Ok(pa.raw()),
-                        "{ctx}: got {pa} but memory gives {:?}",
-                        want.result
-                    ),
-                    Err(TranslateError::PageFault(pf)) => {
-                        prop_assert_eq!(pf.addr, VirtAddr(va), "{}: fault address", &ctx);
-                        prop_assert!(
-                            explained || want.result == Err(pf.error_code),
-                            "{ctx}: #PF error code {:#x}, but memory gives {:?} and no \
-                             cached entry for the address disagrees with memory",
-                            pf.error_code,
-                            want.result
-                        );
-                    }
-                    Err(e) => prop_assert!(false, "{ctx}: unexpected {e:?}"),
+                if let Err(e) = expect.check(va, &got, reported) {
+                    prop_assert!(false, "core {core} {access:?}: {e}");
                 }
             }
             Op::SetPte {

@@ -6,7 +6,10 @@
 //! behind the same bug here. Entry bits are numbered as the SDM's tables number
 //! them, not taken from the crate.
 
-use mmu::{PhysAddr, PhysMem};
+use crate::common::World;
+use mmu::{
+    cr0, cr4, EntryView, PagingRegs, PhysAddr, PhysMem, TranslateError, VirtAddr, WalkResult,
+};
 
 /// MAXPHYADDR the tests run with (the crate's default).
 pub const MAXPHY: u32 = 46;
@@ -234,5 +237,121 @@ pub fn access(
         used,
         found,
         updates,
+    }
+}
+
+/// The paging controls of `regs`, as the reference takes them.
+pub fn env_of(regs: &PagingRegs) -> Env {
+    Env {
+        wp: regs.cr0 & cr0::WP != 0,
+        smep: regs.cr4 & cr4::SMEP != 0,
+        smap: regs.cr4 & cr4::SMAP != 0,
+        nxe: regs.nxe(),
+    }
+}
+
+fn same_rights(cached: mmu::Rights, r: Rights) -> bool {
+    cached.write() == r.write && cached.user() == r.user && cached.exec() == r.exec
+}
+
+/// Whether `e`, a cached entry, covers `va` and disagrees with what the walk of
+/// memory now (`want`) finds at its level: another page or table, other rights,
+/// or nothing at all. Only such an entry can explain a fault memory does not
+/// give.
+pub fn disagrees(e: &EntryView, va: u64, want: &Outcome, nxe: bool) -> bool {
+    match e.cached {
+        WalkResult::Leaf {
+            frame,
+            size,
+            rights,
+            ..
+        } => {
+            let base = e.va.raw();
+            if va < base || va - base >= size.bytes() {
+                return false;
+            }
+            match want.found {
+                Found::Page {
+                    base: b,
+                    size: s,
+                    rights: r,
+                    ..
+                } => frame.raw() != b || size.bytes() != s || !same_rights(rights, r),
+                _ => true,
+            }
+        }
+        WalkResult::Table {
+            level,
+            next,
+            rights,
+        } => {
+            // An entry at `level` covers 2^(12 + 9 * (level - 1)) bytes.
+            let shift = 12 + 9 * (level as u32 - 1);
+            if (va ^ e.va.raw()) >> shift != 0 {
+                return false;
+            }
+            let Some(u) = want.used.iter().find(|u| u.level == level) else {
+                return true;
+            };
+            let table = u.value & B_P != 0 && u.value & B_PS == 0;
+            !table
+                || u.value & ADDR != next.raw()
+                || !same_rights(rights, combined(&want.used, level, nxe))
+        }
+        _ => true,
+    }
+}
+
+/// One access about to happen on a core of a [`World`]: the architectural answer
+/// for memory as it is, and whether the core's caches could explain a fault
+/// memory does not give.
+pub struct Expect {
+    pub want: Outcome,
+    /// Some cached entry covering the address disagrees with memory.
+    pub explained: bool,
+}
+
+impl Expect {
+    /// Computed before the access (which changes only A/D bits, never an answer).
+    pub fn new(w: &World, core: u32, va: u64, kind: Kind, who: Who) -> Self {
+        let regs = w.regs[core as usize];
+        let want = access(&w.mem, regs.cr3, va, env_of(&regs), kind, who, false);
+        let dump = w.cores[core as usize].dump(&w.tracker);
+        let explained = dump
+            .tlb
+            .iter()
+            .chain(&dump.psc)
+            .any(|e| disagrees(e, va, &want, regs.nxe()));
+        Expect { want, explained }
+    }
+
+    /// Whether `got` is what memory gives, or what a stale entry gives when the
+    /// tracker reported that use (`stale_reported`), or a #PF some disagreeing
+    /// cached entry explains (SDM 4.10.4.3: rights raised in memory but not yet
+    /// invalidated may still fault). A fault must carry the reference's error
+    /// code and the faulting address.
+    pub fn check(
+        &self,
+        va: u64,
+        got: &Result<PhysAddr, TranslateError>,
+        stale_reported: bool,
+    ) -> Result<(), String> {
+        let want = &self.want.result;
+        match got {
+            Ok(pa) if stale_reported || *want == Ok(pa.raw()) => Ok(()),
+            Ok(pa) => Err(format!("at {va:#x}: got {pa} but memory gives {want:?}")),
+            Err(TranslateError::PageFault(pf)) if pf.addr != VirtAddr(va) => {
+                Err(format!("at {va:#x}: #PF reports address {}", pf.addr))
+            }
+            Err(TranslateError::PageFault(pf)) if self.explained || *want == Err(pf.error_code) => {
+                Ok(())
+            }
+            Err(TranslateError::PageFault(pf)) => Err(format!(
+                "at {va:#x}: #PF error code {:#x}, but memory gives {want:?} and no cached \
+                 entry for the address disagrees with memory",
+                pf.error_code
+            )),
+            Err(e) => Err(format!("at {va:#x}: unexpected {e:?}")),
+        }
     }
 }
