@@ -1174,4 +1174,15 @@ fn every_implemented_mnemonic_is_checked_or_excused() {
             "{m:?} is in the differential set but the dispatcher does not route it"
         );
     }
+    // Being listed is not enough: the form enumeration must produce something to
+    // run for every listed mnemonic, or it is checked in name only.
+    let forms = forms::all_forms();
+    let formless: Vec<&Mnemonic> = MNEMONICS
+        .iter()
+        .filter(|m| !forms.iter().any(|f| f.code.mnemonic() == **m))
+        .collect();
+    assert!(
+        formless.is_empty(),
+        "in forms::MNEMONICS but no form of them is enumerated, so nothing runs: {formless:?}"
+    );
 }
