@@ -141,12 +141,12 @@ impl Paged {
     /// sees, then INVLPG of each page on the core.
     fn move_buffer(&mut self, state: &CpuState) {
         let next = BUF_FRAMES[(self.cases % BUF_FRAMES.len() as u64) as usize];
-        for i in 0..2 {
-            let old = self.m.mem.read_u64(self.buf_ptes[i]).expect("PTE");
+        for (pte_pa, frame) in self.buf_ptes.into_iter().zip(next) {
+            let old = self.m.mem.read_u64(pte_pa).expect("PTE");
             // Same flags (bits 11:0 and XD), the new frame.
-            let new = (old & (0xfff | pte::NX)) | next[i];
+            let new = (old & (0xfff | pte::NX)) | frame;
             self.m
-                .write_phys(self.buf_ptes[i], &new.to_le_bytes(), &mut NullSink)
+                .write_phys(pte_pa, &new.to_le_bytes(), &mut NullSink)
                 .expect("PTE");
         }
         self.buf = next;
@@ -157,7 +157,7 @@ impl Paged {
             bus.invalidate(state, Invalidation::Invlpg { va })
                 .expect("INVLPG");
         }
-        if self.cases % 2 == 0 {
+        if self.cases.is_multiple_of(2) {
             bus.invalidate(state, Invalidation::MovCr3 { src: self.cr3 })
                 .expect("MOV CR3");
         }
