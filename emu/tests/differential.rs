@@ -1088,6 +1088,13 @@ fn host_cpu_agrees_full() {
     differential(FULL_STATES, false);
 }
 
+/// The paged variant with [`FULL_STATES`] (10,000) states per form.
+#[test]
+#[ignore = "full paged differential run: cargo test -p emu --release --test differential -- --ignored"]
+fn host_cpu_agrees_behind_paging_full() {
+    differential(FULL_STATES, true);
+}
+
 /// PUSH, POP, LEAVE and PUSHF/POPF (16 and 64-bit) as balanced snippets, RDTSCP
 /// and RDPID, against the host (see `differential/snippets.rs` for what is
 /// compared).

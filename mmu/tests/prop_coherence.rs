@@ -303,6 +303,10 @@ fn run(ops: Vec<Op>, pcide: bool, smap: bool, tiny_tlb: bool) -> Result<(), Test
 proptest! {
     #![proptest_config(ProptestConfig {
         cases: 96,
+        // Named, not left to the default: the seeds sit beside this file.
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("proptest-regressions"),
+        )),
         ..ProptestConfig::default()
     })]
 
