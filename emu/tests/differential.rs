@@ -9,6 +9,9 @@
 //! RFLAGS except what the SDM leaves undefined (`differential/undefined.rs`), RIP,
 //! and the scratch memory buffer. Division inputs that would raise #DE are not run
 //! on the host; the emulator must raise `#DE` and leave everything unchanged.
+//! `host_cpu_agrees_behind_paging` runs every form again with the emulator's code
+//! and data behind 4 KiB pages, through the TLB model and the coherence tracker
+//! (`differential/paged.rs`), at the same linear addresses.
 //!
 //! ```text
 //! cargo test -p emu --test differential                 # 100 states per form
@@ -27,6 +30,8 @@ compile_error!("the host-CPU differential test needs an x86-64 Linux host (its o
 mod forms;
 #[path = "differential/native.rs"]
 mod native;
+#[path = "differential/paged.rs"]
+mod paged;
 #[path = "differential/rng.rs"]
 mod rng;
 #[path = "differential/snippets.rs"]
@@ -540,6 +545,11 @@ fn prepare_division(ins: &Instruction, rng: &mut Rng, regs: &mut Regs, mem: &[u8
 // Running and comparing
 // ---------------------------------------------------------------------------
 
+/// An emulator side of the comparison: runs one case's instruction, at `at`.
+trait Emulator {
+    fn run(&mut self, case: &Case, at: u64) -> Result<EmuOut, EmuError>;
+}
+
 /// The emulator side: one core on flat memory, reused across cases.
 struct Emu {
     cpu: Cpu,
@@ -562,7 +572,9 @@ impl Emu {
             cache: DecodeCache::new(),
         }
     }
+}
 
+impl Emulator for Emu {
     fn run(&mut self, case: &Case, at: u64) -> Result<EmuOut, EmuError> {
         let mut code = case.bytes.clone();
         code.push(0xf4); // HLT, in case the emulator runs on
@@ -784,7 +796,7 @@ fn form_seed(form: Form) -> u64 {
     r.next_u64()
 }
 
-fn run_form(form: Form, states: u32, emu: &mut Emu) -> FormResult {
+fn run_form(form: Form, states: u32, emu: &mut dyn Emulator) -> FormResult {
     let seed = form_seed(form);
     let mut rng = Rng::new(seed);
     let at = native::native().insn_addr();
@@ -858,9 +870,10 @@ fn allowlisted(form: Form) -> bool {
     allowlist().any(|e| names(e, form))
 }
 
-/// Runs every form with `default_states` states (or `DIFF_STATES`), prints the
-/// table, and panics on any mismatch or non-allowlisted unsupported form.
-fn differential(default_states: u32) {
+/// Runs every form with `default_states` states (or `DIFF_STATES`) on flat memory
+/// or, with `paged`, behind paging (`differential/paged.rs`), prints the table,
+/// and panics on any mismatch or non-allowlisted unsupported form.
+fn differential(default_states: u32, paged: bool) {
     let states = std::env::var("DIFF_STATES")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -868,7 +881,11 @@ fn differential(default_states: u32) {
     let filter = std::env::var("DIFF_FILTER").ok();
     let all = forms::all_forms();
     assert!(all.len() > 300, "only {} forms enumerated", all.len());
-    let mut emu = Emu::new();
+    let mut emu: Box<dyn Emulator> = if paged {
+        Box::new(paged::Paged::new())
+    } else {
+        Box::new(Emu::new())
+    };
     let mut results = Vec::new();
     for form in all {
         if let Some(f) = &filter {
@@ -876,7 +893,7 @@ fn differential(default_states: u32) {
                 continue;
             }
         }
-        results.push((form, run_form(form, states, &mut emu)));
+        results.push((form, run_form(form, states, &mut *emu)));
     }
 
     // Per-mnemonic table, in the order of MNEMONICS.
@@ -951,7 +968,8 @@ fn differential(default_states: u32) {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "# Host-CPU differential run: {states} states per form\n\n{table}"
+        "# Host-CPU differential run: {states} states per form{}\n\n{table}",
+        if paged { ", behind 4 KiB pages" } else { "" }
     );
     if !failing_forms.is_empty() {
         let _ = writeln!(
@@ -977,7 +995,10 @@ fn differential(default_states: u32) {
         );
     }
     println!("{report}");
-    if let Ok(path) = std::env::var("DIFF_REPORT") {
+    if let Ok(mut path) = std::env::var("DIFF_REPORT") {
+        if paged {
+            path.push_str(".paged");
+        }
         let mut full = report.clone();
         for (_, r) in &results {
             for e in &r.examples {
@@ -1050,14 +1071,28 @@ fn native_trampoline_round_trips() {
 /// Every form, a few states each (the CI run).
 #[test]
 fn host_cpu_agrees() {
-    differential(QUICK_STATES);
+    differential(QUICK_STATES, false);
 }
 
-/// Every form, 1,000 states each.
+/// Every form, a few states each, with code and data behind 4 KiB pages, the
+/// TLB model and the tracker (the CI run of `differential/paged.rs`).
+#[test]
+fn host_cpu_agrees_behind_paging() {
+    differential(QUICK_STATES, true);
+}
+
+/// Every form, [`FULL_STATES`] (10,000) states each.
 #[test]
 #[ignore = "full differential run: cargo test -p emu --release --test differential -- --ignored"]
 fn host_cpu_agrees_full() {
-    differential(FULL_STATES);
+    differential(FULL_STATES, false);
+}
+
+/// The paged variant with [`FULL_STATES`] (10,000) states per form.
+#[test]
+#[ignore = "full paged differential run: cargo test -p emu --release --test differential -- --ignored"]
+fn host_cpu_agrees_behind_paging_full() {
+    differential(FULL_STATES, true);
 }
 
 /// PUSH, POP, LEAVE and PUSHF/POPF (16 and 64-bit) as balanced snippets, RDTSCP
@@ -1146,4 +1181,15 @@ fn every_implemented_mnemonic_is_checked_or_excused() {
             "{m:?} is in the differential set but the dispatcher does not route it"
         );
     }
+    // Being listed is not enough: the form enumeration must produce something to
+    // run for every listed mnemonic, or it is checked in name only.
+    let forms = forms::all_forms();
+    let formless: Vec<&Mnemonic> = MNEMONICS
+        .iter()
+        .filter(|m| !forms.iter().any(|f| f.code.mnemonic() == **m))
+        .collect();
+    assert!(
+        formless.is_empty(),
+        "in forms::MNEMONICS but no form of them is enumerated, so nothing runs: {formless:?}"
+    );
 }

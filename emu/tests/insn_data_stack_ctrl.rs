@@ -3,75 +3,16 @@
 
 use emu::state::control::{AC, CF, DF, IF, IOPL, NT, OF, PF, RF, SF, TF, VIF, VIP, ZF};
 use emu::state::{RAX, RBX, RCX, RDX, RSP};
-use emu::{Cpu, CpuFeatures, DecodeCache, Exception, FlatBus, StepOutcome};
+use emu::{Exception, FlatBus, StepOutcome};
 use iced_x86::code_asm::*;
 use mmu::PhysAddr;
 
-const CODE: u64 = 0x10_0000;
-const STACK: u64 = 0x8_0000;
+mod insn_support;
+use insn_support::{CODE, STACK};
+
+type M = insn_support::M<FlatBus>;
+
 const NONCANON: u64 = 0x8000_0000_0000_0000;
-
-struct M {
-    cpu: Cpu,
-    bus: FlatBus,
-    cache: DecodeCache,
-}
-
-impl M {
-    fn asm(f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> M {
-        let mut a = CodeAssembler::new(64).unwrap();
-        f(&mut a).unwrap();
-        M::bytes(&a.assemble(CODE).unwrap())
-    }
-
-    fn bytes(code: &[u8]) -> M {
-        let mut bus = FlatBus::new(16 << 20);
-        bus.mem.write(PhysAddr(CODE), code).unwrap();
-        let mut cpu = Cpu::new(0, CpuFeatures::default());
-        cpu.state.rip = CODE;
-        cpu.state.gpr[RSP] = STACK;
-        M {
-            cpu,
-            bus,
-            cache: DecodeCache::new(),
-        }
-    }
-
-    fn step(&mut self) -> StepOutcome {
-        self.cpu.step(&mut self.cache, &mut self.bus).unwrap()
-    }
-
-    /// Steps `n` instructions, each of which must retire.
-    fn steps(&mut self, n: usize) {
-        for i in 0..n {
-            assert_eq!(self.step(), StepOutcome::Retired, "step {i}");
-        }
-    }
-
-    fn user(&mut self) {
-        self.cpu.state.sel[1] = 0x2b;
-        self.cpu.state.sel[2] = 0x23;
-    }
-
-    fn r(&self, i: usize) -> u64 {
-        self.cpu.state.gpr[i]
-    }
-
-    fn m64(&self, a: u64) -> u64 {
-        self.bus.mem.read_u64(PhysAddr(a)).unwrap()
-    }
-
-    fn set64(&mut self, a: u64, v: u64) {
-        self.bus.mem.write_u64(PhysAddr(a), v).unwrap();
-    }
-
-    /// Expects a fault on the first instruction with nothing changed.
-    fn expect_fault(&mut self, e: Exception) {
-        let before = self.cpu.state.clone();
-        assert_eq!(self.step(), StepOutcome::Exception(e));
-        assert_eq!(self.cpu.state, before, "fault changed state");
-    }
-}
 
 // --- MOV forms --------------------------------------------------------------
 

@@ -4,92 +4,25 @@
 //! 16-bit PUSHF/POPF, WBINVD/INVD, CLFLUSH/CLFLUSHOPT and RDPID. The user-level ones
 //! are also checked against the host CPU in `differential.rs`.
 
+mod insn_support;
 mod machine_support;
 
 use emu::state::control::*;
 use emu::state::msr;
 use emu::state::{Seg, RAX, RCX, RDX, RSP};
-use emu::{Cpu, CpuFeatures, DecodeCache, EmuError, Exception, FlatBus, StepOutcome, StepResult};
+use emu::{CpuFeatures, EmuError, Exception, FlatBus, StepOutcome, StepResult};
 use iced_x86::code_asm::*;
+use insn_support::STACK;
 use machine_support::{Opts, Rig, IDT, VA_NP, VA_X};
 use mmu::{pte, PhysAddr, VirtAddr};
 
-const CODE: u64 = 0x10_0000;
-const STACK: u64 = 0x8_0000;
+/// One core on flat memory.
+type M = insn_support::M<FlatBus>;
+
 const NONCANON: u64 = 0x8000_0000_0000_0000;
 const R11: usize = 11;
 const GP0: Exception = Exception::GeneralProtection(0);
 const UD: Exception = Exception::InvalidOpcode;
-
-/// One core on flat memory.
-struct M {
-    cpu: Cpu,
-    bus: FlatBus,
-    cache: DecodeCache,
-}
-
-impl M {
-    fn asm(f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> M {
-        let mut a = CodeAssembler::new(64).unwrap();
-        f(&mut a).unwrap();
-        M::bytes_with(CpuFeatures::default(), &a.assemble(CODE).unwrap())
-    }
-
-    fn bytes(code: &[u8]) -> M {
-        M::bytes_with(CpuFeatures::default(), code)
-    }
-
-    fn bytes_with(feat: CpuFeatures, code: &[u8]) -> M {
-        let mut bus = FlatBus::new(16 << 20);
-        bus.mem.write(PhysAddr(CODE), code).unwrap();
-        let mut cpu = Cpu::new(0, feat);
-        cpu.state.rip = CODE;
-        cpu.state.gpr[RSP] = STACK;
-        M {
-            cpu,
-            bus,
-            cache: DecodeCache::new(),
-        }
-    }
-
-    fn step(&mut self) -> StepOutcome {
-        self.cpu.step(&mut self.cache, &mut self.bus).unwrap()
-    }
-
-    fn steps(&mut self, n: usize) {
-        for i in 0..n {
-            assert_eq!(self.step(), StepOutcome::Retired, "step {i}");
-        }
-    }
-
-    fn user(&mut self) {
-        self.cpu.state.sel[Seg::Cs as usize] = 0x2b;
-        self.cpu.state.sel[Seg::Ss as usize] = 0x23;
-    }
-
-    fn set(&mut self, a: u64, bytes: &[u8]) {
-        self.bus.mem.write(PhysAddr(a), bytes).unwrap();
-    }
-
-    fn m64(&self, a: u64) -> u64 {
-        self.bus.mem.read_u64(PhysAddr(a)).unwrap()
-    }
-
-    /// Expects a fault with RIP at the instruction and no state change.
-    fn expect_fault(&mut self, e: Exception) {
-        let before = self.cpu.state.clone();
-        assert_eq!(self.step(), StepOutcome::Exception(e));
-        assert_eq!(self.cpu.state, before, "fault changed state");
-    }
-
-    /// Expects a retired instruction that changed nothing but RIP.
-    fn expect_no_effect(&mut self) {
-        let mut before = self.cpu.state.clone();
-        self.steps(1);
-        before.rip = self.cpu.state.rip;
-        assert_eq!(self.cpu.state, before);
-    }
-}
 
 // --- STAC / CLAC -----------------------------------------------------------------
 

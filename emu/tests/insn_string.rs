@@ -4,11 +4,11 @@
 use emu::state::control::{DF, ZF};
 use emu::state::{RAX, RCX, RDI, RSI};
 use emu::StepOutcome;
-use emu::{AccessKind, Bus, Cpu, CpuFeatures, CpuState, DecodeCache, Exception, Fault, FlatBus};
-use iced_x86::code_asm::*;
+use emu::{AccessKind, Bus, CpuState, Exception, Fault, FlatBus};
+use insn_support::{TestBus, CODE};
 use mmu::{Invalidation, PhysAddr, PhysMem, VirtAddr};
 
-const CODE: u64 = 0x10_0000;
+mod insn_support;
 
 /// Memory where linear addresses alias into 16 MiB of physical memory (so the top
 /// of the canonical lower half is usable) and one page faults with #PF (to test a
@@ -54,39 +54,24 @@ impl Bus for FaultBus {
     }
 }
 
-struct M {
-    cpu: Cpu,
-    bus: FaultBus,
-    cache: DecodeCache,
-}
-
-impl M {
-    fn asm(f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> M {
-        let mut a = CodeAssembler::new(64).unwrap();
-        f(&mut a).unwrap();
-        M::bytes(&a.assemble(CODE).unwrap())
-    }
-
-    fn bytes(code: &[u8]) -> M {
-        let mut flat = FlatBus::new(16 << 20);
-        flat.mem.write(PhysAddr(CODE), code).unwrap();
-        let mut cpu = Cpu::new(0, CpuFeatures::default());
-        cpu.state.rip = CODE;
-        cpu.state.gpr[4] = 0x8_0000;
-        M {
-            cpu,
-            bus: FaultBus {
-                flat,
-                bad_page: None,
-            },
-            cache: DecodeCache::new(),
+impl TestBus for FaultBus {
+    fn around(flat: FlatBus) -> Self {
+        FaultBus {
+            flat,
+            bad_page: None,
         }
     }
-
-    fn step(&mut self) -> StepOutcome {
-        self.cpu.step(&mut self.cache, &mut self.bus).unwrap()
+    fn flat(&self) -> &FlatBus {
+        &self.flat
     }
+    fn flat_mut(&mut self) -> &mut FlatBus {
+        &mut self.flat
+    }
+}
 
+type M = insn_support::M<FaultBus>;
+
+impl M {
     /// Steps until RIP leaves the first instruction; returns the step count.
     fn run_first(&mut self) -> usize {
         let mut n = 0;
@@ -96,20 +81,6 @@ impl M {
             assert!(n < 10_000);
         }
         n
-    }
-
-    fn r(&self, i: usize) -> u64 {
-        self.cpu.state.gpr[i]
-    }
-
-    fn fill(&mut self, a: u64, data: &[u8]) {
-        self.bus.flat.mem.write(PhysAddr(a), data).unwrap();
-    }
-
-    fn read(&self, a: u64, n: usize) -> Vec<u8> {
-        let mut b = vec![0; n];
-        self.bus.flat.mem.read(PhysAddr(a), &mut b).unwrap();
-        b
     }
 }
 
@@ -127,7 +98,7 @@ fn rep_movs_every_size_forward() {
             _ => vec![0xf3, 0x48, code],
         };
         let mut m = M::bytes(&bytes);
-        m.fill(0x2000, &pattern(64));
+        m.set(0x2000, &pattern(64));
         m.cpu.state.gpr[RSI] = 0x2000;
         m.cpu.state.gpr[RDI] = 0x3000;
         m.cpu.state.gpr[RCX] = 5;
@@ -174,7 +145,7 @@ fn rep_with_zero_count_does_nothing() {
 #[test]
 fn movs_backward_with_df() {
     let mut m = M::asm(|a| a.rep().movsd());
-    m.fill(0x2000, &pattern(16));
+    m.set(0x2000, &pattern(16));
     m.cpu.state.rflags |= DF;
     m.cpu.state.gpr[RSI] = 0x200c;
     m.cpu.state.gpr[RDI] = 0x300c;
@@ -188,7 +159,7 @@ fn movs_backward_with_df() {
 #[test]
 fn single_movs_without_rep_ignores_rcx() {
     let mut m = M::asm(|a| a.movsb());
-    m.fill(0x2000, &[0x5a]);
+    m.set(0x2000, &[0x5a]);
     m.cpu.state.gpr[RSI] = 0x2000;
     m.cpu.state.gpr[RDI] = 0x3000;
     m.cpu.state.gpr[RCX] = 0;
@@ -237,7 +208,7 @@ fn lods_every_size() {
         a.lodsd()?;
         a.lodsq()
     });
-    m.fill(0x2000, &pattern(16));
+    m.set(0x2000, &pattern(16));
     m.cpu.state.gpr[RSI] = 0x2000;
     m.cpu.state.gpr[RAX] = u64::MAX;
     let p = pattern(16);
@@ -260,8 +231,8 @@ fn lods_every_size() {
 #[test]
 fn repe_cmps_stops_at_first_mismatch() {
     let mut m = M::asm(|a| a.repe().cmpsb());
-    m.fill(0x2000, b"abcdXfgh");
-    m.fill(0x3000, b"abcdYfgh");
+    m.set(0x2000, b"abcdXfgh");
+    m.set(0x3000, b"abcdYfgh");
     m.cpu.state.gpr[RSI] = 0x2000;
     m.cpu.state.gpr[RDI] = 0x3000;
     m.cpu.state.gpr[RCX] = 8;
@@ -276,8 +247,8 @@ fn repe_cmps_stops_at_first_mismatch() {
 #[test]
 fn repe_cmps_equal_runs_out_with_zf() {
     let mut m = M::asm(|a| a.repe().cmpsq());
-    m.fill(0x2000, &pattern(32));
-    m.fill(0x3000, &pattern(32));
+    m.set(0x2000, &pattern(32));
+    m.set(0x3000, &pattern(32));
     m.cpu.state.gpr[RSI] = 0x2000;
     m.cpu.state.gpr[RDI] = 0x3000;
     m.cpu.state.gpr[RCX] = 4;
@@ -289,7 +260,7 @@ fn repe_cmps_equal_runs_out_with_zf() {
 #[test]
 fn repne_scas_finds_byte() {
     let mut m = M::asm(|a| a.repne().scasb());
-    m.fill(0x3000, b"hello\0world");
+    m.set(0x3000, b"hello\0world");
     m.cpu.state.gpr[RDI] = 0x3000;
     m.cpu.state.gpr[RCX] = u64::MAX;
     m.cpu.state.gpr[RAX] = 0;
@@ -302,7 +273,7 @@ fn repne_scas_finds_byte() {
 #[test]
 fn repe_scas_word_and_dword_backward() {
     let mut m = M::asm(|a| a.repe().scasd());
-    m.fill(0x3000, &[7, 0, 0, 0, 9, 0, 0, 0, 9, 0, 0, 0]);
+    m.set(0x3000, &[7, 0, 0, 0, 9, 0, 0, 0, 9, 0, 0, 0]);
     m.cpu.state.rflags |= DF;
     m.cpu.state.gpr[RDI] = 0x3008;
     m.cpu.state.gpr[RCX] = 10;
@@ -318,7 +289,7 @@ fn source_segment_override_uses_gs_base() {
     // 65 f3 a4: rep movsb gs:[rsi] -> es:[rdi]
     let mut m = M::bytes(&[0x65, 0xf3, 0xa4]);
     m.cpu.state.gs_base = 0x1000;
-    m.fill(0x3000, b"from-gs!");
+    m.set(0x3000, b"from-gs!");
     m.cpu.state.gpr[RSI] = 0x2000;
     m.cpu.state.gpr[RDI] = 0x4000;
     m.cpu.state.gpr[RCX] = 8;
@@ -347,7 +318,7 @@ fn es_override_is_not_applied_to_destination() {
 fn address_size_32_uses_ecx_esi_edi() {
     // 67 f3 a4: rep movsb with 32-bit addressing.
     let mut m = M::bytes(&[0x67, 0xf3, 0xa4]);
-    m.fill(0x2000, b"ab");
+    m.set(0x2000, b"ab");
     m.cpu.state.gpr[RSI] = 0xdead_0000_0000_2000;
     m.cpu.state.gpr[RDI] = 0xdead_0000_0000_3000;
     m.cpu.state.gpr[RCX] = 0xdead_0000_0000_0002;
@@ -388,7 +359,7 @@ fn fault_in_mid_rep_keeps_progress_noncanonical() {
 #[test]
 fn fault_in_mid_rep_keeps_progress_page_fault() {
     let mut m = M::asm(|a| a.rep().movsq());
-    m.fill(0x2000, &pattern(64));
+    m.set(0x2000, &pattern(64));
     m.bus.bad_page = Some(0x5);
     // Destination 0x4ff0: two quadwords fit below the bad page at 0x5000.
     m.cpu.state.gpr[RSI] = 0x2000;

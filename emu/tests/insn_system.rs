@@ -6,12 +6,13 @@ use emu::state::control::*;
 use emu::state::msr;
 use emu::state::{RAX, RBX, RCX, RDX, RSP};
 use emu::StepOutcome;
-use emu::{AccessKind, Bus, Cpu, CpuFeatures, CpuState, DecodeCache, Exception, Fault, FlatBus};
+use emu::{AccessKind, Bus, CpuFeatures, CpuState, Exception, Fault, FlatBus};
 use iced_x86::code_asm::*;
+use insn_support::{TestBus, CODE, STACK};
 use mmu::{Invalidation, InvpcidKind, PhysAddr, PhysMem, VirtAddr};
 
-const CODE: u64 = 0x10_0000;
-const STACK: u64 = 0x8_0000;
+mod insn_support;
+
 const NONCANON: u64 = 0x8000_0000_0000_0000;
 
 /// Flat memory that records every invalidation (with the CR3 the core held when it
@@ -66,85 +67,30 @@ impl Bus for RecBus {
     }
 }
 
-struct M {
-    cpu: Cpu,
-    bus: RecBus,
-    cache: DecodeCache,
-}
-
-impl M {
-    fn asm(f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>) -> M {
-        M::asm_with(CpuFeatures::default(), f)
-    }
-
-    fn asm_with(
-        feat: CpuFeatures,
-        f: impl FnOnce(&mut CodeAssembler) -> Result<(), IcedError>,
-    ) -> M {
-        let mut a = CodeAssembler::new(64).unwrap();
-        f(&mut a).unwrap();
-        M::bytes_with(feat, &a.assemble(CODE).unwrap())
-    }
-
-    fn bytes(code: &[u8]) -> M {
-        M::bytes_with(CpuFeatures::default(), code)
-    }
-
-    fn bytes_with(feat: CpuFeatures, code: &[u8]) -> M {
-        let mut flat = FlatBus::new(16 << 20);
-        flat.mem.write(PhysAddr(CODE), code).unwrap();
-        let mut cpu = Cpu::new(0, feat);
-        cpu.state.rip = CODE;
-        cpu.state.gpr[RSP] = STACK;
-        M {
-            cpu,
-            bus: RecBus {
-                flat,
-                inv: Vec::new(),
-                cr3_seen: Vec::new(),
-                apic: Vec::new(),
-                clock: 0,
-                bad_page: None,
-            },
-            cache: DecodeCache::new(),
+impl TestBus for RecBus {
+    fn around(flat: FlatBus) -> Self {
+        RecBus {
+            flat,
+            inv: Vec::new(),
+            cr3_seen: Vec::new(),
+            apic: Vec::new(),
+            clock: 0,
+            bad_page: None,
         }
     }
-
-    fn step(&mut self) -> StepOutcome {
-        self.cpu.step(&mut self.cache, &mut self.bus).unwrap()
+    fn flat(&self) -> &FlatBus {
+        &self.flat
     }
-
-    fn steps(&mut self, n: usize) {
-        for i in 0..n {
-            assert_eq!(self.step(), StepOutcome::Retired, "step {i}");
-        }
+    fn flat_mut(&mut self) -> &mut FlatBus {
+        &mut self.flat
     }
-
-    fn user(&mut self) {
-        self.cpu.state.sel[1] = 0x2b;
-        self.cpu.state.sel[2] = 0x23;
-    }
-
-    fn r(&self, i: usize) -> u64 {
-        self.cpu.state.gpr[i]
-    }
-
-    fn set64(&mut self, a: u64, v: u64) {
-        self.bus.flat.mem.write_u64(PhysAddr(a), v).unwrap();
-    }
-
-    fn m64(&self, a: u64) -> u64 {
-        self.bus.flat.mem.read_u64(PhysAddr(a)).unwrap()
-    }
-
-    /// Expects a fault with RIP at the instruction and no state or cache change.
-    fn expect_fault(&mut self, e: Exception) {
-        let before = self.cpu.state.clone();
-        assert_eq!(self.step(), StepOutcome::Exception(e));
-        assert_eq!(self.cpu.state, before, "fault changed state");
-        assert!(self.bus.inv.is_empty(), "fault invalidated");
+    /// A faulting instruction invalidates nothing.
+    fn after_fault(&self) {
+        assert!(self.inv.is_empty(), "fault invalidated");
     }
 }
+
+type M = insn_support::M<RecBus>;
 
 type Asm = fn(&mut CodeAssembler) -> Result<(), IcedError>;
 

@@ -1,108 +1,18 @@
 //! Every combination of PDE/PTE flags, CR0.WP, CR4.SMEP, CR4.SMAP with RFLAGS.AC,
 //! EFER.NXE and access (read/write/fetch × user/supervisor/implicit supervisor),
 //! in the spirit of kvm-unit-tests x86/access.c. Each result (fault or not, error
-//! code, A/D afterwards) is checked against `reference`, written here directly from
-//! SDM Vol. 3A 4.5-4.8 and sharing no code with the walker.
+//! code, A/D afterwards) is checked against `common::reference`, written directly
+//! from SDM Vol. 3A 4.5-4.8 and sharing no code with the walker (prop_coherence.rs
+//! checks against the same reference).
 
 mod common;
+use common::reference::{self, Env, Kind, Who, B_A, B_D, B_NX, B_P, B_PS, B_RW, B_US};
 use common::*;
 use mmu::*;
 
 const VA: u64 = 0x40_0000;
 const FRAME: u64 = 0x80_0000;
 const RSVD_BIT: u64 = 1 << 51; // reserved with MAXPHYADDR 46
-
-// Bits of the entries as the SDM tables number them (not taken from the crate).
-const B_P: u64 = 1;
-const B_RW: u64 = 2;
-const B_US: u64 = 4;
-const B_A: u64 = 32;
-const B_D: u64 = 64;
-const B_PS: u64 = 128;
-const B_NX: u64 = 1 << 63;
-
-#[derive(Clone, Copy, Debug)]
-struct Env {
-    wp: bool,
-    smep: bool,
-    smap: bool,
-    ac: bool,
-    nxe: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Kind {
-    R,
-    W,
-    X,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Who {
-    User,
-    Supervisor,
-    Implicit,
-}
-
-/// The expected outcome: Ok(physical address) or Err(error code), and the PDE and
-/// PTE values afterwards.
-fn reference(pde: u64, pte: u64, env: Env, kind: Kind, who: Who) -> (Result<u64, u32>, u64, u64) {
-    // Error-code bits that describe the access (SDM 4.7).
-    let mut ec_access = 0u32;
-    if kind == Kind::W {
-        ec_access |= 2;
-    }
-    if who == Who::User {
-        ec_access |= 4;
-    }
-    if kind == Kind::X && (env.nxe || env.smep) {
-        ec_access |= 16;
-    }
-    let rsvd = |e: u64| e & RSVD_BIT != 0 || (!env.nxe && e & B_NX != 0);
-    // The walk (SDM 4.5): PDE first.
-    if pde & B_P == 0 {
-        return (Err(ec_access), pde, pte);
-    }
-    if rsvd(pde) {
-        return (Err(ec_access | 1 | 8), pde, pte);
-    }
-    let large = pde & B_PS != 0;
-    if !large {
-        if pte & B_P == 0 {
-            return (Err(ec_access), pde, pte);
-        }
-        if rsvd(pte) {
-            return (Err(ec_access | 1 | 8), pde, pte);
-        }
-    }
-    let leaf = if large { pde } else { pde & pte };
-    let writable = leaf & B_RW != 0;
-    let user_page = leaf & B_US != 0;
-    let nx = env.nxe && (pde | if large { 0 } else { pte }) & B_NX != 0;
-    // SDM 4.6.1, as a list of reasons to refuse.
-    let refuse = match (who, kind) {
-        (Who::User, Kind::R) => !user_page,
-        (Who::User, Kind::W) => !user_page || !writable,
-        (Who::User, Kind::X) => !user_page || nx,
-        (_, Kind::X) => nx || (user_page && env.smep),
-        (w, k) => {
-            let smap_blocks = user_page && env.smap && (w == Who::Implicit || !env.ac);
-            smap_blocks || (k == Kind::W && env.wp && !writable)
-        }
-    };
-    if refuse {
-        return (Err(ec_access | 1), pde, pte);
-    }
-    // SDM 4.8: A on each entry used, D on the leaf for a write.
-    let d = if kind == Kind::W { B_D } else { 0 };
-    let (pde2, pte2) = if large {
-        (pde | B_A | d, pte)
-    } else {
-        (pde | B_A, pte | B_A | d)
-    };
-    let pa = if large { FRAME + 0x1234 } else { FRAME + 0x234 };
-    (Ok(pa), pde2, pte2)
-}
 
 fn flag_combos(bits: &[u64]) -> Vec<u64> {
     (0..1u32 << bits.len())
@@ -143,9 +53,9 @@ fn run(nxe: bool) -> usize {
             wp: env_bits & 1 != 0,
             smep: env_bits & 2 != 0,
             smap: env_bits & 4 != 0,
-            ac: env_bits & 8 != 0,
             nxe,
         };
+        let ac = env_bits & 8 != 0;
         let mut regs = PagingRegs::long_mode(w.b.cr3(0), 0, 0);
         if !env.wp {
             regs.cr0 &= !cr0::WP;
@@ -172,7 +82,7 @@ fn run(nxe: bool) -> usize {
                     },
                     cpl: if who == Who::Supervisor { 0 } else { 3 },
                     implicit_supervisor: who == Who::Implicit,
-                    rflags_ac: env.ac,
+                    rflags_ac: ac,
                 };
                 for &(pde, pte) in &pages {
                     w.mem.write_u64(pde_pa, pde).unwrap();
@@ -182,6 +92,8 @@ fn run(nxe: bool) -> usize {
                     } else {
                         VA + 0x234
                     };
+                    let cr3 = regs.cr3;
+                    let want = reference::access(&w.mem, cr3, va, env, kind, who, ac);
                     let ctx = AccessCtx::default();
                     let got = mmu.translate(
                         &mut w.mem,
@@ -200,7 +112,12 @@ fn run(nxe: bool) -> usize {
                         }
                         Err(e) => panic!("unexpected {e:?}"),
                     };
-                    let (want, want_pde, want_pte) = reference(pde, pte, env, kind, who);
+                    let after = |pa: PhysAddr, before: u64| {
+                        let new = want.updates.iter().find(|(a, _)| *a == pa.raw());
+                        new.map_or(before, |(_, v)| *v)
+                    };
+                    let (want_pde, want_pte) = (after(pde_pa, pde), after(pte_pa, pte));
+                    let want = want.result;
                     let ctxs = format!("pde {pde:#x} pte {pte:#x} {env:?} {kind:?} {who:?}");
                     assert_eq!(got, want, "result for {ctxs}");
                     assert_eq!(w.get(pde_pa), want_pde, "PDE after {ctxs}");

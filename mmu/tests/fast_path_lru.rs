@@ -1,13 +1,19 @@
 //! Property: the fast path's shortcuts (the fetch and data memos, and the skipped
 //! LRU refresh of a slot that is already most recently used) change nothing a
 //! guest or a user can see. Two one-core worlds run the same random sequence of
-//! fetches, reads, writes, generic translations, INVLPGs, evictions and
-//! privilege changes on a tiny TLB: one the way the machine's bus does (memo
-//! shortcuts first, `translate` on a miss), the other with the fast path off.
-//! After every operation both must agree on the outcome, on every MMU event
-//! (fills, evictions with their victims, invalidations) and on the TLB contents.
+//! fetches, reads, writes, generic translations, PTE writes (another frame, fewer
+//! or more rights, not present), INVLPGs, evictions and privilege changes on a
+//! tiny TLB: one the way the machine's bus does (memo shortcuts first,
+//! `translate` on a miss), the other with the fast path off. After every
+//! operation both must agree on the outcome, on every MMU event (fills,
+//! evictions with their victims, invalidations, stale uses) and on the TLB
+//! contents; and every access of the fast world must agree with the
+//! architectural answer for memory as it is (`common::reference`) unless the
+//! tracker reported a stale use, so a shortcut that survives a PTE write and its
+//! INVLPG fails even where the model would be wrong the same way.
 
 mod common;
+use common::reference::{Expect, Kind, Who};
 use common::*;
 use mmu::*;
 use proptest::prelude::*;
@@ -26,6 +32,8 @@ enum Op {
     Generic(usize),
     Invlpg(usize),
     Evict(usize),
+    /// A tracked write of page i's PTE: value [`pte_choice`] j.
+    SetPte(usize, usize),
     /// Switch between CPL 0 and CPL 3 (the memo key changes).
     User(bool),
 }
@@ -38,8 +46,30 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..VAS.len()).prop_map(Op::Generic),
         1 => (0..VAS.len()).prop_map(Op::Invlpg),
         1 => (0..VAS.len()).prop_map(Op::Evict),
+        2 => (0..VAS.len(), 0..PTE_CHOICES).prop_map(|(i, j)| Op::SetPte(i, j)),
         1 => any::<bool>().prop_map(Op::User),
     ]
+}
+
+/// Frame of page i as first mapped.
+fn frame(i: usize) -> u64 {
+    0x100_0000 + i as u64 * 0x1000
+}
+
+const PTE_CHOICES: usize = 6;
+
+/// The PTE values an `Op::SetPte` of page `i` may write: its own frame or
+/// another page's, writable or read-only, user or supervisor, or not present.
+fn pte_choice(i: usize, j: usize) -> u64 {
+    let other = frame((i + 3) % VAS.len());
+    match j {
+        0 => frame(i) | pte::P | pte::RW | pte::US,
+        1 => other | pte::P | pte::RW | pte::US,
+        2 => frame(i) | pte::P | pte::US,
+        3 => other | pte::P | pte::RW,
+        4 => frame(i) | pte::P | pte::RW | pte::US | pte::NX,
+        _ => frame(i) | pte::RW | pte::US,
+    }
 }
 
 fn world(split: bool, fast_path: bool) -> World {
@@ -53,15 +83,13 @@ fn world(split: bool, fast_path: bool) -> World {
     };
     let mut w = World::new(&cfg, 1, 0, efer::NXE);
     for (i, va) in VAS.iter().enumerate() {
-        w.map(
-            *va,
-            0x100_0000 + i as u64 * 0x1000,
-            PageSize::Size4K,
-            pte::P | pte::RW | pte::US,
-        );
+        w.map(*va, frame(i), PageSize::Size4K, pte::P | pte::RW | pte::US);
     }
     w
 }
+
+/// How [`apply`]'s outcome starts when an access disagrees with the reference.
+const WRONG: &str = "WRONG";
 
 /// One operation; `shortcuts` routes fetches and data accesses the way
 /// `MachineBus` does.
@@ -90,11 +118,48 @@ fn apply(w: &mut World, op: Op, cpl: &mut u8, shortcuts: bool) -> String {
             let n = w.cores[0].evict(&mut w.tracker, &regs, va, ctx, &mut w.sink);
             return n.to_string();
         }
+        Op::SetPte(i, j) => {
+            let pa = w.entry(VAS[i], 1);
+            w.set_entry(0, pa, pte_choice(i, j));
+            return String::new();
+        }
         Op::User(u) => {
             *cpl = if u { 3 } else { 0 };
             return String::new();
         }
     };
+    let kind = match a.kind {
+        AccessKind::Read => Kind::R,
+        AccessKind::Write => Kind::W,
+        AccessKind::Execute => Kind::X,
+    };
+    let who = if a.cpl == 3 {
+        Who::User
+    } else {
+        Who::Supervisor
+    };
+    let expect = Expect::new(w, 0, va, kind, who);
+    let before = w.sink.0.len();
+    let got = access_once(w, op, va, a, shortcuts, ctx, regs);
+    let reported = w.sink.0[before..]
+        .iter()
+        .any(|e| matches!(e, MmuEvent::StaleUse(_)));
+    if let Err(e) = expect.check(va, &got, reported) {
+        return format!("{WRONG} {op:?}: {e}");
+    }
+    format!("{got:?}")
+}
+
+/// The access itself: through the memo shortcuts first when `shortcuts`.
+fn access_once(
+    w: &mut World,
+    op: Op,
+    va: u64,
+    a: Access,
+    shortcuts: bool,
+    ctx: AccessCtx,
+    regs: PagingRegs,
+) -> Result<PhysAddr, TranslateError> {
     if shortcuts && !matches!(op, Op::Generic(_)) {
         let gen = w.tracker.generation();
         let core = &mut w.cores[0];
@@ -104,10 +169,10 @@ fn apply(w: &mut World, op: Op, cpl: &mut u8, shortcuts: bool) -> String {
             core.translate_data_fast(gen, &regs, VirtAddr(va), a)
         };
         if let Some(pa) = hit {
-            return format!("{:?}", Ok::<PhysAddr, TranslateError>(pa));
+            return Ok(pa);
         }
     }
-    let r = w.cores[0].translate(
+    w.cores[0].translate(
         &mut w.mem,
         &mut w.tracker,
         &regs,
@@ -115,8 +180,7 @@ fn apply(w: &mut World, op: Op, cpl: &mut u8, shortcuts: bool) -> String {
         a,
         ctx,
         &mut w.sink,
-    );
-    format!("{r:?}")
+    )
 }
 
 fn same_everywhere(split: bool, ops: &[Op]) -> Result<(), TestCaseError> {
@@ -126,6 +190,9 @@ fn same_everywhere(split: bool, ops: &[Op]) -> Result<(), TestCaseError> {
     for (n, op) in ops.iter().enumerate() {
         let rf = apply(&mut fast, *op, &mut cpl_f, true);
         let rm = apply(&mut model, *op, &mut cpl_m, false);
+        for r in [&rf, &rm] {
+            prop_assert!(!r.starts_with(WRONG), "op {}: {}", n, r);
+        }
         prop_assert_eq!(&rf, &rm, "outcome of op {} {:?}", n, op);
         prop_assert_eq!(
             &fast.sink.0,
@@ -178,10 +245,9 @@ fn repeated_hits_on_the_most_recent_slot_keep_eviction_order() {
         ops.push(Op::Read(7));
         let (mut a, mut b) = (0, 0);
         for op in &ops {
-            assert_eq!(
-                apply(&mut fast, *op, &mut a, true),
-                apply(&mut model, *op, &mut b, false)
-            );
+            let r = apply(&mut fast, *op, &mut a, true);
+            assert!(!r.starts_with(WRONG), "{r}");
+            assert_eq!(r, apply(&mut model, *op, &mut b, false));
         }
         assert_eq!(fast.sink.0, model.sink.0);
         assert!(fast.has_tlb(0, kept), "split={split}: {kept:#x} kept");
@@ -189,5 +255,47 @@ fn repeated_hits_on_the_most_recent_slot_keep_eviction_order() {
             !fast.has_tlb(0, evicted),
             "split={split}: {evicted:#x} evicted"
         );
+    }
+}
+
+/// Written out: a page used through the memo shortcuts, its PTE rewritten (to
+/// another frame, read-only, execute-disabled). Without an INVLPG the next access
+/// may still use the old translation, but then exactly as the model does, stale
+/// use reported; after INVLPG it must see the new PTE, not the shortcut's old
+/// translation.
+#[test]
+fn a_pte_write_and_its_invlpg_reach_the_shortcuts() {
+    let moved = format!("{:?}", Ok::<PhysAddr, TranslateError>(PhysAddr(frame(3))));
+    for split in [true, false] {
+        for (access, i, choice) in [
+            (Op::Read as fn(usize) -> Op, 0, 1),
+            (Op::Write, 1, 2),
+            (Op::Fetch, 2, 4),
+        ] {
+            for invlpg in [true, false] {
+                let mut fast = world(split, true);
+                let mut model = world(split, false);
+                let mut ops = vec![access(i), access(i), Op::SetPte(i, choice)];
+                if invlpg {
+                    ops.push(Op::Invlpg(i));
+                }
+                ops.push(access(i));
+                let (mut a, mut b) = (0, 0);
+                let mut last = String::new();
+                for op in ops {
+                    last = apply(&mut fast, op, &mut a, true);
+                    assert!(!last.starts_with(WRONG), "split={split}: {last}");
+                    assert_eq!(last, apply(&mut model, op, &mut b, false), "{op:?}");
+                    assert_eq!(fast.sink.0, model.sink.0, "events after {op:?}");
+                }
+                if !invlpg {
+                    assert!(!fast.stale_uses().is_empty(), "split={split}: stale use");
+                } else if choice == 1 {
+                    assert_eq!(last, moved, "split={split}: read after the move");
+                } else {
+                    assert!(last.contains("PageFault"), "split={split}: {last}");
+                }
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! A small multi-core world for the integration tests.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use mmu::pagetable::Builder;
 use mmu::*;
 
