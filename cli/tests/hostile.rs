@@ -443,3 +443,45 @@ fn class6_locations_in_traces_replays_boms_and_outputs() {
     }
     snap("hostile-6-locations", all);
 }
+
+// ---- class 8: instructions of kernel entry, exit and flush paths ------------
+
+/// Each instruction the issue found `Unsupported`, run by `exec` at CPL 0 on the
+/// default CPU (SMAP, SYSCALL enabled): the final state shows what it did (AC
+/// set and cleared, TSC_AUX in RCX/RAX, RSP moved by 2 for a 16-bit flags
+/// image, IRETQ to a same-level frame), and SYSCALL with EFER.SCE clear raises
+/// #UD (SDM Vol. 2B, SYSCALL). No case may stop as unsupported.
+#[test]
+fn class8_kernel_path_instructions_run_under_exec() {
+    let d = scratch("insns");
+    let cases: [(&str, &str, &[&str]); 10] = [
+        ("stac", "0f01cbf4", &[]),
+        ("stac-clac", "0f01cb0f01caf4", &[]),
+        ("wbinvd", "0f09f4", &[]),
+        ("clflush", "48c7c0000010000fae38f4", &[]),
+        ("clflushopt", "48c7c000001000660fae38f4", &[]),
+        ("rdtscp", "0f01f9f4", &[]),
+        ("rdpid", "f30fc7f8f4", &[]),
+        (
+            "pushf16-popf16",
+            "669c4889e3669df4",
+            &["--set", "rsp=0x108000", "--set", "rflags=0x40046"],
+        ),
+        ("syscall-without-sce", "0f05f4", &["--set", "efer=0xd00"]),
+        (
+            "iretq-same-level",
+            "4889e06a10509c6a08488d0d030000005148cff4",
+            &["--set", "rsp=0x108000"],
+        ),
+    ];
+    let mut all = String::new();
+    for (name, hex, extra) in cases {
+        let mut args = vec!["exec", "--code-hex", hex];
+        args.extend(extra);
+        let t = run(&d, &args, name);
+        assert!(t.starts_with("exit: 0\n"), "{name}: {t}");
+        assert!(!t.contains("nsupported"), "{name}: {t}");
+        all += &format!("== {name}\n{t}");
+    }
+    snap("hostile-8-kernel-path-instructions", all);
+}
