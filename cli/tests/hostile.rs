@@ -336,6 +336,74 @@ fn class4_sigint_and_sigterm_print_the_partial_report() {
     snap("hostile-4-signals", all);
 }
 
+/// About six million steps that end on their own: past the point where a run
+/// on a terminal starts showing progress.
+const LONG: &str = r#"Scenario(
+    name: "long",
+    machine: (cores: 1),
+    address_spaces: { "k": (mappings: [ (va: 0xffffffff80000000, pa: 0x100000, len: 0x10000, flags: [P, RW]) ]) },
+    code: [ (at: 0xffffffff80000000, asm: "start: movq $3000000, %rcx\nagain: decq %rcx\njnz again\nhlt") ],
+    cores: [ (rip: "start", rsp: 0xffffffff80008000, cr3: "k") ],
+    schedule: [ Run(core: 0, until: Halt) ],
+    max_steps: 100000000,
+)
+"#;
+
+/// Runs the long scenario with stderr on the slave side of a fresh pseudo
+/// terminal and returns what the master side read.
+fn stderr_on_a_terminal(dir: &Path) -> String {
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors into the locals; the name,
+    // termios and window-size pointers may be null.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty");
+    use std::os::fd::FromRawFd;
+    // SAFETY: both descriptors were just opened by openpty and are owned here.
+    let (master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    };
+    let reader = std::thread::spawn(move || {
+        let mut master = master;
+        let mut got = Vec::new();
+        // Ends with EIO once the child, the last holder of the slave, exits.
+        let _ = master.read_to_end(&mut got);
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    let child = tlbemu(dir, &["run", "long.ron"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start tlbemu: {e}"));
+    let t = finish(child, 120, "long run on a terminal");
+    assert!(t.starts_with("exit: 0\n"), "{t}");
+    reader.join().unwrap_or_default()
+}
+
+#[test]
+fn class4_progress_is_shown_on_a_terminal_only() {
+    let d = scratch("progress");
+    write(&d, "long.ron", LONG);
+    let t = run(&d, &["run", "long.ron"], "long run");
+    assert!(t.starts_with("exit: 0\n"), "{t}");
+    assert!(t.ends_with("--- stderr\n"), "stderr is not a terminal: {t}");
+    let tty = stderr_on_a_terminal(&d);
+    assert!(
+        tty.contains(" steps, "),
+        "no progress on a terminal: {tty:?}"
+    );
+}
+
 // ---- class 5 and 6: nonsense accepted, wrong locations --------------------
 
 #[test]
