@@ -336,6 +336,74 @@ fn class4_sigint_and_sigterm_print_the_partial_report() {
     snap("hostile-4-signals", all);
 }
 
+/// About six million steps that end on their own: past the point where a run
+/// on a terminal starts showing progress.
+const LONG: &str = r#"Scenario(
+    name: "long",
+    machine: (cores: 1),
+    address_spaces: { "k": (mappings: [ (va: 0xffffffff80000000, pa: 0x100000, len: 0x10000, flags: [P, RW]) ]) },
+    code: [ (at: 0xffffffff80000000, asm: "start: movq $3000000, %rcx\nagain: decq %rcx\njnz again\nhlt") ],
+    cores: [ (rip: "start", rsp: 0xffffffff80008000, cr3: "k") ],
+    schedule: [ Run(core: 0, until: Halt) ],
+    max_steps: 100000000,
+)
+"#;
+
+/// Runs the long scenario with stderr on the slave side of a fresh pseudo
+/// terminal and returns what the master side read.
+fn stderr_on_a_terminal(dir: &Path) -> String {
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty writes two descriptors into the locals; the name,
+    // termios and window-size pointers may be null.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty");
+    use std::os::fd::FromRawFd;
+    // SAFETY: both descriptors were just opened by openpty and are owned here.
+    let (master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(slave),
+        )
+    };
+    let reader = std::thread::spawn(move || {
+        let mut master = master;
+        let mut got = Vec::new();
+        // Ends with EIO once the child, the last holder of the slave, exits.
+        let _ = master.read_to_end(&mut got);
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    let child = tlbemu(dir, &["run", "long.ron"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(slave))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start tlbemu: {e}"));
+    let t = finish(child, 120, "long run on a terminal");
+    assert!(t.starts_with("exit: 0\n"), "{t}");
+    reader.join().unwrap_or_default()
+}
+
+#[test]
+fn class4_progress_is_shown_on_a_terminal_only() {
+    let d = scratch("progress");
+    write(&d, "long.ron", LONG);
+    let t = run(&d, &["run", "long.ron"], "long run");
+    assert!(t.starts_with("exit: 0\n"), "{t}");
+    assert!(t.ends_with("--- stderr\n"), "stderr is not a terminal: {t}");
+    let tty = stderr_on_a_terminal(&d);
+    assert!(
+        tty.contains(" steps, "),
+        "no progress on a terminal: {tty:?}"
+    );
+}
+
 // ---- class 5 and 6: nonsense accepted, wrong locations --------------------
 
 #[test]
@@ -442,4 +510,46 @@ fn class6_locations_in_traces_replays_boms_and_outputs() {
         all += &format!("== {name}\n{t}");
     }
     snap("hostile-6-locations", all);
+}
+
+// ---- class 8: instructions of kernel entry, exit and flush paths ------------
+
+/// Each instruction the issue found `Unsupported`, run by `exec` at CPL 0 on the
+/// default CPU (SMAP, SYSCALL enabled): the final state shows what it did (AC
+/// set and cleared, TSC_AUX in RCX/RAX, RSP moved by 2 for a 16-bit flags
+/// image, IRETQ to a same-level frame), and SYSCALL with EFER.SCE clear raises
+/// #UD (SDM Vol. 2B, SYSCALL). No case may stop as unsupported.
+#[test]
+fn class8_kernel_path_instructions_run_under_exec() {
+    let d = scratch("insns");
+    let cases: [(&str, &str, &[&str]); 10] = [
+        ("stac", "0f01cbf4", &[]),
+        ("stac-clac", "0f01cb0f01caf4", &[]),
+        ("wbinvd", "0f09f4", &[]),
+        ("clflush", "48c7c0000010000fae38f4", &[]),
+        ("clflushopt", "48c7c000001000660fae38f4", &[]),
+        ("rdtscp", "0f01f9f4", &[]),
+        ("rdpid", "f30fc7f8f4", &[]),
+        (
+            "pushf16-popf16",
+            "669c4889e3669df4",
+            &["--set", "rsp=0x108000", "--set", "rflags=0x40046"],
+        ),
+        ("syscall-without-sce", "0f05f4", &["--set", "efer=0xd00"]),
+        (
+            "iretq-same-level",
+            "4889e06a10509c6a08488d0d030000005148cff4",
+            &["--set", "rsp=0x108000"],
+        ),
+    ];
+    let mut all = String::new();
+    for (name, hex, extra) in cases {
+        let mut args = vec!["exec", "--code-hex", hex];
+        args.extend(extra);
+        let t = run(&d, &args, name);
+        assert!(t.starts_with("exit: 0\n"), "{name}: {t}");
+        assert!(!t.contains("nsupported"), "{name}: {t}");
+        all += &format!("== {name}\n{t}");
+    }
+    snap("hostile-8-kernel-path-instructions", all);
 }

@@ -268,13 +268,15 @@ fn va_to_pa(
     Ok(found.map(|(pa, left, _)| (pa, left)))
 }
 
-/// Writes `bytes` at linear address `va` through the scenario's mappings.
+/// Writes `bytes` at linear address `va` through the scenario's mappings, and
+/// records the physical pieces written as `what` in `used`.
 fn place(
     m: &mut Machine,
     s: &Scenario,
     symbols: &BTreeMap<String, u64>,
     va: u64,
     bytes: &[u8],
+    (used, what): (&mut Vec<Region>, &str),
 ) -> Result<(), String> {
     let mut off = 0usize;
     while off < bytes.len() {
@@ -290,6 +292,7 @@ fn place(
         m.mem
             .write(PhysAddr(pa), &bytes[off..off + n])
             .map_err(|e| e.to_string())?;
+        used.push(Region::new(what, pa, n as u64));
         off += n;
     }
     Ok(())
@@ -383,9 +386,12 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
     let spaces = page_tables(s, &mut m, &mut symbols)?;
     entry_symbols(s, base_dir, &m, &spaces, &mut symbols)?;
     data_names(s, &mut symbols)?;
-    let (labels, source_maps) = code(s, base_dir, &mut m, &mut symbols)?;
-    data(s, &mut m, &symbols)?;
-    let idt_base = idt(s, &mut m, &mut symbols)?;
+    let pt = page_table_range(s);
+    let mut used = vec![Region::new("page_tables", pt.start, pt.end - pt.start)];
+    let (labels, source_maps) = code(s, base_dir, &mut m, &mut symbols, &mut used)?;
+    data(s, &mut m, &symbols, &mut used)?;
+    let idt_base = idt(s, &mut m, &mut symbols, &mut used)?;
+    check_overlaps(s, used)?;
     cores(s, &mut m, &symbols, &spaces, idt_base)?;
     let by_addr = labels.iter().map(|(k, v)| (*v, k.clone())).collect();
     Ok(Built {
@@ -411,10 +417,7 @@ fn page_tables(
     m: &mut Machine,
     symbols: &mut BTreeMap<String, u64>,
 ) -> Result<BTreeMap<String, SpaceInfo>, Problem> {
-    let pt = s.page_tables.unwrap_or(Range {
-        start: s.machine.memory - (4 << 20),
-        end: s.machine.memory,
-    });
+    let pt = page_table_range(s);
     if pt.start >= pt.end || pt.end > s.machine.memory || !pt.start.is_multiple_of(4096) {
         return Err(Problem::at(
             "page_tables",
@@ -622,6 +625,99 @@ fn page_tables(
     Ok(spaces)
 }
 
+/// Where page tables are allocated: `page_tables`, or the last 4 MiB of memory.
+fn page_table_range(s: &Scenario) -> Range {
+    s.page_tables.unwrap_or(Range {
+        start: s.machine.memory.saturating_sub(4 << 20),
+        end: s.machine.memory,
+    })
+}
+
+/// Physical bytes `[start, end)` that one part of the scenario (`what`, a path
+/// such as `code[1].at`) wrote or reserved while it was built.
+#[derive(Clone, Debug)]
+pub(crate) struct Region {
+    what: String,
+    start: u64,
+    end: u64,
+}
+
+impl Region {
+    fn new(what: &str, start: u64, len: u64) -> Self {
+        Region {
+            what: what.to_string(),
+            start,
+            end: start.saturating_add(len),
+        }
+    }
+
+    /// How a message names the region.
+    fn describe(&self, s: &Scenario) -> String {
+        let name = match self.what.as_str() {
+            "page_tables" if s.page_tables.is_none() => {
+                "the page-table range (by default the last 4 MiB of memory)".to_string()
+            }
+            "page_tables" => "the page-table range `page_tables`".to_string(),
+            w => w.trim_end_matches(".at").to_string(),
+        };
+        format!("{name} (physical {:#x}..={:#x})", self.start, self.end - 1)
+    }
+}
+
+/// Whether two regions may share bytes: the pieces of one region (a section
+/// placed through two mappings), and two data items, because data are written in
+/// order and a later item filling fields of an earlier reserved block (`zero:`,
+/// then `at: "tss+4"`) is how a scenario lays out a structure.
+fn may_share(a: &str, b: &str) -> bool {
+    a == b || (a.starts_with("data[") && b.starts_with("data["))
+}
+
+/// Refuses code, data, the IDT and the page-table range that share physical
+/// bytes: whichever is written later silently replaces the other's bytes (a data
+/// item over code, code over page tables), and the run then fails far from the
+/// cause, or passes for the wrong reason. Regions are compared physically, so two
+/// linear addresses that alias one frame are caught too. The error points at the
+/// region built later and names both.
+fn check_overlaps(s: &Scenario, mut used: Vec<Region>) -> Result<(), Problem> {
+    // Empty pieces occupy nothing.
+    used.retain(|r| r.end > r.start);
+    // Each region's build order (its first piece's index) breaks ties and picks
+    // the later one; a sweep in start order meets every overlap as the current
+    // region against the furthest-reaching one before it.
+    let order: BTreeMap<&str, usize> = used
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, r)| (r.what.as_str(), i))
+        .collect();
+    let mut sorted: Vec<(usize, &Region)> = used
+        .iter()
+        .map(|r| (order.get(r.what.as_str()).copied().unwrap_or(0), r))
+        .collect();
+    sorted.sort_by_key(|(o, r)| (r.start, *o));
+    let mut reach: Option<(usize, &Region)> = None;
+    for (o, r) in sorted {
+        if let Some((ro, prev)) = reach {
+            if r.start < prev.end && !may_share(&prev.what, &r.what) {
+                let (early, late) = if ro < o { (prev, r) } else { (r, prev) };
+                return Err(Problem::at(
+                    late.what.clone(),
+                    format!(
+                        "{} overlaps {}; expected code, data, the IDT and the page-table range in separate physical memory",
+                        late.describe(s),
+                        early.describe(s)
+                    ),
+                ));
+            }
+            if r.end <= prev.end {
+                continue;
+            }
+        }
+        reach = Some((o, r));
+    }
+    Ok(())
+}
+
 /// The paging-structure entry symbols (`space.pte.VA` and friends) named anywhere
 /// in the scenario or its assembly.
 fn entry_symbols(
@@ -678,6 +774,7 @@ fn code(
     base_dir: &Path,
     m: &mut Machine,
     symbols: &mut BTreeMap<String, u64>,
+    used: &mut Vec<Region>,
 ) -> Result<(BTreeMap<String, u64>, Vec<SourceMap>), Problem> {
     let mut sources: Vec<Option<(String, Syntax)>> = Vec::new();
     let mut raw: Vec<Option<Vec<u8>>> = Vec::new();
@@ -807,8 +904,8 @@ fn code(
     symbols.extend(labels.iter().map(|(k, v)| (k.clone(), *v)));
     let mut source_maps = Vec::new();
     for (i, (bytes, lines)) in outputs.iter().enumerate() {
-        place(m, s, symbols, bases[i], bytes)
-            .map_err(|e| Problem::at(format!("code[{i}].at"), e))?;
+        let what = format!("code[{i}].at");
+        place(m, s, symbols, bases[i], bytes, (used, &what)).map_err(|e| Problem::at(&what, e))?;
         source_maps.push(SourceMap {
             section: i,
             lines: lines.clone(),
@@ -818,7 +915,12 @@ fn code(
 }
 
 /// The data values, written through the address spaces or physically.
-fn data(s: &Scenario, m: &mut Machine, symbols: &BTreeMap<String, u64>) -> Result<(), Problem> {
+fn data(
+    s: &Scenario,
+    m: &mut Machine,
+    symbols: &BTreeMap<String, u64>,
+    used: &mut Vec<Region>,
+) -> Result<(), Problem> {
     for (i, d) in s.data.iter().enumerate() {
         let path = format!("data[{i}]");
         let at = resolve(&d.at, symbols).map_err(|e| Problem::at(format!("{path}.at"), e))?;
@@ -845,12 +947,14 @@ fn data(s: &Scenario, m: &mut Machine, symbols: &BTreeMap<String, u64>) -> Resul
             ));
         }
         bytes.resize(bytes.len() + d.zero as usize, 0);
+        let what = format!("{path}.at");
         if d.phys {
             m.mem
                 .write(PhysAddr(at), &bytes)
-                .map_err(|e| Problem::at(format!("{path}.at"), e.to_string()))?;
+                .map_err(|e| Problem::at(&what, e.to_string()))?;
+            used.push(Region::new(&what, at, bytes.len() as u64));
         } else {
-            place(m, s, symbols, at, &bytes).map_err(|e| Problem::at(format!("{path}.at"), e))?;
+            place(m, s, symbols, at, &bytes, (used, &what)).map_err(|e| Problem::at(&what, e))?;
         }
     }
     Ok(())
@@ -862,6 +966,7 @@ fn idt(
     s: &Scenario,
     m: &mut Machine,
     symbols: &mut BTreeMap<String, u64>,
+    used: &mut Vec<Region>,
 ) -> Result<Option<u64>, Problem> {
     let mut idt_base = None;
     if let Some(idt) = &s.idt {
@@ -899,7 +1004,7 @@ fn idt(
             table[o..o + 8].copy_from_slice(&lo.to_le_bytes());
             table[o + 8..o + 16].copy_from_slice(&hi.to_le_bytes());
         }
-        place(m, s, symbols, at, &table).map_err(|e| Problem::at("idt.at", e))?;
+        place(m, s, symbols, at, &table, (used, "idt.at")).map_err(|e| Problem::at("idt.at", e))?;
         idt_base = Some(at);
         symbols.insert("idt".into(), at);
     }
