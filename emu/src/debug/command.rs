@@ -18,8 +18,8 @@ pub enum BreakSpec {
     StaleUse,
     /// `fill VA`.
     TlbFill(String),
-    /// `ptwrite VA`.
-    PagingWrite(String),
+    /// `ptwrite VA [+ad]`: with `+ad`, the walker's A/D updates count too.
+    PagingWrite(String, bool),
     /// `ipi CORE`.
     Ipi(usize),
     /// `event KIND`.
@@ -46,12 +46,20 @@ pub enum Command {
     ReverseStep(u64),
     /// `rcontinue`: back to the previous breakpoint hit.
     ReverseContinue,
-    /// `goto N`: to position N.
-    Goto(usize),
+    /// `goto N`: to machine step N (the step numbers explanations and events
+    /// use).
+    Goto(u64),
     /// `focus C`.
     Focus(usize),
-    /// `break SPEC`.
-    Break(BreakSpec),
+    /// `break SPEC [core C] [if COND]`.
+    Break {
+        /// What it waits for.
+        spec: BreakSpec,
+        /// Only on this core.
+        core: Option<usize>,
+        /// Only when this holds (`REG OP VALUE`, as typed).
+        cond: Option<String>,
+    },
     /// `delete [ID]`.
     Delete(Option<usize>),
     /// `breaks`.
@@ -108,8 +116,11 @@ pub enum Command {
     },
     /// `help [COMMAND]`.
     Help(Option<String>),
-    /// `quit`.
-    Quit,
+    /// `quit`, `quit!` (`force`: leave even with an unsaved interleaving).
+    Quit {
+        /// Do not ask.
+        force: bool,
+    },
 }
 
 /// A line that is not a command, with what was expected.
@@ -138,7 +149,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("rcontinue", "go back to the previous breakpoint hit (rc)"),
     ("goto N", "go to step N (back by re-execution, forward along history/schedule)"),
     ("focus C", "focus core C"),
-    ("break SPEC", "break on: label NAME | addr EXPR | NAME-or-EXPR | stale | fill VA | ptwrite VA | ipi CORE | event KIND (b)"),
+    ("break SPEC [core C] [if COND]", "break on: label NAME | addr EXPR | NAME-or-EXPR | stale | fill VA | ptwrite VA [+ad] | ipi CORE | event KIND (b); COND is REG OP VALUE, OP one of == != < <= > >="),
     ("delete [ID]", "delete breakpoint ID, or all"),
     ("breaks", "list breakpoints"),
     ("x ADDR [LEN]", "memory at a linear address of the focused core (read-only walk)"),
@@ -156,7 +167,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("fill VA", "speculatively fill the focused core's TLB for VA"),
     ("save PATH [--force]", "save the steps taken as a scenario (save! PATH overwrites)"),
     ("help [CMD]", "this list (h, ?)"),
-    ("quit", "leave (q)"),
+    ("quit", "leave (q); asks first if the interleaving is not saved (quit! does not)"),
 ];
 
 fn err(message: String) -> ParseError {
@@ -220,7 +231,13 @@ fn break_spec(cmd: &str, args: &[&str]) -> Result<BreakSpec, ParseError> {
             BreakSpec::StaleUse
         }
         "fill" | "tlb-fill" => BreakSpec::TlbFill(need("a linear address")?),
-        "ptwrite" | "pte" | "paging-write" => BreakSpec::PagingWrite(need("a linear address")?),
+        "ptwrite" | "pte" | "paging-write" => match args {
+            [_, va, ad] if *ad == "+ad" => BreakSpec::PagingWrite(va.to_string(), true),
+            _ => BreakSpec::PagingWrite(
+                need("a linear address (then `+ad` for A/D updates too)")?,
+                false,
+            ),
+        },
         "ipi" => BreakSpec::Ipi(number(cmd, "a core number", &need("a core number")?)?),
         "event" => BreakSpec::Event(need("an event kind")?),
         other => {
@@ -228,6 +245,21 @@ fn break_spec(cmd: &str, args: &[&str]) -> Result<BreakSpec, ParseError> {
             BreakSpec::Location(other.to_string())
         }
     })
+}
+
+/// `break` arguments once `if COND` is taken out: SPEC, then maybe `core C`.
+fn break_with(args: Vec<&str>, cond: Option<String>) -> Result<Option<Command>, ParseError> {
+    let (spec_args, core) = match args.as_slice() {
+        [spec @ .., k, n] if *k == "core" && !spec.is_empty() => {
+            (spec.to_vec(), Some(number("break", "a core number", n)?))
+        }
+        _ => (args.clone(), None),
+    };
+    Ok(Some(Command::Break {
+        spec: break_spec("break", &spec_args)?,
+        core,
+        cond,
+    }))
 }
 
 /// Parses one line. Blank lines and `#` comments are `Ok(None)`.
@@ -238,12 +270,19 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
     }
     let toks: Vec<&str> = line.split_whitespace().collect();
     let (cmd, args) = (toks[0], &toks[1..]);
+    // A count of 0 would do nothing and still look like a command that ran.
     let opt_count = |cmd: &str, args: &[&str]| -> Result<u64, ParseError> {
         match args.first() {
             None => Ok(1),
             Some(t) => {
                 no_more(cmd, &args[1..])?;
-                number(cmd, "a count", t)
+                match number(cmd, "a count", t)? {
+                    0 => Err(err(format!(
+                        "`{cmd}`: a count of 0 does nothing (give 1 or more)\n{}",
+                        usage(cmd)
+                    ))),
+                    n => Ok(n),
+                }
             }
         }
     };
@@ -302,7 +341,26 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
                 )))
             }
         },
-        "break" | "b" => Command::Break(break_spec("break", args)?),
+        "break" | "b" => {
+            // `if COND` runs to the end of the line, or up to a final `core C`.
+            let Some(i) = args.iter().position(|a| *a == "if") else {
+                return break_with(args.to_vec(), None);
+            };
+            let (head, tail) = args.split_at(i);
+            let (cond, core) = match &tail[1..] {
+                [c @ .., k, n] if *k == "core" && !c.is_empty() => (c.join(" "), vec![*k, *n]),
+                c => (c.join(" "), Vec::new()),
+            };
+            if cond.is_empty() {
+                return Err(err(format!(
+                    "`break ... if`: expected a condition such as `rax == 1`\n{}",
+                    usage("break")
+                )));
+            }
+            let mut v = head.to_vec();
+            v.extend(core);
+            return break_with(v, Some(cond));
+        }
         "delete" | "d" => match args.first() {
             None => Command::Delete(None),
             Some(t) => {
@@ -471,9 +529,11 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             Command::Save { path, force }
         }
         "help" | "h" | "?" => Command::Help(args.first().map(|s| s.to_string())),
-        "quit" | "q" | "exit" => {
+        "quit" | "q" | "exit" | "quit!" | "q!" => {
             no_more("quit", args)?;
-            Command::Quit
+            Command::Quit {
+                force: cmd.ends_with('!'),
+            }
         }
         other => {
             let known: Vec<&str> = HELP
@@ -489,4 +549,70 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         }
     };
     Ok(Some(c))
+}
+
+impl Command {
+    /// Whether an empty line repeats this command (the stepping commands, as
+    /// in gdb: pressing Enter after `step` steps again).
+    pub fn repeats(&self) -> bool {
+        matches!(
+            self,
+            Command::Step { .. }
+                | Command::Next(_)
+                | Command::Continue
+                | Command::ReverseStep(_)
+                | Command::ReverseContinue
+        )
+    }
+}
+
+/// Words that follow a command: break/until kinds, filters and modifiers.
+const ARG_WORDS: &[&str] = &[
+    "label", "addr", "stale", "fill", "ptwrite", "ipi", "event", "core", "kind", "if", "+ad",
+    "att", "intel", "--force",
+];
+
+/// Tab completion for both front ends: command names for the first word,
+/// then argument keywords, event kinds, labels and symbols. Built once per
+/// session (the names do not change while it runs).
+#[derive(Clone, Debug, Default)]
+pub struct Completions {
+    commands: Vec<String>,
+    words: Vec<String>,
+}
+
+impl Completions {
+    /// The names a scenario offers: its symbols (labels included).
+    pub fn new<'a>(symbols: impl Iterator<Item = &'a String>) -> Self {
+        let mut commands: Vec<String> = HELP
+            .iter()
+            .filter_map(|(u, _)| u.split_whitespace().next())
+            .map(str::to_string)
+            .collect();
+        commands.sort();
+        commands.dedup();
+        let mut words: Vec<String> = ARG_WORDS.iter().map(|w| w.to_string()).collect();
+        words.extend(crate::scenario::EVENT_KINDS.iter().map(|k| k.to_string()));
+        words.extend(symbols.cloned());
+        words.sort();
+        words.dedup();
+        Completions { commands, words }
+    }
+
+    /// For the text before the cursor: where the word being completed starts,
+    /// and the candidates (sorted) that begin with it.
+    pub fn complete(&self, before_cursor: &str) -> (usize, Vec<String>) {
+        let start = before_cursor
+            .rfind(char::is_whitespace)
+            .map_or(0, |i| i + 1);
+        let word = &before_cursor[start..];
+        let first = before_cursor[..start].trim().is_empty();
+        let pool = if first { &self.commands } else { &self.words };
+        let found = pool
+            .iter()
+            .filter(|w| w.starts_with(word))
+            .cloned()
+            .collect();
+        (start, found)
+    }
 }

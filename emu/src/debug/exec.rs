@@ -3,7 +3,7 @@
 
 use super::command::{BreakSpec, Command, HELP};
 use super::save::{saved_scenario, to_ron, write_new, SaveError};
-use super::session::{core_status, BreakKind, Session, Stop, Syntax, Unit};
+use super::session::{core_status, BreakKind, Cond, Operand, Session, Stop, Syntax, Unit};
 use super::view;
 use crate::scenario::schema::Value;
 use crate::scenario::{resolve, EVENT_KINDS};
@@ -21,6 +21,8 @@ pub struct Reply {
     pub quit: bool,
     /// `save` found an existing file: ask, then run `save! PATH`.
     pub confirm_overwrite: Option<String>,
+    /// `quit` found an unsaved interleaving: ask, then run `quit!`.
+    pub confirm_quit: bool,
 }
 
 impl Reply {
@@ -80,9 +82,10 @@ fn break_kind(s: &Session, b: &BreakSpec) -> Result<BreakKind, String> {
         BreakSpec::Addr(x) => BreakKind::Addr(expr(s, x)?),
         BreakSpec::StaleUse => BreakKind::StaleUse,
         BreakSpec::TlbFill(x) => BreakKind::TlbFill(expr(s, x)?),
-        BreakSpec::PagingWrite(x) => BreakKind::PagingWrite {
+        BreakSpec::PagingWrite(x, ad) => BreakKind::PagingWrite {
             va: expr(s, x)?,
             core: s.focus(),
+            ad: *ad,
         },
         BreakSpec::Ipi(c) => {
             check_core(s, *c)?;
@@ -112,42 +115,86 @@ fn stop_text(s: &Session, done: u64, stop: &Stop) -> String {
     t
 }
 
-/// "step N, core C at RIP <label>".
+/// "step N, core C rip RIP <label>".
 fn here(s: &Session) -> String {
     let f = s.focus();
-    let m = s.runner().machine();
-    let rip = m.cores[f].cpu.state.rip;
-    let label = s
-        .runner()
-        .labels()
-        .get(&rip)
-        .map(|l| format!(" <{l}>"))
-        .unwrap_or_default();
-    format!(
-        "step {} (machine step {}), core {f} rip {rip:#x}{label}",
-        s.pos(),
-        m.steps
-    )
+    let rip = s.runner().machine().cores[f].cpu.state.rip;
+    let label = core_label(s.runner(), f);
+    let label = if label.is_empty() {
+        label
+    } else {
+        format!(" <{label}>")
+    };
+    format!("step {}, core {f} rip {rip:#x}{label}", s.step())
 }
 
-/// The status line: position, schedule position, violations.
+/// Where core `c` is, by label: the label at its RIP, or for a core halted by
+/// HLT, `hlt@` and the HLT's own label (its RIP already points past it, SDM
+/// Vol. 2A HLT); else `label+off` as `run` prints it; empty when no label is
+/// near.
+pub fn core_label(r: &crate::scenario::Runner, c: usize) -> String {
+    let core = &r.machine().cores[c];
+    let st = &core.cpu.state;
+    let by_hlt = st.halted && core.stopped.is_none() && core.retired > 0;
+    match crate::scenario::core_site(r.labels(), st.rip, by_hlt, core.retired) {
+        Some(l) if by_hlt => format!("hlt@{l}"),
+        Some(l) => l,
+        None => crate::scenario::name_in(r.labels(), st.rip).unwrap_or_default(),
+    }
+}
+
+/// The status line: the counters first (so a narrow terminal cuts only the
+/// schedule text), then where the schedule is.
 pub fn status_line(s: &Session) -> String {
     let r = s.runner();
     let c = r.cursor();
     let sched = match r.scenario().schedule.get(c.index) {
-        Some(st) => format!("schedule[{}] {:?} ({} taken)", c.index, st, c.taken),
+        Some(_) => format!("schedule step {} ({} taken)", c.index, c.taken),
         None => s.ending_text(),
     };
     format!(
-        "step {}/{} | machine step {} | {} | stale uses {} | violations {} | focus core {}",
-        s.pos(),
-        s.history().len(),
-        r.machine().steps,
-        sched,
+        "step {}/{} | stale {} | violations {} | core {} | {}",
+        s.step(),
+        s.last_step(),
         r.stale_uses().len(),
         r.violations(),
-        s.focus()
+        s.focus(),
+        sched,
     )
+}
+
+/// A condition `REG OP VALUE` (either side a register or a number/symbol).
+fn cond(s: &Session, text: &str) -> Result<Cond, String> {
+    const OPS: [&str; 6] = ["==", "!=", "<=", ">=", "<", ">"];
+    let Some((i, op)) = OPS
+        .iter()
+        .filter_map(|op| text.find(op).map(|i| (i, *op)))
+        .min_by_key(|(i, _)| *i)
+    else {
+        return Err(format!(
+            "`if {text}`: expected a comparison such as `rax == 1` (one of {})",
+            OPS.join(" ")
+        ));
+    };
+    let side = |t: &str| -> Result<Operand, String> {
+        let t = t.trim();
+        let name = t.trim_start_matches('%').to_ascii_lowercase();
+        if let Some(k) = view::REG_NAMES.iter().position(|r| *r == name) {
+            return Ok(Operand::Gpr(k));
+        }
+        Ok(match name.as_str() {
+            "rip" => Operand::Rip,
+            "rflags" | "eflags" => Operand::Rflags,
+            "cr3" => Operand::Cr3,
+            _ if t.is_empty() => return Err(format!("`if {text}`: a side of `{op}` is missing")),
+            _ => Operand::Num(expr(s, t)?),
+        })
+    };
+    Ok(Cond {
+        lhs: side(&text[..i])?,
+        op,
+        rhs: side(&text[i + op.len()..])?,
+    })
 }
 
 /// Runs one command. A Ctrl-C that came while no command ran is forgotten
@@ -213,7 +260,7 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             Reply::ok(stop_text(s, 0, &stop).replacen("0 step(s); now", "now", 1))
         }
         Command::Goto(n) => {
-            let stop = s.goto(*n);
+            let stop = s.goto_step(*n);
             let mut t = String::new();
             if let Stop::ScheduleOver(w) | Stop::Break(w) | Stop::Interrupted(w) = &stop {
                 t = format!("{w}\n");
@@ -226,10 +273,23 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             s.mark_before();
             Reply::ok(format!("focused core {n}; {}", here(s)))
         }
-        Command::Break(b) => {
-            let k = break_kind(s, b)?;
-            let text = k.to_string();
-            let id = s.add_breakpoint(k);
+        Command::Break {
+            spec,
+            core,
+            cond: c,
+        } => {
+            let k = break_kind(s, spec)?;
+            if let Some(n) = core {
+                check_core(s, *n)?;
+            }
+            let c = c.as_deref().map(|t| cond(s, t)).transpose()?;
+            let id = s.add_breakpoint_if(k, *core, c);
+            let text = s
+                .breakpoints()
+                .iter()
+                .find(|b| b.id == id)
+                .map(|b| b.to_string())
+                .unwrap_or_default();
             Reply::ok(format!("breakpoint {id}: {text}"))
         }
         Command::Delete(id) => {
@@ -246,7 +306,7 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
                 Reply::ok(
                     s.breakpoints()
                         .iter()
-                        .map(|b| format!("{:>3}  {}", b.id, b.kind))
+                        .map(|b| format!("{:>3}  {b}", b.id))
                         .collect::<Vec<_>>()
                         .join("\n"),
                 )
@@ -286,6 +346,14 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
         }
         Command::Walk(x) => {
             let va = expr(s, x)?;
+            // A non-canonical address faults (#GP) before any walk (SDM Vol. 3A
+            // 4.5 and 3.3.7.1): bits 63:47 must all equal bit 47.
+            if !mmu::VirtAddr(va).is_canonical() {
+                return Err(format!(
+                    "{va:#x} is not canonical (bits 63:47 must all equal bit 47): an access \
+                     to it raises #GP before any page walk; nothing to walk"
+                ));
+            }
             s.walk_va = Some(va);
             let m = s.runner().machine();
             let f = s.focus();
@@ -347,12 +415,21 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             } else {
                 let mut t = String::new();
                 for (i, r) in st.iter().enumerate() {
+                    let labels = s.runner().labels();
+                    let detail: String = r
+                        .detail
+                        .to_string()
+                        .lines()
+                        .map(|l| {
+                            crate::scenario::symbolize(l, &|a| crate::scenario::name_in(labels, a))
+                                + "\n"
+                        })
+                        .collect();
                     let _ = write!(
                         t,
-                        "#{} ({}) {}",
+                        "#{} ({}) {detail}",
                         i + 1,
                         if r.violation { "violation" } else { "allowed" },
-                        r.detail
                     );
                 }
                 // Uses of stale software-TLB entries (soft_tlbs), numbered apart.
@@ -377,11 +454,35 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
                     Syntax::Intel => Syntax::Att,
                 },
             };
-            Reply::ok(format!("syntax {:?}", s.syntax).to_lowercase())
+            Reply::ok(
+                match s.syntax {
+                    Syntax::Att => "syntax att",
+                    Syntax::Intel => "syntax intel",
+                }
+                .into(),
+            )
         }
         Command::Evict(x) | Command::Fill(x) => {
             let va = expr(s, x)?;
             let core = s.focus();
+            if matches!(c, Command::Fill(_)) {
+                // Filling what is already cached would take a step that changes
+                // nothing.
+                let m = s.runner().machine();
+                let regs = m.paging_regs(core);
+                let w = m.cores[core]
+                    .mmu
+                    .walk_view(&m.mem, &m.tracker, &regs, mmu::VirtAddr(va));
+                if let Some(e) = w.tlb.first() {
+                    return Ok(Reply::ok(format!(
+                        "va {va:#x} is already in core {core}'s {} (pcid {:#x}, filled at step {}); \
+                         nothing filled, no step taken",
+                        view::cache_name(e.cache),
+                        e.pcid,
+                        e.filled_step
+                    )));
+                }
+            }
             let u = if matches!(c, Command::Evict(_)) {
                 Unit::Evict { core, va }
             } else {
@@ -389,30 +490,57 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             };
             let hits = s.take(u).unwrap_or_default();
             let mut t = format!(
-                "{} va {va:#x} on core {core}; now at step {}",
+                "{} va {va:#x} on core {core}; now at {}",
                 if matches!(u, Unit::Evict { .. }) {
                     "evicted"
                 } else {
                     "filled"
                 },
-                s.pos()
+                here(s)
             );
             for h in hits {
                 t = format!("{h}\n{t}");
             }
             Reply::ok(t)
         }
-        Command::Save { path, force } => save(s, path, *force)?,
+        Command::Save { path, force } => {
+            let r = save(s, path, *force)?;
+            if !r.error {
+                s.mark_saved();
+            }
+            r
+        }
         Command::Help(topic) => Reply::ok(help_text(topic.as_deref())),
-        Command::Quit => Reply {
-            quit: true,
-            ..Reply::default()
-        },
+        Command::Quit { force } => {
+            if !force && s.unsaved() {
+                return Ok(Reply {
+                    text: format!(
+                        "the interleaving taken ({} step(s) off the schedule) is not saved; \
+                         `save PATH` keeps it, `quit!` leaves without saving",
+                        s.off_schedule_units()
+                    ),
+                    error: true,
+                    confirm_quit: true,
+                    ..Reply::default()
+                });
+            }
+            Reply {
+                quit: true,
+                ..Reply::default()
+            }
+        }
     })
 }
 
 fn save(s: &Session, path: &str, force: bool) -> Result<Reply, String> {
     let p = Path::new(path);
+    // A directory is never a file to overwrite: say so instead of asking.
+    if p.is_dir() {
+        return Err(format!(
+            "{path} is a directory; give a file path inside it, such as {}",
+            p.join("saved.ron").display()
+        ));
+    }
     let dir_of = |p: &Path| -> std::path::PathBuf {
         let d = p
             .parent()
@@ -458,7 +586,7 @@ pub fn filtered_events(
         .iter()
         .rev()
         .filter(|e| kind.is_none_or(|k| e.kind.name() == k))
-        .filter(|e| core.is_none_or(|c| e.core as usize == c))
+        .filter(|e| core.is_none_or(|c| view::event_core(e) == c))
         .take(count)
         .collect();
     v.reverse();
@@ -534,14 +662,16 @@ pub fn cores_text(s: &Session) -> String {
     (0..m.num_cores())
         .map(|c| {
             let st = &m.cores[c].cpu.state;
+            let label = core_label(r, c);
             format!(
                 "{} core {c}: rip {:#x}{} {} retired {}",
                 if c == s.focus() { '*' } else { ' ' },
                 st.rip,
-                r.labels()
-                    .get(&st.rip)
-                    .map(|l| format!(" <{l}>"))
-                    .unwrap_or_default(),
+                if label.is_empty() {
+                    label
+                } else {
+                    format!(" <{label}>")
+                },
                 core_status(r, c),
                 m.cores[c].retired
             )
