@@ -133,16 +133,16 @@ fn tui_steps_to_the_stale_use_steps_back_and_saves_a_replayable_schedule() {
     t.keys(&["Enter"]);
     t.wait_for("breakpoint 1: stale use");
     t.keys(&["c"]);
-    let at_stale = t.wait_for("stale uses 1 | violations 1");
+    let at_stale = t.wait_for("stale 1 | violations 1");
     assert!(at_stale.contains("STALE"), "{at_stale}");
 
     // One step back: the stale use has not happened there.
     t.keys(&["b"]);
     let back = t.wait_for("back 1 step(s)");
-    assert!(back.contains("stale uses 0 | violations 0"), "{back}");
+    assert!(back.contains("stale 0 | violations 0"), "{back}");
     // Forward again by stepping the focused core (core 0 is the reader).
     t.keys(&["s"]);
-    t.wait_for("stale uses 1 | violations 1");
+    t.wait_for("stale 1 | violations 1");
 
     // Save the schedule; saving again asks before overwriting.
     t.keys(&[":"]);

@@ -63,7 +63,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     } else {
         draw_registers_narrow(f, app, regs);
     }
-    draw_cores(f, app, cores);
+    draw_cores(f, app, cores, wide);
     draw_tlb(f, app, tlb);
     draw_walk(f, app, walk);
     draw_events(f, app, events);
@@ -92,7 +92,11 @@ fn draw_disassembly(f: &mut Frame, app: &App, area: Rect, wide: bool) {
     let rows = area.height.saturating_sub(2) as usize;
     let lines = disassemble_around(m, core, s.runner().labels(), rip, rows / 3, rows, s.syntax);
     let mut out: Vec<Line> = Vec::new();
+    let mut base: Option<u64> = None;
     for l in lines {
+        if l.label.is_some() {
+            base = Some(l.addr);
+        }
         if let Some(lb) = &l.label {
             out.push(Line::styled(
                 format!("{lb}:"),
@@ -100,16 +104,12 @@ fn draw_disassembly(f: &mut Frame, app: &App, area: Rect, wide: bool) {
             ));
         }
         let here = l.addr == rip;
-        // Narrow: the address without leading zeros, to leave room for the text.
-        let text = if wide {
-            format!(
-                "{} {:016x}  {}",
-                if here { "=>" } else { "  " },
-                l.addr,
-                l.text
-            )
-        } else {
-            format!("{}{:x} {}", if here { "=>" } else { "  " }, l.addr, l.text)
+        // Narrow: the offset from the label line above, to leave room for the
+        // instruction.
+        let mark = if here { "=>" } else { "  " };
+        let text = match base {
+            Some(b) if !wide => format!("{mark}+{:<4x}{}", l.addr - b, l.text),
+            _ => format!("{mark} {:016x}  {}", l.addr, l.text),
         };
         out.push(if here {
             Line::styled(
@@ -220,7 +220,7 @@ fn draw_registers_narrow(f: &mut Frame, app: &App, area: Rect) {
     );
 }
 
-fn draw_cores(f: &mut Frame, app: &App, area: Rect) {
+fn draw_cores(f: &mut Frame, app: &App, area: Rect, wide: bool) {
     let s = &app.session;
     let r = s.runner();
     let m = r.machine();
@@ -234,12 +234,18 @@ fn draw_cores(f: &mut Frame, app: &App, area: Rect) {
         };
         // A halted core is named by its HLT, not by the code after it.
         let label = core_label(r, c);
-        let line = format!(
-            "{}{c} {:#x} {label} {status} ({})",
-            if c == s.focus() { '*' } else { ' ' },
-            st.rip,
-            m.cores[c].retired
-        );
+        let mark = if c == s.focus() { '*' } else { ' ' };
+        // Narrow: the label (or RIP) and the status only.
+        let line = if wide {
+            format!(
+                "{mark}{c} {:#x} {label} {status} ({})",
+                st.rip, m.cores[c].retired
+            )
+        } else if label.is_empty() {
+            format!("{mark}{c} {:x} {status}", st.rip)
+        } else {
+            format!("{mark}{c} {label} {status}")
+        };
         lines.push(if c == s.focus() {
             Line::styled(line, Style::default().add_modifier(Modifier::BOLD))
         } else {
@@ -255,7 +261,11 @@ fn draw_cores(f: &mut Frame, app: &App, area: Rect) {
         }
     }
     f.render_widget(
-        Paragraph::new(lines).block(block(" cores (rip label status retired) ".into())),
+        Paragraph::new(lines).block(block(if wide {
+            " cores (rip label status retired) ".into()
+        } else {
+            " cores ".into()
+        })),
         area,
     );
 }
