@@ -657,3 +657,49 @@ fn breakpoints_can_be_per_core_and_conditional() {
     assert!(fails(&mut s, "break changed if rax").contains("expected a comparison"));
     assert!(fails(&mut s, "break changed core 9").contains("no core 9"));
 }
+
+#[test]
+fn watchpoints_stop_on_guest_accesses_and_reverse_continue_finds_the_previous_hit() {
+    let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    let t = ok(&mut s, "watch pmap_p w");
+    assert!(t.contains("watch write of pmap_p"), "{t}");
+    let t = ok(&mut s, "continue");
+    assert!(
+        t.contains("core 0 write pmap_p 0x7 {0,1,2} -> 0x6 {1,2} (cleared {0})"),
+        "{t}"
+    );
+    let cleared = s.step();
+    ok(&mut s, "delete");
+    let t = ok(&mut s, "watch pmap_p+PM_ACTIVE r core 1");
+    assert!(t.ends_with("core 1"), "{t}");
+    let t = ok(&mut s, "continue");
+    assert!(
+        t.contains("core 1 read pmap_p+PM_ACTIVE = 0x6 {1,2}"),
+        "{t}"
+    );
+    let first = s.step();
+    assert!(first > cleared);
+    ok(&mut s, "continue");
+    assert!(s.step() > first);
+    let t = ok(&mut s, "rcontinue");
+    assert!(t.contains("core 1 read"), "{t}");
+    assert_eq!(s.step(), first);
+    assert!(ok(&mut s, "breaks").contains("watch read of pmap_p+PM_ACTIVE"));
+    ok(&mut s, "delete");
+    assert_eq!(ok(&mut s, "breaks"), "no breakpoints");
+}
+
+#[test]
+fn a_watchpoint_ignores_the_walkers_ad_updates_and_the_debuggers_reads() {
+    // Step 1's walk sets the accessed bit of the PML4 entry at 0x3c00000; no
+    // guest instruction stores there.
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "watch p:0x3c00000 rw");
+    ok(&mut s, "xp 0x3c00000 8");
+    let t = ok(&mut s, "continue");
+    assert!(!t.contains("breakpoint 1"), "{t}");
+    assert!(t.contains("the schedule completed"), "{t}");
+    let mut s = open("missing-invlpg.ron");
+    assert!(fails(&mut s, "watch 0x400ffc 8").contains("cross a page boundary"));
+    assert!(fails(&mut s, "watch 0x400000 3").contains("1, 2, 4 or 8"));
+}

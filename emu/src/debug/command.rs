@@ -24,6 +24,20 @@ pub enum BreakSpec {
     Ipi(usize),
     /// `event KIND`.
     Event(String),
+    /// `watch ADDR [LEN] [r|w|rw]`: a guest access to the range (`p:ADDR` for
+    /// a physical address).
+    Watch {
+        /// Address expression (without `p:`).
+        addr: String,
+        /// Physical.
+        phys: bool,
+        /// Bytes (1, 2, 4 or 8).
+        len: u8,
+        /// Reads count.
+        read: bool,
+        /// Writes count.
+        write: bool,
+    },
 }
 
 /// One debugger command.
@@ -150,7 +164,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("goto N", "go to step N (back by re-execution, forward along history/schedule)"),
     ("focus C", "focus core C"),
     ("break SPEC [core C] [if COND]", "break on: label NAME | addr EXPR | NAME-or-EXPR | stale | fill VA | ptwrite VA [+ad] | ipi CORE | event KIND (b); COND is REG OP VALUE, OP one of == != < <= > >="),
-    ("delete [ID]", "delete breakpoint ID, or all"),
+    ("watch ADDR [LEN] [r|w|rw] [core C] [if COND]", "stop when the guest reads/writes LEN (1, 2, 4, 8; default 8) bytes at a linear ADDR of the focused core, or p:ADDR physical; default w"),
+    ("delete [ID]", "delete breakpoint or watchpoint ID, or all"),
     ("breaks", "list breakpoints"),
     ("x ADDR [LEN]", "memory at a linear address of the focused core (read-only walk)"),
     ("xp ADDR [LEN]", "physical memory"),
@@ -247,19 +262,63 @@ fn break_spec(cmd: &str, args: &[&str]) -> Result<BreakSpec, ParseError> {
     })
 }
 
-/// `break` arguments once `if COND` is taken out: SPEC, then maybe `core C`.
-fn break_with(args: Vec<&str>, cond: Option<String>) -> Result<Option<Command>, ParseError> {
+/// `break`/`watch` arguments once `if COND` is taken out: SPEC, then maybe
+/// `core C`.
+fn break_with(
+    cmd: &str,
+    args: Vec<&str>,
+    cond: Option<String>,
+) -> Result<Option<Command>, ParseError> {
     let (spec_args, core) = match args.as_slice() {
         [spec @ .., k, n] if *k == "core" && !spec.is_empty() => {
-            (spec.to_vec(), Some(number("break", "a core number", n)?))
+            (spec.to_vec(), Some(number(cmd, "a core number", n)?))
         }
         _ => (args.clone(), None),
     };
-    Ok(Some(Command::Break {
-        spec: break_spec("break", &spec_args)?,
-        core,
-        cond,
-    }))
+    let spec = if cmd == "watch" {
+        watch_spec(&spec_args)?
+    } else {
+        break_spec(cmd, &spec_args)?
+    };
+    Ok(Some(Command::Break { spec, core, cond }))
+}
+
+/// `ADDR [LEN] [r|w|rw]`.
+fn watch_spec(args: &[&str]) -> Result<BreakSpec, ParseError> {
+    let Some(first) = args.first() else {
+        return Err(err(format!(
+            "`watch`: expected an address\n{}",
+            usage("watch")
+        )));
+    };
+    let (addr, phys) = match first.strip_prefix("p:") {
+        Some(a) => (a.to_string(), true),
+        None => (first.to_string(), false),
+    };
+    let (mut len, mut read, mut write) = (8u8, false, true);
+    for a in &args[1..] {
+        match *a {
+            "r" => (read, write) = (true, false),
+            "w" => (read, write) = (false, true),
+            "rw" | "a" => (read, write) = (true, true),
+            t => {
+                len = number("watch", "a length (1, 2, 4 or 8) or r, w, rw", t)?;
+                if ![1, 2, 4, 8].contains(&len) {
+                    return Err(err(format!(
+                        "`watch`: a length of 1, 2, 4 or 8 bytes, not {len}\n{}",
+                        usage("watch")
+                    )));
+                }
+            }
+        }
+    }
+    Ok(BreakSpec::Watch {
+        addr,
+        phys,
+        len,
+        read,
+        write,
+    })
 }
 
 /// Parses one line. Blank lines and `#` comments are `Ok(None)`.
@@ -341,10 +400,15 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
                 )))
             }
         },
-        "break" | "b" => {
+        "break" | "b" | "watch" | "wa" => {
+            let cmd = if cmd.starts_with('w') {
+                "watch"
+            } else {
+                "break"
+            };
             // `if COND` runs to the end of the line, or up to a final `core C`.
             let Some(i) = args.iter().position(|a| *a == "if") else {
-                return break_with(args.to_vec(), None);
+                return break_with(cmd, args.to_vec(), None);
             };
             let (head, tail) = args.split_at(i);
             let (cond, core) = match &tail[1..] {
@@ -353,13 +417,13 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             };
             if cond.is_empty() {
                 return Err(err(format!(
-                    "`break ... if`: expected a condition such as `rax == 1`\n{}",
-                    usage("break")
+                    "`{cmd} ... if`: expected a condition such as `rax == 1`\n{}",
+                    usage(cmd)
                 )));
             }
             let mut v = head.to_vec();
             v.extend(core);
-            return break_with(v, Some(cond));
+            return break_with(cmd, v, Some(cond));
         }
         "delete" | "d" => match args.first() {
             None => Command::Delete(None),
@@ -568,7 +632,7 @@ impl Command {
 
 /// Words that follow a command: break/until kinds, filters and modifiers.
 const ARG_WORDS: &[&str] = &[
-    "label", "addr", "stale", "fill", "ptwrite", "ipi", "event", "core", "kind", "if", "+ad",
+    "label", "addr", "rw", "stale", "fill", "ptwrite", "ipi", "event", "core", "kind", "if", "+ad",
     "att", "intel", "--force",
 ];
 

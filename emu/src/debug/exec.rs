@@ -100,6 +100,34 @@ fn break_kind(s: &Session, b: &BreakSpec) -> Result<BreakKind, String> {
             }
             BreakKind::Event(k.clone())
         }
+        BreakSpec::Watch {
+            addr,
+            phys,
+            len,
+            read,
+            write,
+        } => {
+            let a = expr(s, addr)?;
+            let (pa, linear) = if *phys {
+                (a, None)
+            } else {
+                let f = s.focus();
+                if (a & 0xfff) + u64::from(*len) > 0x1000 {
+                    return Err(format!(
+                        "`watch {addr}`: {len} bytes at {a:#x} cross a page boundary; watch each page's part"
+                    ));
+                }
+                (view::translate(s.runner().machine(), f, a)?, Some(a))
+            };
+            BreakKind::Watch {
+                name: addr.clone(),
+                pa,
+                len: *len,
+                linear,
+                read: *read,
+                write: *write,
+            }
+        }
     })
 }
 
@@ -283,6 +311,9 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
                 check_core(s, *n)?;
             }
             let c = c.as_deref().map(|t| cond(s, t)).transpose()?;
+            if let BreakKind::Watch { name, pa, len, .. } = &k {
+                s.watch_range(name, *pa, *len);
+            }
             let id = s.add_breakpoint_if(k, *core, c);
             let text = s
                 .breakpoints()

@@ -221,6 +221,24 @@ pub enum BreakKind {
     Ipi(usize),
     /// Any event of this kind (see [`crate::scenario::EVENT_KINDS`]).
     Event(String),
+    /// A guest read and/or write of a watched range (a watchpoint). The range is
+    /// watched by the scenario's watched-word machinery under `name`, so only
+    /// the guest's own data accesses count: not the debugger's reads, not the
+    /// page walker's A/D updates.
+    Watch {
+        /// The name its `watched` events carry (the address as typed).
+        name: String,
+        /// Physical address.
+        pa: u64,
+        /// Bytes (1, 2, 4 or 8).
+        len: u8,
+        /// The linear address it was set at (`None`: set on a physical one).
+        linear: Option<u64>,
+        /// Reads count.
+        read: bool,
+        /// Writes count.
+        write: bool,
+    },
 }
 
 impl std::fmt::Display for BreakKind {
@@ -237,6 +255,30 @@ impl std::fmt::Display for BreakKind {
             ),
             BreakKind::Ipi(c) => write!(f, "IPI to core {c}"),
             BreakKind::Event(k) => write!(f, "event {k}"),
+            BreakKind::Watch {
+                name,
+                pa,
+                len,
+                linear,
+                read,
+                write,
+            } => {
+                let how = match (read, write) {
+                    (true, true) => "read/write",
+                    (true, false) => "read",
+                    _ => "write",
+                };
+                match linear {
+                    Some(la) => write!(
+                        f,
+                        "watch {how} of {name} ({len} byte(s) at linear {la:#x}, physical {pa:#x})"
+                    ),
+                    None => write!(
+                        f,
+                        "watch {how} of {name} ({len} byte(s) at physical {pa:#x})"
+                    ),
+                }
+            }
         }
     }
 }
@@ -597,8 +639,46 @@ impl Session {
         id
     }
 
+    /// Starts watching a range in the runner and in every snapshot (so
+    /// re-execution from any of them sees the same accesses).
+    pub fn watch_range(&mut self, name: &str, pa: u64, len: u8) {
+        self.runner.add_watch(name, pa, len);
+        for sn in &mut self.snapshots {
+            sn.runner.add_watch(name, pa, len);
+        }
+    }
+
     /// Deletes one breakpoint, or all with `None`. Returns how many went.
     pub fn delete_breakpoint(&mut self, id: Option<usize>) -> usize {
+        let gone: Vec<String> = self
+            .breakpoints
+            .iter()
+            .filter(|b| id.is_none_or(|i| b.id == i))
+            .filter_map(|b| match &b.kind {
+                BreakKind::Watch { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        for name in gone {
+            // Another watchpoint on the same name keeps it watched.
+            let others = self.breakpoints.iter().any(|b| {
+                id.is_some_and(|i| b.id != i)
+                    && matches!(&b.kind, BreakKind::Watch { name: n, .. } if *n == name)
+            });
+            if !others
+                && !self
+                    .runner
+                    .plan()
+                    .watch_words()
+                    .iter()
+                    .any(|w| w.name == name)
+            {
+                self.runner.remove_watch(&name);
+                for sn in &mut self.snapshots {
+                    sn.runner.remove_watch(&name);
+                }
+            }
+        }
         let n = self.breakpoints.len();
         match id {
             Some(i) => self.breakpoints.retain(|b| b.id != i),
@@ -1102,6 +1182,24 @@ fn exec_checked(r: &mut Runner, u: Unit, bps: &[Breakpoint]) -> Option<Vec<Strin
                     Some(format!(
                         "core {} sent IPI vector {vector:#x} to core {target}",
                         e.core
+                    ))
+                }
+                _ => None,
+            }),
+            BreakKind::Watch {
+                name, read, write, ..
+            } => evs.iter().find_map(|e| match &e.kind {
+                EventKind::Watched {
+                    name: n,
+                    write: w,
+                    old,
+                    new,
+                } if n == name && (if *w { *write } else { *read }) && accept(e.core as usize) => {
+                    Some(format!(
+                        "core {} {} at step {}",
+                        e.core,
+                        crate::trace::text::watched(n, *w, *old, *new),
+                        e.step
                     ))
                 }
                 _ => None,
