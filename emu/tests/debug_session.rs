@@ -703,3 +703,34 @@ fn a_watchpoint_ignores_the_walkers_ad_updates_and_the_debuggers_reads() {
     assert!(fails(&mut s, "watch 0x400ffc 8").contains("cross a page boundary"));
     assert!(fails(&mut s, "watch 0x400000 3").contains("1, 2, 4 or 8"));
 }
+
+#[test]
+fn who_shows_every_cores_entries_for_a_page_and_why_one_is_stale() {
+    let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    ok(&mut s, "break stale");
+    ok(&mut s, "continue");
+    let t = ok(&mut s, "who 0x400000");
+    for c in 0..3 {
+        assert!(
+            t.contains(&format!("core {c} (current pcid 0x0): 4 entries")),
+            "{t}"
+        );
+    }
+    assert!(
+        t.contains("0x400000 -> 0x800000       4K   wux - - @4 STALE"),
+        "{t}"
+    );
+    assert!(
+        t.contains(
+            "stale: core 1 wrote 0x3c08000 at step 107 (rip 0xffffffff800010e8 <ipis_sent+0x17>)"
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains("PSC-L2   0x0           0x400000 -> L2->0x3c08000"),
+        "{t}"
+    );
+    assert_eq!(t.matches("STALE").count(), 1, "{t}");
+    let t = ok(&mut s, "who 0x8000000000");
+    assert_eq!(t.matches("nothing cached").count(), 3, "{t}");
+}

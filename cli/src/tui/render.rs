@@ -4,7 +4,7 @@
 use super::app::{App, Mode, EVENT_FILTERS};
 use emu::debug::{
     core_label, disassemble_around, filtered_events, flags_text, format_entry, format_event,
-    format_walk, stale_reason, status_line, Syntax, REG_NAMES,
+    format_walk, stale_reason, status_line, who_text, Syntax, REG_NAMES,
 };
 
 /// Below this width the registers go in one narrow column, so the disassembly
@@ -327,11 +327,13 @@ fn draw_walk(f: &mut Frame, app: &App, area: Rect) {
             let w = m.cores[core]
                 .mmu
                 .walk_view(&m.mem, &m.tracker, &regs, mmu::VirtAddr(va));
+            // Under the walk: which core caches this VA (`who`).
             (
-                format!(" page walk of {va:#x} — core {core} "),
+                format!(" page walk of {va:#x} — core {core}; who caches it "),
                 format_walk(&w)
                     .into_iter()
                     .skip(1)
+                    .chain(who_text(s, va).into_iter().skip(1))
                     .map(|l| {
                         if l.contains("DIFFERS") || l.contains("STALE") {
                             Line::styled(l, Style::default().fg(Color::Red))

@@ -91,6 +91,8 @@ pub enum Command {
     Walk(String),
     /// `tlb`: the focused core's TLB and paging-structure caches.
     Tlb,
+    /// `who VA`: every core's cached entries for VA's page.
+    Who(String),
     /// `regs`.
     Regs,
     /// `disas [ADDR] [N]`.
@@ -171,6 +173,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("xp ADDR [LEN]", "physical memory"),
     ("walk VA", "page walk of VA: each level, cached vs memory (translate)"),
     ("tlb", "the focused core's TLB and paging-structure caches"),
+    ("who VA", "every core's TLB and PSC entries for VA: PCID, fill step, STALE and why"),
     ("regs", "the focused core's registers"),
     ("disas [ADDR] [N]", "disassemble (around RIP by default)"),
     ("cores", "every core: rip, label, status"),
@@ -473,6 +476,16 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             no_more("tlb", args)?;
             Command::Tlb
         }
+        "who" => match args {
+            [a] => Command::Who(a.to_string()),
+            [] => {
+                return Err(err(format!(
+                    "`who`: expected a linear address\n{}",
+                    usage("who")
+                )))
+            }
+            [_, t, ..] => return Err(err(format!("`who`: unexpected `{t}`\n{}", usage("who")))),
+        },
         "regs" | "r" => {
             no_more("regs", args)?;
             Command::Regs

@@ -395,6 +395,11 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             Reply::ok(view::format_walk(&w).join("\n"))
         }
         Command::Tlb => Reply::ok(tlb_text(s)),
+        Command::Who(x) => {
+            let va = expr(s, x)?;
+            s.walk_va = Some(va);
+            Reply::ok(who_text(s, va).join("\n"))
+        }
         Command::Regs => {
             let f = s.focus();
             let st = &s.runner().machine().cores[f].cpu.state;
@@ -679,11 +684,75 @@ pub fn tlb_text(s: &Session) -> String {
         let _ = writeln!(t, "{}", view::format_entry(e));
         if e.stale {
             if let Some(w) = view::stale_reason(e, s.events()) {
-                let _ = writeln!(t, "    stale: {w}; not invalidated since");
+                let _ = writeln!(t, "    stale: {}; not invalidated since", named(s, &w));
             }
         }
     }
     t.trim_end().to_string()
+}
+
+/// `text` with ` <label+off>` after each `rip 0x...`, as `run` prints it.
+fn named(s: &Session, text: &str) -> String {
+    let labels = s.runner().labels();
+    crate::scenario::symbolize(text, &|a| crate::scenario::name_in(labels, a))
+}
+
+/// Whether a cached entry translates (TLB) or covers (PSC) linear `va`.
+fn entry_covers(e: &mmu::EntryView, va: u64) -> bool {
+    let span: u64 = match (e.cache, e.cached) {
+        (_, mmu::WalkResult::Leaf { size, .. }) => size.bytes(),
+        // A level-L paging-structure cache entry stands for a level-L entry:
+        // 512 GiB (PML4E), 1 GiB (PDPTE) or 2 MiB (PDE) of linear space (SDM
+        // Vol. 3A 4.10.3.1).
+        (mmu::CacheKind::Psc { level }, _) => 1u64 << (12 + 9 * u32::from(level.max(1) - 1)),
+        _ => return false,
+    };
+    let base = e.va.raw() & !(span - 1);
+    va & !(span - 1) == base
+}
+
+/// Every core's TLB and paging-structure-cache entries for `va`, with PCID,
+/// fill step, and for a stale one why: coherence bugs are about which core
+/// still holds an entry.
+pub fn who_text(s: &Session, va: u64) -> Vec<String> {
+    let m = s.runner().machine();
+    let mut out = vec![format!("who caches va {va:#x}:")];
+    for c in 0..m.num_cores() {
+        let d = m.cores[c].mmu.dump(&m.tracker);
+        let st = &m.cores[c].cpu.state;
+        let pcid = if st.cr4 & mmu::cr4::PCIDE != 0 {
+            st.cr3 & 0xfff
+        } else {
+            0
+        };
+        let hits: Vec<&mmu::EntryView> = d
+            .tlb
+            .iter()
+            .chain(d.psc.iter())
+            .filter(|e| entry_covers(e, va))
+            .collect();
+        out.push(format!(
+            "core {c} (current pcid {pcid:#x}): {}",
+            if hits.is_empty() {
+                "nothing cached".to_string()
+            } else {
+                format!(
+                    "{} entr{}",
+                    hits.len(),
+                    if hits.len() == 1 { "y" } else { "ies" }
+                )
+            }
+        ));
+        for e in hits {
+            out.push(format!("  {}", view::format_entry(e)));
+            if e.stale {
+                if let Some(w) = view::stale_reason(e, s.events()) {
+                    out.push(format!("    stale: {}", named(s, &w)));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// One line per core: rip, label, status.

@@ -16,7 +16,9 @@ mod session;
 mod view;
 
 pub use command::{parse, BreakSpec, Command, Completions, ParseError, HELP};
-pub use exec::{core_label, cores_text, execute, filtered_events, status_line, tlb_text, Reply};
+pub use exec::{
+    core_label, cores_text, execute, filtered_events, status_line, tlb_text, who_text, Reply,
+};
 pub use log::EventLog;
 pub use save::{rebase_code_paths, saved_scenario, to_ron, write_new, SaveError};
 pub use session::{
