@@ -83,3 +83,18 @@ fn disas_addr_n_memory_at_the_top_and_events_of_a_missing_core() {
     assert_eq!(code, 1, "{out}");
     insta::assert_snapshot!("repl_disas_xp_events", out);
 }
+
+#[test]
+fn an_empty_line_repeats_the_last_stepping_command_and_quit_asks_once() {
+    // Blank lines after `step` step again (not after `regs`, which does not
+    // step); the first `quit` with an unsaved interleaving warns, the second
+    // leaves. Neither the warning nor the quit is a failure: exit code 0.
+    let (code, out) = repl(
+        "missing-invlpg.ron",
+        "\nstep\n\n\nregs\n\nquit\nquit\nstep\n",
+        &["--repl"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("1 step(s); now at").count(), 4, "{out}");
+    insta::assert_snapshot!("repl_repeat_and_quit", out);
+}

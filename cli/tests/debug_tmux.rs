@@ -127,22 +127,56 @@ fn tui_steps_to_the_stale_use_steps_back_and_saves_a_replayable_schedule() {
     t.wait_for("? help");
     t.wait_for("step 0/0");
 
+    // The investigation: who clears pm_active, then who reads it on core 1
+    // (two commands each, where stepping by hand took 34).
+    t.keys(&[":"]);
+    t.type_text("watch pmap_p w");
+    t.keys(&["Enter"]);
+    t.wait_for("breakpoint 1: watch write of pmap_p");
+    t.keys(&["c"]);
+    t.wait_for("core 0 write pmap_p 0x7 {0,1,2} -> 0x6 {1,2} (cleared {0})");
+    t.keys(&[":"]);
+    t.type_text("delete");
+    t.keys(&["Enter"]);
+    t.keys(&[":"]);
+    t.type_text("watch pmap_p+PM_ACTIVE r core 1");
+    t.keys(&["Enter"]);
+    t.wait_for("core 1");
+    t.keys(&["c"]);
+    t.wait_for("core 1 read pmap_p+PM_ACTIVE = 0x6 {1,2}");
+    t.keys(&[":"]);
+    t.type_text("delete");
+    t.keys(&["Enter"]);
+    t.wait_for("deleted 1 breakpoint(s)");
+
     // Break on the stale use and follow the schedule to it.
     t.keys(&[":"]);
     t.type_text("break stale");
     t.keys(&["Enter"]);
-    t.wait_for("breakpoint 1: stale use");
+    t.wait_for("breakpoint 3: stale use");
     t.keys(&["c"]);
-    let at_stale = t.wait_for("stale uses 1 | violations 1");
+    let at_stale = t.wait_for("stale 1 | violations 1");
     assert!(at_stale.contains("STALE"), "{at_stale}");
+
+    // Which core still holds 0x400000: the overlay, and the walk pane after it.
+    t.keys(&[":"]);
+    t.type_text("who 0x400000");
+    t.keys(&["Enter"]);
+    let who = t.wait_for("who caches va 0x400000");
+    assert!(
+        who.contains("core 2 (current pcid 0x0): 4 entries"),
+        "{who}"
+    );
+    t.keys(&["x"]);
+    t.wait_for("who caches it");
 
     // One step back: the stale use has not happened there.
     t.keys(&["b"]);
     let back = t.wait_for("back 1 step(s)");
-    assert!(back.contains("stale uses 0 | violations 0"), "{back}");
+    assert!(back.contains("stale 0 | violations 0"), "{back}");
     // Forward again by stepping the focused core (core 0 is the reader).
     t.keys(&["s"]);
-    t.wait_for("stale uses 1 | violations 1");
+    t.wait_for("stale 1 | violations 1");
 
     // Save the schedule; saving again asks before overwriting.
     t.keys(&[":"]);

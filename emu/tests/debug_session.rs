@@ -281,7 +281,7 @@ fn saved_session_replays_to_the_same_stale_use() {
     ok(&mut s, &format!("save {}", out.display()));
     // Never overwrite without confirmation.
     let c = parse(&format!("save {}", out.display())).ok().flatten();
-    let r = execute(&mut s, &c.unwrap_or(Command::Quit));
+    let r = execute(&mut s, &c.unwrap_or(Command::Quit { force: true }));
     assert!(r.error && r.confirm_overwrite.is_some(), "{}", r.text);
     ok(&mut s, &format!("save! {}", out.display()));
 
@@ -337,7 +337,9 @@ fn evict_is_a_step_that_replays_and_saves() {
     let end = fingerprint(&s);
     ok(&mut s, "rstep 2");
     assert_eq!(s.pos(), 4);
-    ok(&mut s, "goto 6");
+    // `goto` counts machine steps, which the eviction does not add to: four
+    // instructions, the eviction, the fifth.
+    ok(&mut s, "goto 5");
     assert_eq!(fingerprint(&s), end);
     ok(&mut s, &format!("save {}", out.display()));
     let text = std::fs::read_to_string(&out).unwrap_or_default();
@@ -482,4 +484,253 @@ fn a_budget_refusal_says_how_to_raise_it() {
     let mut s = Session::open(&p2).unwrap_or_else(|d| panic!("{d}"));
     let t = ok(&mut s, "continue");
     assert!(t.contains("raise `max_steps: N`"), "{t}");
+}
+
+/// The reply to one parsed line, error or not.
+fn reply(s: &mut Session, line: &str) -> emu::debug::Reply {
+    let c = parse(line)
+        .unwrap_or_else(|e| panic!("`{line}` did not parse: {e}"))
+        .unwrap_or_else(|| panic!("`{line}` parsed to nothing"));
+    execute(s, &c)
+}
+
+#[test]
+fn became_stale_events_are_filed_under_the_core_whose_entry_went_stale() {
+    let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    ok(&mut s, "break stale");
+    ok(&mut s, "continue");
+    let t = ok(&mut s, "events 10 kind became-stale core 0");
+    assert!(t.contains(" c0 became-stale"), "{t}");
+    // Core 1 wrote the PTE; the event still names it.
+    assert!(t.contains("core 1 wrote"), "{t}");
+    assert!(!t.contains(" c1 "), "{t}");
+}
+
+#[test]
+fn goto_counts_the_steps_explanations_count_even_after_a_fill() {
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "step 1");
+    // An address the kernel has not touched yet: the fill is a real unit.
+    let t = ok(&mut s, "fill 0xffff880003c00000");
+    assert!(t.contains("filled"), "{t}");
+    ok(&mut s, "break stale");
+    let t = ok(&mut s, "continue");
+    let step: u64 = t
+        .split("at step ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no step in {t}"));
+    ok(&mut s, &format!("goto {}", step - 1));
+    assert_eq!(s.runner().stale_uses().len(), 0);
+    ok(&mut s, &format!("goto {step}"));
+    assert_eq!(s.runner().machine().steps, step);
+    assert_eq!(s.runner().stale_uses().len(), 1);
+    assert!(ok(&mut s, "status").starts_with(&format!("step {step}/")));
+}
+
+#[test]
+fn fill_of_a_cached_va_says_so_and_takes_no_step() {
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "step 1");
+    let t = ok(&mut s, "fill 0x400000");
+    assert!(t.contains("already in core 0's TLB"), "{t}");
+    assert!(t.contains("no step taken"), "{t}");
+    assert_eq!(s.pos(), 1);
+    assert_eq!(s.history().len(), 1);
+}
+
+#[test]
+fn ptwrite_leaves_out_the_walkers_ad_updates_unless_asked() {
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "break ptwrite 0x400000 +ad");
+    let t = ok(&mut s, "continue");
+    assert!(
+        t.contains("0x3c04007 -> 0x3c04027"),
+        "the A bit set on step 1: {t}"
+    );
+    assert_eq!(s.pos(), 1);
+    ok(&mut s, "delete");
+    ok(&mut s, "goto 0");
+    ok(&mut s, "break ptwrite 0x400000");
+    let t = ok(&mut s, "continue");
+    assert!(t.contains("core 0 wrote"), "{t}");
+    assert_eq!(s.pos(), 4);
+}
+
+#[test]
+fn walk_of_a_non_canonical_va_is_reported() {
+    let mut s = open("missing-invlpg.ron");
+    let t = fails(&mut s, "walk 0x8000000000000000");
+    assert!(t.contains("not canonical"), "{t}");
+    assert_eq!(s.walk_va, None);
+}
+
+#[test]
+fn no_rust_debug_text_in_events_walks_or_entries() {
+    let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    ok(&mut s, "continue");
+    let mut all = ok(&mut s, "events 100000");
+    all += &ok(&mut s, "tlb");
+    all += &ok(&mut s, "walk 0x7000000000");
+    all += &ok(&mut s, "status");
+    for bad in [
+        "Some(",
+        "None",
+        "VirtAddr(",
+        "PhysAddr(",
+        " { ",
+        "Invlpg",
+        "NotPresent",
+    ] {
+        assert!(!all.contains(bad), "`{bad}` in:\n{all}");
+    }
+    assert!(all.contains("invalidation INVLPG 0x400000"), "{all}");
+    assert!(all.contains("EOI vector 0x"), "{all}");
+}
+
+#[test]
+fn a_halted_core_is_named_by_its_hlt_and_explanations_name_code() {
+    let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    ok(&mut s, "break stale");
+    let t = ok(&mut s, "continue");
+    assert!(t.contains("(rip 0xffffffff80002017 <t2_body>)"), "{t}");
+    let t = ok(&mut s, "cores");
+    assert!(t.contains("<hlt@b_done> halted"), "{t}");
+}
+
+#[test]
+fn quit_asks_while_an_interleaving_is_unsaved() {
+    let dir = std::env::temp_dir().join(format!("tlbemu-debug-quit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let mut s = open("missing-invlpg.ron");
+    // Along the schedule only: nothing to lose.
+    ok(&mut s, "next 1");
+    assert!(reply(&mut s, "quit").quit);
+    ok(&mut s, "step 1");
+    let r = reply(&mut s, "quit");
+    assert!(!r.quit && r.confirm_quit, "{r:?}");
+    assert!(r.text.contains("not saved"), "{}", r.text);
+    assert!(reply(&mut s, "quit!").quit);
+    ok(&mut s, &format!("save {}", dir.join("a.ron").display()));
+    assert!(reply(&mut s, "quit").quit);
+    ok(&mut s, "step 1");
+    assert!(reply(&mut s, "quit").confirm_quit);
+    // A directory is not offered for overwriting.
+    let r = reply(&mut s, &format!("save {}", dir.display()));
+    assert!(r.error && r.confirm_overwrite.is_none(), "{r:?}");
+    assert!(r.text.contains("is a directory"), "{}", r.text);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_zero_count_is_refused_when_parsed() {
+    for line in ["step core 1 0", "step 0", "next 0", "rstep 0"] {
+        let e = parse(line)
+            .err()
+            .unwrap_or_else(|| panic!("`{line}` parsed"));
+        assert!(e.message.contains("a count of 0 does nothing"), "{e}");
+    }
+}
+
+#[test]
+fn breakpoints_can_be_per_core_and_conditional() {
+    let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    let t = ok(&mut s, "break event tlb-fill core 1");
+    assert!(t.contains("event tlb-fill core 1"), "{t}");
+    let t = ok(&mut s, "continue");
+    assert!(t.contains("tlb-fill event on core 1"), "{t}");
+    ok(&mut s, "delete");
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "break changed if rdx == 0x5");
+    let t = ok(&mut s, "continue");
+    assert!(
+        !t.contains("breakpoint 1"),
+        "the condition is false there: {t}"
+    );
+    ok(&mut s, "goto 0");
+    let t = ok(&mut s, "break changed core 0 if rip == changed");
+    assert!(t.contains("core 0 if rip =="), "{t}");
+    let t = ok(&mut s, "continue");
+    assert!(t.contains("breakpoint 2"), "{t}");
+    assert!(fails(&mut s, "break changed if rax").contains("expected a comparison"));
+    assert!(fails(&mut s, "break changed core 9").contains("no core 9"));
+}
+
+#[test]
+fn watchpoints_stop_on_guest_accesses_and_reverse_continue_finds_the_previous_hit() {
+    let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    let t = ok(&mut s, "watch pmap_p w");
+    assert!(t.contains("watch write of pmap_p"), "{t}");
+    let t = ok(&mut s, "continue");
+    assert!(
+        t.contains("core 0 write pmap_p 0x7 {0,1,2} -> 0x6 {1,2} (cleared {0})"),
+        "{t}"
+    );
+    let cleared = s.step();
+    ok(&mut s, "delete");
+    let t = ok(&mut s, "watch pmap_p+PM_ACTIVE r core 1");
+    assert!(t.ends_with("core 1"), "{t}");
+    let t = ok(&mut s, "continue");
+    assert!(
+        t.contains("core 1 read pmap_p+PM_ACTIVE = 0x6 {1,2}"),
+        "{t}"
+    );
+    let first = s.step();
+    assert!(first > cleared);
+    ok(&mut s, "continue");
+    assert!(s.step() > first);
+    let t = ok(&mut s, "rcontinue");
+    assert!(t.contains("core 1 read"), "{t}");
+    assert_eq!(s.step(), first);
+    assert!(ok(&mut s, "breaks").contains("watch read of pmap_p+PM_ACTIVE"));
+    ok(&mut s, "delete");
+    assert_eq!(ok(&mut s, "breaks"), "no breakpoints");
+}
+
+#[test]
+fn a_watchpoint_ignores_the_walkers_ad_updates_and_the_debuggers_reads() {
+    // Step 1's walk sets the accessed bit of the PML4 entry at 0x3c00000; no
+    // guest instruction stores there.
+    let mut s = open("missing-invlpg.ron");
+    ok(&mut s, "watch p:0x3c00000 rw");
+    ok(&mut s, "xp 0x3c00000 8");
+    let t = ok(&mut s, "continue");
+    assert!(!t.contains("breakpoint 1"), "{t}");
+    assert!(t.contains("the schedule completed"), "{t}");
+    let mut s = open("missing-invlpg.ron");
+    assert!(fails(&mut s, "watch 0x400ffc 8").contains("cross a page boundary"));
+    assert!(fails(&mut s, "watch 0x400000 3").contains("1, 2, 4 or 8"));
+}
+
+#[test]
+fn who_shows_every_cores_entries_for_a_page_and_why_one_is_stale() {
+    let mut s = open("dragonfly-2017-swtch-pmactive-buggy.ron");
+    ok(&mut s, "break stale");
+    ok(&mut s, "continue");
+    let t = ok(&mut s, "who 0x400000");
+    for c in 0..3 {
+        assert!(
+            t.contains(&format!("core {c} (current pcid 0x0): 4 entries")),
+            "{t}"
+        );
+    }
+    assert!(
+        t.contains("0x400000 -> 0x800000       4K   wux - - @4 STALE"),
+        "{t}"
+    );
+    assert!(
+        t.contains(
+            "stale: core 1 wrote 0x3c08000 at step 107 (rip 0xffffffff800010e8 <ipis_sent+0x17>)"
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains("PSC-L2   0x0           0x400000 -> L2->0x3c08000"),
+        "{t}"
+    );
+    assert_eq!(t.matches("STALE").count(), 1, "{t}");
+    let t = ok(&mut s, "who 0x8000000000");
+    assert_eq!(t.matches("nothing cached").count(), 3, "{t}");
 }

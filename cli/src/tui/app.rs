@@ -2,7 +2,11 @@
 //! overlays) or becomes a [`Command`] run through the same executor the REPL uses.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use emu::debug::{execute, parse, Command, Reply, Session};
+use emu::debug::{execute, parse, Command, Completions, Reply, Session};
+
+/// Rows of the message area under the panes: longer replies go to the overlay
+/// (a reply of exactly this many lines plus one would lose its last line).
+pub const MESSAGE_ROWS: usize = 2;
 
 /// Event kinds the `e` key cycles through (`None`: every kind).
 pub const EVENT_FILTERS: &[Option<&str>] = &[
@@ -39,10 +43,13 @@ pub const KEYS: &[(&str, &str)] = &[
     ("j / k", "scroll the TLB pane"),
     (
         ":",
-        "command line (Enter runs, Esc cancels, Up/Down history)",
+        "command line: Enter runs, Esc cancels, Up/Down history, Tab completes, Left/Right/Home/End move, Ctrl-U/Ctrl-W delete",
     ),
     ("?", "this help (j/k/Space scroll, any other key closes)"),
-    ("q / Ctrl-C", "quit"),
+    (
+        "q / Ctrl-C",
+        "quit (asks first when the interleaving is not saved)",
+    ),
 ];
 
 /// What keys go to.
@@ -54,6 +61,8 @@ pub enum Mode {
     Command,
     /// Asking whether to overwrite a file (y/n).
     Confirm(String),
+    /// Asking whether to quit without saving the interleaving (y/q/Ctrl-C).
+    ConfirmQuit,
 }
 
 /// The UI's state.
@@ -64,6 +73,10 @@ pub struct App {
     pub mode: Mode,
     /// Command line being typed.
     pub input: String,
+    /// Cursor in `input`, in characters.
+    pub cursor: usize,
+    /// Tab completion's names.
+    completions: Completions,
     /// Commands typed before (for Up/Down).
     pub history: Vec<String>,
     history_at: Option<usize>,
@@ -90,10 +103,13 @@ pub struct App {
 impl App {
     /// A UI over a session.
     pub fn new(session: Session) -> Self {
+        let completions = Completions::new(session.runner().symbols().keys());
         App {
             session,
             mode: Mode::Normal,
             input: String::new(),
+            cursor: 0,
+            completions,
             history: Vec::new(),
             history_at: None,
             message: "? for help, : for commands".into(),
@@ -127,25 +143,21 @@ impl App {
             self.quit = true;
             return;
         }
+        if r.confirm_quit {
+            self.message = format!("{} — y or q leaves, any other key stays", r.text);
+            self.message_error = true;
+            self.mode = Mode::ConfirmQuit;
+            return;
+        }
         if let Some(p) = r.confirm_overwrite.clone() {
             self.message = format!("{p} exists; overwrite it? (y/n)");
             self.message_error = true;
             self.mode = Mode::Confirm(p);
             return;
         }
-        let long = r.text.lines().count() > 3
-            && matches!(
-                c,
-                Command::Help(_)
-                    | Command::Stale
-                    | Command::Tlb
-                    | Command::Events { .. }
-                    | Command::Mem { .. }
-                    | Command::Disas { .. }
-                    | Command::Regs
-                    | Command::Breaks
-                    | Command::Cores
-            );
+        // The walk pane shows a walk; anything else longer than the message
+        // area goes to the overlay.
+        let long = r.text.lines().count() > MESSAGE_ROWS && !matches!(c, Command::Walk(_));
         if long {
             let title = format!("{c:?}")
                 .split(['(', ' ', '{'])
@@ -170,7 +182,12 @@ impl App {
     /// One key.
     pub fn key(&mut self, k: KeyEvent) {
         if k.modifiers.contains(KeyModifiers::CONTROL) && k.code == KeyCode::Char('c') {
-            self.quit = true;
+            if self.mode == Mode::ConfirmQuit {
+                self.quit = true;
+            } else {
+                self.mode = Mode::Normal;
+                self.run(&Command::Quit { force: false });
+            }
             return;
         }
         if self.overlay.is_some() {
@@ -198,20 +215,45 @@ impl App {
                     self.message_error = false;
                 }
             }
+            Mode::ConfirmQuit => {
+                self.mode = Mode::Normal;
+                if matches!(k.code, KeyCode::Char('y' | 'Y' | 'q')) {
+                    self.quit = true;
+                } else {
+                    self.message = "not quitting".into();
+                    self.message_error = false;
+                }
+            }
             Mode::Command => self.command_key(k),
             Mode::Normal => self.normal_key(k),
         }
     }
 
+    /// Byte offset of character `i` of the input.
+    fn at(&self, i: usize) -> usize {
+        self.input
+            .char_indices()
+            .nth(i)
+            .map_or(self.input.len(), |(b, _)| b)
+    }
+
+    fn set_input(&mut self, text: String) {
+        self.cursor = text.chars().count();
+        self.input = text;
+    }
+
     fn command_key(&mut self, k: KeyEvent) {
+        let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        let len = self.input.chars().count();
         match k.code {
             KeyCode::Esc => {
                 self.mode = Mode::Normal;
-                self.input.clear();
+                self.set_input(String::new());
             }
             KeyCode::Enter => {
                 self.mode = Mode::Normal;
                 let line = std::mem::take(&mut self.input);
+                self.cursor = 0;
                 if !line.trim().is_empty() {
                     self.history.push(line.clone());
                 }
@@ -220,8 +262,71 @@ impl App {
             }
             // Backspace on an empty line leaves command mode, as in vi.
             KeyCode::Backspace if self.input.is_empty() => self.mode = Mode::Normal,
-            KeyCode::Backspace => {
-                self.input.pop();
+            KeyCode::Backspace if self.cursor > 0 => {
+                let b = self.at(self.cursor - 1);
+                self.input.remove(b);
+                self.cursor -= 1;
+            }
+            KeyCode::Delete if self.cursor < len => {
+                let b = self.at(self.cursor);
+                self.input.remove(b);
+            }
+            KeyCode::Left => self.cursor = self.cursor.saturating_sub(1),
+            KeyCode::Right => self.cursor = (self.cursor + 1).min(len),
+            KeyCode::Home => self.cursor = 0,
+            KeyCode::End => self.cursor = len,
+            KeyCode::Char('a') if ctrl => self.cursor = 0,
+            KeyCode::Char('e') if ctrl => self.cursor = len,
+            KeyCode::Char('b') if ctrl => self.cursor = self.cursor.saturating_sub(1),
+            KeyCode::Char('f') if ctrl => self.cursor = (self.cursor + 1).min(len),
+            // Ctrl-U: delete to the start of the line; Ctrl-K: to its end.
+            KeyCode::Char('u') if ctrl => {
+                let b = self.at(self.cursor);
+                self.input.replace_range(..b, "");
+                self.cursor = 0;
+            }
+            KeyCode::Char('k') if ctrl => {
+                let b = self.at(self.cursor);
+                self.input.truncate(b);
+            }
+            // Ctrl-W: delete the word before the cursor.
+            KeyCode::Char('w') if ctrl => {
+                let end = self.at(self.cursor);
+                let head = self.input[..end].trim_end();
+                let start = head.rfind(' ').map_or(0, |i| i + 1);
+                self.input.replace_range(start..end, "");
+                self.cursor = self.input[..start].chars().count();
+            }
+            KeyCode::Tab => {
+                let end = self.at(self.cursor);
+                let (start, found) = self.completions.complete(&self.input[..end]);
+                match found.as_slice() {
+                    [] => {}
+                    [one] => {
+                        let word = format!("{one} ");
+                        self.input.replace_range(start..end, &word);
+                        self.cursor = self.input[..start + word.len()].chars().count();
+                    }
+                    many => {
+                        // Complete the common prefix and list the choices.
+                        let common = many.iter().skip(1).fold(many[0].clone(), |acc, w| {
+                            acc.chars()
+                                .zip(w.chars())
+                                .take_while(|(a, b)| a == b)
+                                .map(|(a, _)| a)
+                                .collect()
+                        });
+                        self.input.replace_range(start..end, &common);
+                        self.cursor = self.input[..start + common.len()].chars().count();
+                        let shown: Vec<&str> = many.iter().take(20).map(String::as_str).collect();
+                        self.message = format!(
+                            "{}{}",
+                            shown.join(" "),
+                            if many.len() > 20 { " ..." } else { "" }
+                        );
+                        self.message_error = false;
+                    }
+                }
             }
             KeyCode::Up => {
                 let i = match self.history_at {
@@ -230,20 +335,24 @@ impl App {
                 };
                 if let Some(i) = i {
                     self.history_at = Some(i);
-                    self.input = self.history[i].clone();
+                    self.set_input(self.history[i].clone());
                 }
             }
             KeyCode::Down => match self.history_at {
                 Some(i) if i + 1 < self.history.len() => {
                     self.history_at = Some(i + 1);
-                    self.input = self.history[i + 1].clone();
+                    self.set_input(self.history[i + 1].clone());
                 }
                 _ => {
                     self.history_at = None;
-                    self.input.clear();
+                    self.set_input(String::new());
                 }
             },
-            KeyCode::Char(c) => self.input.push(c),
+            KeyCode::Char(c) if !ctrl => {
+                let b = self.at(self.cursor);
+                self.input.insert(b, c);
+                self.cursor += 1;
+            }
             _ => {}
         }
     }
@@ -286,7 +395,7 @@ impl App {
             KeyCode::Char('i') => self.run(&Command::Syntax(None)),
             KeyCode::Char('w') => {
                 self.mode = Mode::Command;
-                self.input = "walk ".into();
+                self.set_input("walk ".into());
             }
             KeyCode::Char('e') => {
                 self.event_filter = (self.event_filter + 1) % EVENT_FILTERS.len();
@@ -296,7 +405,7 @@ impl App {
             KeyCode::Char('k') | KeyCode::Up => self.tlb_scroll = self.tlb_scroll.saturating_sub(1),
             KeyCode::Char(':') => {
                 self.mode = Mode::Command;
-                self.input.clear();
+                self.set_input(String::new());
             }
             KeyCode::Char('?') => {
                 let mut t = String::from("keys\n");
@@ -309,7 +418,7 @@ impl App {
                 }
                 self.overlay = Some(("help".into(), t.trim_end().to_string()));
             }
-            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Char('q') => self.run(&Command::Quit { force: false }),
             KeyCode::Esc => {}
             _ => {}
         }

@@ -3,10 +3,15 @@
 
 use super::app::{App, Mode, EVENT_FILTERS};
 use emu::debug::{
-    disassemble_around, filtered_events, flags_text, format_entry, format_event, format_walk,
-    stale_reason, status_line, Syntax, REG_NAMES,
+    core_label, disassemble_around, filtered_events, flags_text, format_entry, format_event,
+    format_walk, stale_reason, status_line, who_text, Syntax, REG_NAMES,
 };
-use emu::scenario::core_site;
+
+/// Below this width the registers go in one narrow column, so the disassembly
+/// keeps at least [`MIN_DISAS`] columns (an 80-column terminal included).
+const WIDE: u16 = 120;
+/// Columns the disassembly pane keeps on a narrow terminal.
+const MIN_DISAS: u16 = 40;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -28,12 +33,22 @@ pub fn draw(f: &mut Frame, app: &App) {
         Constraint::Length(1),
     ])
     .areas(f.area());
-    let [dis, regs, cores] = Layout::horizontal([
-        Constraint::Percentage(40),
-        Constraint::Length(46),
-        Constraint::Min(20),
-    ])
-    .areas(top);
+    let wide = f.area().width >= WIDE;
+    let [dis, regs, cores] = if wide {
+        Layout::horizontal([
+            Constraint::Percentage(40),
+            Constraint::Length(46),
+            Constraint::Min(20),
+        ])
+        .areas(top)
+    } else {
+        Layout::horizontal([
+            Constraint::Min(MIN_DISAS),
+            Constraint::Length(22),
+            Constraint::Length(18),
+        ])
+        .areas(top)
+    };
     let [tlb, walk] =
         Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)]).areas(middle);
 
@@ -42,9 +57,13 @@ pub fn draw(f: &mut Frame, app: &App) {
             .style(Style::default().add_modifier(Modifier::REVERSED)),
         status,
     );
-    draw_disassembly(f, app, dis);
-    draw_registers(f, app, regs);
-    draw_cores(f, app, cores);
+    draw_disassembly(f, app, dis, wide);
+    if wide {
+        draw_registers(f, app, regs);
+    } else {
+        draw_registers_narrow(f, app, regs);
+    }
+    draw_cores(f, app, cores, wide);
     draw_tlb(f, app, tlb);
     draw_walk(f, app, walk);
     draw_events(f, app, events);
@@ -65,7 +84,7 @@ pub fn draw(f: &mut Frame, app: &App) {
     }
 }
 
-fn draw_disassembly(f: &mut Frame, app: &App, area: Rect) {
+fn draw_disassembly(f: &mut Frame, app: &App, area: Rect, wide: bool) {
     let s = &app.session;
     let core = s.focus();
     let m = s.runner().machine();
@@ -73,7 +92,11 @@ fn draw_disassembly(f: &mut Frame, app: &App, area: Rect) {
     let rows = area.height.saturating_sub(2) as usize;
     let lines = disassemble_around(m, core, s.runner().labels(), rip, rows / 3, rows, s.syntax);
     let mut out: Vec<Line> = Vec::new();
+    let mut base: Option<u64> = None;
     for l in lines {
+        if l.label.is_some() {
+            base = Some(l.addr);
+        }
         if let Some(lb) = &l.label {
             out.push(Line::styled(
                 format!("{lb}:"),
@@ -81,12 +104,13 @@ fn draw_disassembly(f: &mut Frame, app: &App, area: Rect) {
             ));
         }
         let here = l.addr == rip;
-        let text = format!(
-            "{} {:016x}  {}",
-            if here { "=>" } else { "  " },
-            l.addr,
-            l.text
-        );
+        // Narrow: the offset from the label line above, to leave room for the
+        // instruction.
+        let mark = if here { "=>" } else { "  " };
+        let text = match base {
+            Some(b) if !wide => format!("{mark}+{:<4x}{}", l.addr - b, l.text),
+            _ => format!("{mark} {:016x}  {}", l.addr, l.text),
+        };
         out.push(if here {
             Line::styled(
                 text,
@@ -161,7 +185,42 @@ fn draw_registers(f: &mut Frame, app: &App, area: Rect) {
     );
 }
 
-fn draw_cores(f: &mut Frame, app: &App, area: Rect) {
+/// One register a line (RIP and CR3 first), for a narrow terminal.
+fn draw_registers_narrow(f: &mut Frame, app: &App, area: Rect) {
+    let s = &app.session;
+    let core = s.focus();
+    let st = &s.runner().machine().cores[core].cpu.state;
+    let prev = s.before().get(core);
+    let changed = Style::default()
+        .fg(Color::Yellow)
+        .add_modifier(Modifier::BOLD);
+    let mut rows: Vec<(&str, u64, Option<u64>)> = vec![
+        ("rip", st.rip, prev.map(|p| p.rip)),
+        ("cr3", st.cr3, prev.map(|p| p.cr3)),
+    ];
+    for (i, n) in REG_NAMES.iter().enumerate() {
+        rows.push((n, st.gpr[i], prev.map(|p| p.gpr[i])));
+    }
+    let lines: Vec<Line> = rows
+        .into_iter()
+        .map(|(n, v, was)| {
+            let ch = was.is_some_and(|w| w != v);
+            Line::from(vec![
+                Span::raw(format!("{n:>3}{}", if ch { '*' } else { ' ' })),
+                Span::styled(
+                    format!("{v:016x}"),
+                    if ch { changed } else { Style::default() },
+                ),
+            ])
+        })
+        .collect();
+    f.render_widget(
+        Paragraph::new(lines).block(block(format!(" core {core} regs "))),
+        area,
+    );
+}
+
+fn draw_cores(f: &mut Frame, app: &App, area: Rect, wide: bool) {
     let s = &app.session;
     let r = s.runner();
     let m = r.machine();
@@ -174,17 +233,19 @@ fn draw_cores(f: &mut Frame, app: &App, area: Rect) {
             None => "running",
         };
         // A halted core is named by its HLT, not by the code after it.
-        let by_hlt = st.halted && m.cores[c].stopped.is_none() && m.cores[c].retired > 0;
-        let label = match core_site(r.labels(), st.rip, by_hlt, m.cores[c].retired) {
-            Some(l) if by_hlt => format!("hlt@{l}"),
-            l => l.unwrap_or_default(),
+        let label = core_label(r, c);
+        let mark = if c == s.focus() { '*' } else { ' ' };
+        // Narrow: the label (or RIP) and the status only.
+        let line = if wide {
+            format!(
+                "{mark}{c} {:#x} {label} {status} ({})",
+                st.rip, m.cores[c].retired
+            )
+        } else if label.is_empty() {
+            format!("{mark}{c} {:x} {status}", st.rip)
+        } else {
+            format!("{mark}{c} {label} {status}")
         };
-        let line = format!(
-            "{}{c} {:#x} {label} {status} ({})",
-            if c == s.focus() { '*' } else { ' ' },
-            st.rip,
-            m.cores[c].retired
-        );
         lines.push(if c == s.focus() {
             Line::styled(line, Style::default().add_modifier(Modifier::BOLD))
         } else {
@@ -200,7 +261,11 @@ fn draw_cores(f: &mut Frame, app: &App, area: Rect) {
         }
     }
     f.render_widget(
-        Paragraph::new(lines).block(block(" cores (rip label status retired) ".into())),
+        Paragraph::new(lines).block(block(if wide {
+            " cores (rip label status retired) ".into()
+        } else {
+            " cores ".into()
+        })),
         area,
     );
 }
@@ -262,11 +327,13 @@ fn draw_walk(f: &mut Frame, app: &App, area: Rect) {
             let w = m.cores[core]
                 .mmu
                 .walk_view(&m.mem, &m.tracker, &regs, mmu::VirtAddr(va));
+            // Under the walk: which core caches this VA (`who`).
             (
-                format!(" page walk of {va:#x} — core {core} "),
+                format!(" page walk of {va:#x} — core {core}; who caches it "),
                 format_walk(&w)
                     .into_iter()
                     .skip(1)
+                    .chain(who_text(s, va).into_iter().skip(1))
                     .map(|l| {
                         if l.contains("DIFFERS") || l.contains("STALE") {
                             Line::styled(l, Style::default().fg(Color::Red))
@@ -316,11 +383,21 @@ fn draw_events(f: &mut Frame, app: &App, area: Rect) {
 fn draw_input(f: &mut Frame, app: &App, area: Rect) {
     match &app.mode {
         Mode::Command => {
+            // Scroll horizontally so the cursor stays in view.
             let text = format!(":{}", app.input);
-            let x = area.x + (text.chars().count() as u16).min(area.width.saturating_sub(1));
-            f.render_widget(Paragraph::new(text), area);
+            let at = app.cursor + 1;
+            let w = area.width.max(1) as usize;
+            let skip = (at + 1).saturating_sub(w);
+            let shown: String = text.chars().skip(skip).collect();
+            let x = area.x + ((at - skip) as u16).min(area.width.saturating_sub(1));
+            f.render_widget(Paragraph::new(shown), area);
             f.set_cursor_position((x, area.y));
         }
+        Mode::ConfirmQuit => f.render_widget(
+            Paragraph::new("quit without saving? y/q leaves, any other key stays")
+                .style(Style::default().fg(Color::Red)),
+            area,
+        ),
         Mode::Confirm(p) => f.render_widget(
             Paragraph::new(format!("overwrite {p}? y/n")).style(Style::default().fg(Color::Red)),
             area,

@@ -38,13 +38,18 @@ fn keys(a: &mut App, ks: &str) {
 
 /// The frame as text, one line per row, trailing blanks trimmed.
 fn frame(a: &App) -> String {
-    let mut t = Terminal::new(TestBackend::new(W, H)).unwrap_or_else(|e| panic!("{e}"));
+    frame_at(a, W, H)
+}
+
+/// The frame on a `w` x `h` terminal.
+fn frame_at(a: &App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap_or_else(|e| panic!("{e}"));
     t.draw(|f| draw(f, a)).unwrap_or_else(|e| panic!("{e}"));
     let buf = t.backend().buffer();
     let mut out = String::new();
-    for y in 0..H {
+    for y in 0..h {
         let mut line = String::new();
-        for x in 0..W {
+        for x in 0..w {
             line.push_str(buf[(x, y)].symbol());
         }
         out.push_str(line.trim_end());
@@ -142,4 +147,93 @@ fn tiny_terminals_do_not_panic() {
         let mut t = Terminal::new(TestBackend::new(w, h)).unwrap_or_else(|e| panic!("{e}"));
         t.draw(|f| draw(f, &a)).unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+fn ctrl(a: &mut App, c: char) {
+    a.key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL));
+}
+
+fn code(a: &mut App, k: KeyCode) {
+    a.key(KeyEvent::new(k, KeyModifiers::NONE));
+}
+
+#[test]
+fn three_line_output_keeps_its_last_line() {
+    let mut a = app("dragonfly-2017-swtch-pmactive-buggy.ron");
+    keys(&mut a, ":cores\n");
+    let f = frame(&a);
+    for c in 0..3 {
+        assert!(
+            f.contains(&format!("core {c}: rip")),
+            "core {c} missing:\n{f}"
+        );
+    }
+}
+
+#[test]
+fn at_80x24_the_disassembly_keeps_40_columns_and_the_counters_show() {
+    let mut a = app("dragonfly-2017-swtch-pmactive-buggy.ron");
+    keys(&mut a, ":break stale\nc");
+    let f = frame_at(&a, 80, 24);
+    insta::assert_snapshot!("stale_80x24", f);
+    let status = f.lines().next().unwrap_or_default();
+    assert!(status.contains("violations 1"), "{status}");
+    // The disassembly pane's right border is at column 40 or further.
+    let row = f.lines().nth(1).unwrap_or_default();
+    let border = row.chars().skip(1).position(|c| c == '┐').map(|i| i + 2);
+    assert!(border.is_some_and(|b| b >= 40), "{row}");
+    insta::assert_snapshot!("stale_200x50", frame_at(&a, 200, 50));
+}
+
+#[test]
+fn command_line_moves_the_cursor_and_ctrl_u_deletes_before_it() {
+    let mut a = app("missing-invlpg.ron");
+    keys(&mut a, ":sep 2");
+    for _ in 0..4 {
+        code(&mut a, KeyCode::Left);
+    }
+    keys(&mut a, "t");
+    assert_eq!(a.input, "step 2");
+    code(&mut a, KeyCode::End);
+    ctrl(&mut a, 'w');
+    assert_eq!(a.input, "step ");
+    keys(&mut a, "3");
+    code(&mut a, KeyCode::Home);
+    code(&mut a, KeyCode::Right);
+    ctrl(&mut a, 'u');
+    assert_eq!(a.input, "tep 3");
+    assert_eq!(a.cursor, 0);
+    ctrl(&mut a, 'u');
+    keys(&mut a, "who 0x4");
+    ctrl(&mut a, 'a');
+    ctrl(&mut a, 'k');
+    assert_eq!(a.input, "");
+    // Tab completes a command (as far as it is unique, listing the choices),
+    // then a label.
+    keys(&mut a, "brea");
+    code(&mut a, KeyCode::Tab);
+    assert_eq!(a.input, "break");
+    assert_eq!(a.message, "break breaks");
+    keys(&mut a, " chan");
+    code(&mut a, KeyCode::Tab);
+    assert_eq!(a.input, "break changed ");
+    code(&mut a, KeyCode::Enter);
+    assert_eq!(a.session.breakpoints().len(), 1);
+}
+
+#[test]
+fn quitting_with_an_unsaved_interleaving_asks() {
+    let mut a = app("missing-invlpg.ron");
+    keys(&mut a, "sq");
+    assert!(!a.quit);
+    assert!(a.message.contains("not saved"), "{}", a.message);
+    keys(&mut a, "x");
+    assert!(!a.quit);
+    ctrl(&mut a, 'c');
+    assert!(!a.quit);
+    ctrl(&mut a, 'c');
+    assert!(a.quit);
+    let mut a = app("missing-invlpg.ron");
+    keys(&mut a, "sqq");
+    assert!(a.quit);
 }

@@ -18,12 +18,26 @@ pub enum BreakSpec {
     StaleUse,
     /// `fill VA`.
     TlbFill(String),
-    /// `ptwrite VA`.
-    PagingWrite(String),
+    /// `ptwrite VA [+ad]`: with `+ad`, the walker's A/D updates count too.
+    PagingWrite(String, bool),
     /// `ipi CORE`.
     Ipi(usize),
     /// `event KIND`.
     Event(String),
+    /// `watch ADDR [LEN] [r|w|rw]`: a guest access to the range (`p:ADDR` for
+    /// a physical address).
+    Watch {
+        /// Address expression (without `p:`).
+        addr: String,
+        /// Physical.
+        phys: bool,
+        /// Bytes (1, 2, 4 or 8).
+        len: u8,
+        /// Reads count.
+        read: bool,
+        /// Writes count.
+        write: bool,
+    },
 }
 
 /// One debugger command.
@@ -46,12 +60,20 @@ pub enum Command {
     ReverseStep(u64),
     /// `rcontinue`: back to the previous breakpoint hit.
     ReverseContinue,
-    /// `goto N`: to position N.
-    Goto(usize),
+    /// `goto N`: to machine step N (the step numbers explanations and events
+    /// use).
+    Goto(u64),
     /// `focus C`.
     Focus(usize),
-    /// `break SPEC`.
-    Break(BreakSpec),
+    /// `break SPEC [core C] [if COND]`.
+    Break {
+        /// What it waits for.
+        spec: BreakSpec,
+        /// Only on this core.
+        core: Option<usize>,
+        /// Only when this holds (`REG OP VALUE`, as typed).
+        cond: Option<String>,
+    },
     /// `delete [ID]`.
     Delete(Option<usize>),
     /// `breaks`.
@@ -69,6 +91,8 @@ pub enum Command {
     Walk(String),
     /// `tlb`: the focused core's TLB and paging-structure caches.
     Tlb,
+    /// `who VA`: every core's cached entries for VA's page.
+    Who(String),
     /// `regs`.
     Regs,
     /// `disas [ADDR] [N]`.
@@ -108,8 +132,11 @@ pub enum Command {
     },
     /// `help [COMMAND]`.
     Help(Option<String>),
-    /// `quit`.
-    Quit,
+    /// `quit`, `quit!` (`force`: leave even with an unsaved interleaving).
+    Quit {
+        /// Do not ask.
+        force: bool,
+    },
 }
 
 /// A line that is not a command, with what was expected.
@@ -138,13 +165,15 @@ pub const HELP: &[(&str, &str)] = &[
     ("rcontinue", "go back to the previous breakpoint hit (rc)"),
     ("goto N", "go to step N (back by re-execution, forward along history/schedule)"),
     ("focus C", "focus core C"),
-    ("break SPEC", "break on: label NAME | addr EXPR | NAME-or-EXPR | stale | fill VA | ptwrite VA | ipi CORE | event KIND (b)"),
-    ("delete [ID]", "delete breakpoint ID, or all"),
+    ("break SPEC [core C] [if COND]", "break on: label NAME | addr EXPR | NAME-or-EXPR | stale | fill VA | ptwrite VA [+ad] | ipi CORE | event KIND (b); COND is REG OP VALUE, OP one of == != < <= > >="),
+    ("watch ADDR [LEN] [r|w|rw] [core C] [if COND]", "stop when the guest reads/writes LEN (1, 2, 4, 8; default 8) bytes at a linear ADDR of the focused core, or p:ADDR physical; default w"),
+    ("delete [ID]", "delete breakpoint or watchpoint ID, or all"),
     ("breaks", "list breakpoints"),
     ("x ADDR [LEN]", "memory at a linear address of the focused core (read-only walk)"),
     ("xp ADDR [LEN]", "physical memory"),
     ("walk VA", "page walk of VA: each level, cached vs memory (translate)"),
     ("tlb", "the focused core's TLB and paging-structure caches"),
+    ("who VA", "every core's TLB and PSC entries for VA: PCID, fill step, STALE and why"),
     ("regs", "the focused core's registers"),
     ("disas [ADDR] [N]", "disassemble (around RIP by default)"),
     ("cores", "every core: rip, label, status"),
@@ -156,7 +185,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("fill VA", "speculatively fill the focused core's TLB for VA"),
     ("save PATH [--force]", "save the steps taken as a scenario (save! PATH overwrites)"),
     ("help [CMD]", "this list (h, ?)"),
-    ("quit", "leave (q)"),
+    ("quit", "leave (q); asks first if the interleaving is not saved (quit! does not)"),
 ];
 
 fn err(message: String) -> ParseError {
@@ -220,13 +249,78 @@ fn break_spec(cmd: &str, args: &[&str]) -> Result<BreakSpec, ParseError> {
             BreakSpec::StaleUse
         }
         "fill" | "tlb-fill" => BreakSpec::TlbFill(need("a linear address")?),
-        "ptwrite" | "pte" | "paging-write" => BreakSpec::PagingWrite(need("a linear address")?),
+        "ptwrite" | "pte" | "paging-write" => match args {
+            [_, va, ad] if *ad == "+ad" => BreakSpec::PagingWrite(va.to_string(), true),
+            _ => BreakSpec::PagingWrite(
+                need("a linear address (then `+ad` for A/D updates too)")?,
+                false,
+            ),
+        },
         "ipi" => BreakSpec::Ipi(number(cmd, "a core number", &need("a core number")?)?),
         "event" => BreakSpec::Event(need("an event kind")?),
         other => {
             no_more(cmd, &args[1..])?;
             BreakSpec::Location(other.to_string())
         }
+    })
+}
+
+/// `break`/`watch` arguments once `if COND` is taken out: SPEC, then maybe
+/// `core C`.
+fn break_with(
+    cmd: &str,
+    args: Vec<&str>,
+    cond: Option<String>,
+) -> Result<Option<Command>, ParseError> {
+    let (spec_args, core) = match args.as_slice() {
+        [spec @ .., k, n] if *k == "core" && !spec.is_empty() => {
+            (spec.to_vec(), Some(number(cmd, "a core number", n)?))
+        }
+        _ => (args.clone(), None),
+    };
+    let spec = if cmd == "watch" {
+        watch_spec(&spec_args)?
+    } else {
+        break_spec(cmd, &spec_args)?
+    };
+    Ok(Some(Command::Break { spec, core, cond }))
+}
+
+/// `ADDR [LEN] [r|w|rw]`.
+fn watch_spec(args: &[&str]) -> Result<BreakSpec, ParseError> {
+    let Some(first) = args.first() else {
+        return Err(err(format!(
+            "`watch`: expected an address\n{}",
+            usage("watch")
+        )));
+    };
+    let (addr, phys) = match first.strip_prefix("p:") {
+        Some(a) => (a.to_string(), true),
+        None => (first.to_string(), false),
+    };
+    let (mut len, mut read, mut write) = (8u8, false, true);
+    for a in &args[1..] {
+        match *a {
+            "r" => (read, write) = (true, false),
+            "w" => (read, write) = (false, true),
+            "rw" | "a" => (read, write) = (true, true),
+            t => {
+                len = number("watch", "a length (1, 2, 4 or 8) or r, w, rw", t)?;
+                if ![1, 2, 4, 8].contains(&len) {
+                    return Err(err(format!(
+                        "`watch`: a length of 1, 2, 4 or 8 bytes, not {len}\n{}",
+                        usage("watch")
+                    )));
+                }
+            }
+        }
+    }
+    Ok(BreakSpec::Watch {
+        addr,
+        phys,
+        len,
+        read,
+        write,
     })
 }
 
@@ -238,12 +332,19 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
     }
     let toks: Vec<&str> = line.split_whitespace().collect();
     let (cmd, args) = (toks[0], &toks[1..]);
+    // A count of 0 would do nothing and still look like a command that ran.
     let opt_count = |cmd: &str, args: &[&str]| -> Result<u64, ParseError> {
         match args.first() {
             None => Ok(1),
             Some(t) => {
                 no_more(cmd, &args[1..])?;
-                number(cmd, "a count", t)
+                match number(cmd, "a count", t)? {
+                    0 => Err(err(format!(
+                        "`{cmd}`: a count of 0 does nothing (give 1 or more)\n{}",
+                        usage(cmd)
+                    ))),
+                    n => Ok(n),
+                }
             }
         }
     };
@@ -302,7 +403,31 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
                 )))
             }
         },
-        "break" | "b" => Command::Break(break_spec("break", args)?),
+        "break" | "b" | "watch" | "wa" => {
+            let cmd = if cmd.starts_with('w') {
+                "watch"
+            } else {
+                "break"
+            };
+            // `if COND` runs to the end of the line, or up to a final `core C`.
+            let Some(i) = args.iter().position(|a| *a == "if") else {
+                return break_with(cmd, args.to_vec(), None);
+            };
+            let (head, tail) = args.split_at(i);
+            let (cond, core) = match &tail[1..] {
+                [c @ .., k, n] if *k == "core" && !c.is_empty() => (c.join(" "), vec![*k, *n]),
+                c => (c.join(" "), Vec::new()),
+            };
+            if cond.is_empty() {
+                return Err(err(format!(
+                    "`{cmd} ... if`: expected a condition such as `rax == 1`\n{}",
+                    usage(cmd)
+                )));
+            }
+            let mut v = head.to_vec();
+            v.extend(core);
+            return break_with(cmd, v, Some(cond));
+        }
         "delete" | "d" => match args.first() {
             None => Command::Delete(None),
             Some(t) => {
@@ -351,6 +476,16 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             no_more("tlb", args)?;
             Command::Tlb
         }
+        "who" => match args {
+            [a] => Command::Who(a.to_string()),
+            [] => {
+                return Err(err(format!(
+                    "`who`: expected a linear address\n{}",
+                    usage("who")
+                )))
+            }
+            [_, t, ..] => return Err(err(format!("`who`: unexpected `{t}`\n{}", usage("who")))),
+        },
         "regs" | "r" => {
             no_more("regs", args)?;
             Command::Regs
@@ -471,9 +606,11 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             Command::Save { path, force }
         }
         "help" | "h" | "?" => Command::Help(args.first().map(|s| s.to_string())),
-        "quit" | "q" | "exit" => {
+        "quit" | "q" | "exit" | "quit!" | "q!" => {
             no_more("quit", args)?;
-            Command::Quit
+            Command::Quit {
+                force: cmd.ends_with('!'),
+            }
         }
         other => {
             let known: Vec<&str> = HELP
@@ -489,4 +626,70 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         }
     };
     Ok(Some(c))
+}
+
+impl Command {
+    /// Whether an empty line repeats this command (the stepping commands, as
+    /// in gdb: pressing Enter after `step` steps again).
+    pub fn repeats(&self) -> bool {
+        matches!(
+            self,
+            Command::Step { .. }
+                | Command::Next(_)
+                | Command::Continue
+                | Command::ReverseStep(_)
+                | Command::ReverseContinue
+        )
+    }
+}
+
+/// Words that follow a command: break/until kinds, filters and modifiers.
+const ARG_WORDS: &[&str] = &[
+    "label", "addr", "rw", "stale", "fill", "ptwrite", "ipi", "event", "core", "kind", "if", "+ad",
+    "att", "intel", "--force",
+];
+
+/// Tab completion for both front ends: command names for the first word,
+/// then argument keywords, event kinds, labels and symbols. Built once per
+/// session (the names do not change while it runs).
+#[derive(Clone, Debug, Default)]
+pub struct Completions {
+    commands: Vec<String>,
+    words: Vec<String>,
+}
+
+impl Completions {
+    /// The names a scenario offers: its symbols (labels included).
+    pub fn new<'a>(symbols: impl Iterator<Item = &'a String>) -> Self {
+        let mut commands: Vec<String> = HELP
+            .iter()
+            .filter_map(|(u, _)| u.split_whitespace().next())
+            .map(str::to_string)
+            .collect();
+        commands.sort();
+        commands.dedup();
+        let mut words: Vec<String> = ARG_WORDS.iter().map(|w| w.to_string()).collect();
+        words.extend(crate::scenario::EVENT_KINDS.iter().map(|k| k.to_string()));
+        words.extend(symbols.cloned());
+        words.sort();
+        words.dedup();
+        Completions { commands, words }
+    }
+
+    /// For the text before the cursor: where the word being completed starts,
+    /// and the candidates (sorted) that begin with it.
+    pub fn complete(&self, before_cursor: &str) -> (usize, Vec<String>) {
+        let start = before_cursor
+            .rfind(char::is_whitespace)
+            .map_or(0, |i| i + 1);
+        let word = &before_cursor[start..];
+        let first = before_cursor[..start].trim().is_empty();
+        let pool = if first { &self.commands } else { &self.words };
+        let found = pool
+            .iter()
+            .filter(|w| w.starts_with(word))
+            .cloned()
+            .collect();
+        (start, found)
+    }
 }

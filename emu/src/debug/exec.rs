@@ -3,7 +3,7 @@
 
 use super::command::{BreakSpec, Command, HELP};
 use super::save::{saved_scenario, to_ron, write_new, SaveError};
-use super::session::{core_status, BreakKind, Session, Stop, Syntax, Unit};
+use super::session::{core_status, BreakKind, Cond, Operand, Session, Stop, Syntax, Unit};
 use super::view;
 use crate::scenario::schema::Value;
 use crate::scenario::{resolve, EVENT_KINDS};
@@ -21,6 +21,8 @@ pub struct Reply {
     pub quit: bool,
     /// `save` found an existing file: ask, then run `save! PATH`.
     pub confirm_overwrite: Option<String>,
+    /// `quit` found an unsaved interleaving: ask, then run `quit!`.
+    pub confirm_quit: bool,
 }
 
 impl Reply {
@@ -80,9 +82,10 @@ fn break_kind(s: &Session, b: &BreakSpec) -> Result<BreakKind, String> {
         BreakSpec::Addr(x) => BreakKind::Addr(expr(s, x)?),
         BreakSpec::StaleUse => BreakKind::StaleUse,
         BreakSpec::TlbFill(x) => BreakKind::TlbFill(expr(s, x)?),
-        BreakSpec::PagingWrite(x) => BreakKind::PagingWrite {
+        BreakSpec::PagingWrite(x, ad) => BreakKind::PagingWrite {
             va: expr(s, x)?,
             core: s.focus(),
+            ad: *ad,
         },
         BreakSpec::Ipi(c) => {
             check_core(s, *c)?;
@@ -96,6 +99,34 @@ fn break_kind(s: &Session, b: &BreakSpec) -> Result<BreakKind, String> {
                 ));
             }
             BreakKind::Event(k.clone())
+        }
+        BreakSpec::Watch {
+            addr,
+            phys,
+            len,
+            read,
+            write,
+        } => {
+            let a = expr(s, addr)?;
+            let (pa, linear) = if *phys {
+                (a, None)
+            } else {
+                let f = s.focus();
+                if (a & 0xfff) + u64::from(*len) > 0x1000 {
+                    return Err(format!(
+                        "`watch {addr}`: {len} bytes at {a:#x} cross a page boundary; watch each page's part"
+                    ));
+                }
+                (view::translate(s.runner().machine(), f, a)?, Some(a))
+            };
+            BreakKind::Watch {
+                name: addr.clone(),
+                pa,
+                len: *len,
+                linear,
+                read: *read,
+                write: *write,
+            }
         }
     })
 }
@@ -112,42 +143,86 @@ fn stop_text(s: &Session, done: u64, stop: &Stop) -> String {
     t
 }
 
-/// "step N, core C at RIP <label>".
+/// "step N, core C rip RIP <label>".
 fn here(s: &Session) -> String {
     let f = s.focus();
-    let m = s.runner().machine();
-    let rip = m.cores[f].cpu.state.rip;
-    let label = s
-        .runner()
-        .labels()
-        .get(&rip)
-        .map(|l| format!(" <{l}>"))
-        .unwrap_or_default();
-    format!(
-        "step {} (machine step {}), core {f} rip {rip:#x}{label}",
-        s.pos(),
-        m.steps
-    )
+    let rip = s.runner().machine().cores[f].cpu.state.rip;
+    let label = core_label(s.runner(), f);
+    let label = if label.is_empty() {
+        label
+    } else {
+        format!(" <{label}>")
+    };
+    format!("step {}, core {f} rip {rip:#x}{label}", s.step())
 }
 
-/// The status line: position, schedule position, violations.
+/// Where core `c` is, by label: the label at its RIP, or for a core halted by
+/// HLT, `hlt@` and the HLT's own label (its RIP already points past it, SDM
+/// Vol. 2A HLT); else `label+off` as `run` prints it; empty when no label is
+/// near.
+pub fn core_label(r: &crate::scenario::Runner, c: usize) -> String {
+    let core = &r.machine().cores[c];
+    let st = &core.cpu.state;
+    let by_hlt = st.halted && core.stopped.is_none() && core.retired > 0;
+    match crate::scenario::core_site(r.labels(), st.rip, by_hlt, core.retired) {
+        Some(l) if by_hlt => format!("hlt@{l}"),
+        Some(l) => l,
+        None => crate::scenario::name_in(r.labels(), st.rip).unwrap_or_default(),
+    }
+}
+
+/// The status line: the counters first (so a narrow terminal cuts only the
+/// schedule text), then where the schedule is.
 pub fn status_line(s: &Session) -> String {
     let r = s.runner();
     let c = r.cursor();
     let sched = match r.scenario().schedule.get(c.index) {
-        Some(st) => format!("schedule[{}] {:?} ({} taken)", c.index, st, c.taken),
+        Some(_) => format!("schedule step {} ({} taken)", c.index, c.taken),
         None => s.ending_text(),
     };
     format!(
-        "step {}/{} | machine step {} | {} | stale uses {} | violations {} | focus core {}",
-        s.pos(),
-        s.history().len(),
-        r.machine().steps,
-        sched,
+        "step {}/{} | stale {} | violations {} | core {} | {}",
+        s.step(),
+        s.last_step(),
         r.stale_uses().len(),
         r.violations(),
-        s.focus()
+        s.focus(),
+        sched,
     )
+}
+
+/// A condition `REG OP VALUE` (either side a register or a number/symbol).
+fn cond(s: &Session, text: &str) -> Result<Cond, String> {
+    const OPS: [&str; 6] = ["==", "!=", "<=", ">=", "<", ">"];
+    let Some((i, op)) = OPS
+        .iter()
+        .filter_map(|op| text.find(op).map(|i| (i, *op)))
+        .min_by_key(|(i, _)| *i)
+    else {
+        return Err(format!(
+            "`if {text}`: expected a comparison such as `rax == 1` (one of {})",
+            OPS.join(" ")
+        ));
+    };
+    let side = |t: &str| -> Result<Operand, String> {
+        let t = t.trim();
+        let name = t.trim_start_matches('%').to_ascii_lowercase();
+        if let Some(k) = view::REG_NAMES.iter().position(|r| *r == name) {
+            return Ok(Operand::Gpr(k));
+        }
+        Ok(match name.as_str() {
+            "rip" => Operand::Rip,
+            "rflags" | "eflags" => Operand::Rflags,
+            "cr3" => Operand::Cr3,
+            _ if t.is_empty() => return Err(format!("`if {text}`: a side of `{op}` is missing")),
+            _ => Operand::Num(expr(s, t)?),
+        })
+    };
+    Ok(Cond {
+        lhs: side(&text[..i])?,
+        op,
+        rhs: side(&text[i + op.len()..])?,
+    })
 }
 
 /// Runs one command. A Ctrl-C that came while no command ran is forgotten
@@ -213,7 +288,7 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             Reply::ok(stop_text(s, 0, &stop).replacen("0 step(s); now", "now", 1))
         }
         Command::Goto(n) => {
-            let stop = s.goto(*n);
+            let stop = s.goto_step(*n);
             let mut t = String::new();
             if let Stop::ScheduleOver(w) | Stop::Break(w) | Stop::Interrupted(w) = &stop {
                 t = format!("{w}\n");
@@ -226,10 +301,26 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             s.mark_before();
             Reply::ok(format!("focused core {n}; {}", here(s)))
         }
-        Command::Break(b) => {
-            let k = break_kind(s, b)?;
-            let text = k.to_string();
-            let id = s.add_breakpoint(k);
+        Command::Break {
+            spec,
+            core,
+            cond: c,
+        } => {
+            let k = break_kind(s, spec)?;
+            if let Some(n) = core {
+                check_core(s, *n)?;
+            }
+            let c = c.as_deref().map(|t| cond(s, t)).transpose()?;
+            if let BreakKind::Watch { name, pa, len, .. } = &k {
+                s.watch_range(name, *pa, *len);
+            }
+            let id = s.add_breakpoint_if(k, *core, c);
+            let text = s
+                .breakpoints()
+                .iter()
+                .find(|b| b.id == id)
+                .map(|b| b.to_string())
+                .unwrap_or_default();
             Reply::ok(format!("breakpoint {id}: {text}"))
         }
         Command::Delete(id) => {
@@ -246,7 +337,7 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
                 Reply::ok(
                     s.breakpoints()
                         .iter()
-                        .map(|b| format!("{:>3}  {}", b.id, b.kind))
+                        .map(|b| format!("{:>3}  {b}", b.id))
                         .collect::<Vec<_>>()
                         .join("\n"),
                 )
@@ -286,6 +377,14 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
         }
         Command::Walk(x) => {
             let va = expr(s, x)?;
+            // A non-canonical address faults (#GP) before any walk (SDM Vol. 3A
+            // 4.5 and 3.3.7.1): bits 63:47 must all equal bit 47.
+            if !mmu::VirtAddr(va).is_canonical() {
+                return Err(format!(
+                    "{va:#x} is not canonical (bits 63:47 must all equal bit 47): an access \
+                     to it raises #GP before any page walk; nothing to walk"
+                ));
+            }
             s.walk_va = Some(va);
             let m = s.runner().machine();
             let f = s.focus();
@@ -296,6 +395,11 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             Reply::ok(view::format_walk(&w).join("\n"))
         }
         Command::Tlb => Reply::ok(tlb_text(s)),
+        Command::Who(x) => {
+            let va = expr(s, x)?;
+            s.walk_va = Some(va);
+            Reply::ok(who_text(s, va).join("\n"))
+        }
         Command::Regs => {
             let f = s.focus();
             let st = &s.runner().machine().cores[f].cpu.state;
@@ -347,12 +451,21 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             } else {
                 let mut t = String::new();
                 for (i, r) in st.iter().enumerate() {
+                    let labels = s.runner().labels();
+                    let detail: String = r
+                        .detail
+                        .to_string()
+                        .lines()
+                        .map(|l| {
+                            crate::scenario::symbolize(l, &|a| crate::scenario::name_in(labels, a))
+                                + "\n"
+                        })
+                        .collect();
                     let _ = write!(
                         t,
-                        "#{} ({}) {}",
+                        "#{} ({}) {detail}",
                         i + 1,
                         if r.violation { "violation" } else { "allowed" },
-                        r.detail
                     );
                 }
                 // Uses of stale software-TLB entries (soft_tlbs), numbered apart.
@@ -377,11 +490,35 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
                     Syntax::Intel => Syntax::Att,
                 },
             };
-            Reply::ok(format!("syntax {:?}", s.syntax).to_lowercase())
+            Reply::ok(
+                match s.syntax {
+                    Syntax::Att => "syntax att",
+                    Syntax::Intel => "syntax intel",
+                }
+                .into(),
+            )
         }
         Command::Evict(x) | Command::Fill(x) => {
             let va = expr(s, x)?;
             let core = s.focus();
+            if matches!(c, Command::Fill(_)) {
+                // Filling what is already cached would take a step that changes
+                // nothing.
+                let m = s.runner().machine();
+                let regs = m.paging_regs(core);
+                let w = m.cores[core]
+                    .mmu
+                    .walk_view(&m.mem, &m.tracker, &regs, mmu::VirtAddr(va));
+                if let Some(e) = w.tlb.first() {
+                    return Ok(Reply::ok(format!(
+                        "va {va:#x} is already in core {core}'s {} (pcid {:#x}, filled at step {}); \
+                         nothing filled, no step taken",
+                        view::cache_name(e.cache),
+                        e.pcid,
+                        e.filled_step
+                    )));
+                }
+            }
             let u = if matches!(c, Command::Evict(_)) {
                 Unit::Evict { core, va }
             } else {
@@ -389,30 +526,57 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             };
             let hits = s.take(u).unwrap_or_default();
             let mut t = format!(
-                "{} va {va:#x} on core {core}; now at step {}",
+                "{} va {va:#x} on core {core}; now at {}",
                 if matches!(u, Unit::Evict { .. }) {
                     "evicted"
                 } else {
                     "filled"
                 },
-                s.pos()
+                here(s)
             );
             for h in hits {
                 t = format!("{h}\n{t}");
             }
             Reply::ok(t)
         }
-        Command::Save { path, force } => save(s, path, *force)?,
+        Command::Save { path, force } => {
+            let r = save(s, path, *force)?;
+            if !r.error {
+                s.mark_saved();
+            }
+            r
+        }
         Command::Help(topic) => Reply::ok(help_text(topic.as_deref())),
-        Command::Quit => Reply {
-            quit: true,
-            ..Reply::default()
-        },
+        Command::Quit { force } => {
+            if !force && s.unsaved() {
+                return Ok(Reply {
+                    text: format!(
+                        "the interleaving taken ({} step(s) off the schedule) is not saved; \
+                         `save PATH` keeps it, `quit!` leaves without saving",
+                        s.off_schedule_units()
+                    ),
+                    error: true,
+                    confirm_quit: true,
+                    ..Reply::default()
+                });
+            }
+            Reply {
+                quit: true,
+                ..Reply::default()
+            }
+        }
     })
 }
 
 fn save(s: &Session, path: &str, force: bool) -> Result<Reply, String> {
     let p = Path::new(path);
+    // A directory is never a file to overwrite: say so instead of asking.
+    if p.is_dir() {
+        return Err(format!(
+            "{path} is a directory; give a file path inside it, such as {}",
+            p.join("saved.ron").display()
+        ));
+    }
     let dir_of = |p: &Path| -> std::path::PathBuf {
         let d = p
             .parent()
@@ -458,7 +622,7 @@ pub fn filtered_events(
         .iter()
         .rev()
         .filter(|e| kind.is_none_or(|k| e.kind.name() == k))
-        .filter(|e| core.is_none_or(|c| e.core as usize == c))
+        .filter(|e| core.is_none_or(|c| view::event_core(e) == c))
         .take(count)
         .collect();
     v.reverse();
@@ -520,11 +684,75 @@ pub fn tlb_text(s: &Session) -> String {
         let _ = writeln!(t, "{}", view::format_entry(e));
         if e.stale {
             if let Some(w) = view::stale_reason(e, s.events()) {
-                let _ = writeln!(t, "    stale: {w}; not invalidated since");
+                let _ = writeln!(t, "    stale: {}; not invalidated since", named(s, &w));
             }
         }
     }
     t.trim_end().to_string()
+}
+
+/// `text` with ` <label+off>` after each `rip 0x...`, as `run` prints it.
+fn named(s: &Session, text: &str) -> String {
+    let labels = s.runner().labels();
+    crate::scenario::symbolize(text, &|a| crate::scenario::name_in(labels, a))
+}
+
+/// Whether a cached entry translates (TLB) or covers (PSC) linear `va`.
+fn entry_covers(e: &mmu::EntryView, va: u64) -> bool {
+    let span: u64 = match (e.cache, e.cached) {
+        (_, mmu::WalkResult::Leaf { size, .. }) => size.bytes(),
+        // A level-L paging-structure cache entry stands for a level-L entry:
+        // 512 GiB (PML4E), 1 GiB (PDPTE) or 2 MiB (PDE) of linear space (SDM
+        // Vol. 3A 4.10.3.1).
+        (mmu::CacheKind::Psc { level }, _) => 1u64 << (12 + 9 * u32::from(level.max(1) - 1)),
+        _ => return false,
+    };
+    let base = e.va.raw() & !(span - 1);
+    va & !(span - 1) == base
+}
+
+/// Every core's TLB and paging-structure-cache entries for `va`, with PCID,
+/// fill step, and for a stale one why: coherence bugs are about which core
+/// still holds an entry.
+pub fn who_text(s: &Session, va: u64) -> Vec<String> {
+    let m = s.runner().machine();
+    let mut out = vec![format!("who caches va {va:#x}:")];
+    for c in 0..m.num_cores() {
+        let d = m.cores[c].mmu.dump(&m.tracker);
+        let st = &m.cores[c].cpu.state;
+        let pcid = if st.cr4 & mmu::cr4::PCIDE != 0 {
+            st.cr3 & 0xfff
+        } else {
+            0
+        };
+        let hits: Vec<&mmu::EntryView> = d
+            .tlb
+            .iter()
+            .chain(d.psc.iter())
+            .filter(|e| entry_covers(e, va))
+            .collect();
+        out.push(format!(
+            "core {c} (current pcid {pcid:#x}): {}",
+            if hits.is_empty() {
+                "nothing cached".to_string()
+            } else {
+                format!(
+                    "{} entr{}",
+                    hits.len(),
+                    if hits.len() == 1 { "y" } else { "ies" }
+                )
+            }
+        ));
+        for e in hits {
+            out.push(format!("  {}", view::format_entry(e)));
+            if e.stale {
+                if let Some(w) = view::stale_reason(e, s.events()) {
+                    out.push(format!("    stale: {}", named(s, &w)));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// One line per core: rip, label, status.
@@ -534,14 +762,16 @@ pub fn cores_text(s: &Session) -> String {
     (0..m.num_cores())
         .map(|c| {
             let st = &m.cores[c].cpu.state;
+            let label = core_label(r, c);
             format!(
                 "{} core {c}: rip {:#x}{} {} retired {}",
                 if c == s.focus() { '*' } else { ' ' },
                 st.rip,
-                r.labels()
-                    .get(&st.rip)
-                    .map(|l| format!(" <{l}>"))
-                    .unwrap_or_default(),
+                if label.is_empty() {
+                    label
+                } else {
+                    format!(" <{label}>")
+                },
                 core_status(r, c),
                 m.cores[c].retired
             )

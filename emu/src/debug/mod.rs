@@ -15,13 +15,15 @@ mod save;
 mod session;
 mod view;
 
-pub use command::{parse, BreakSpec, Command, ParseError, HELP};
-pub use exec::{cores_text, execute, filtered_events, status_line, tlb_text, Reply};
+pub use command::{parse, BreakSpec, Command, Completions, ParseError, HELP};
+pub use exec::{
+    core_label, cores_text, execute, filtered_events, status_line, tlb_text, who_text, Reply,
+};
 pub use log::EventLog;
 pub use save::{rebase_code_paths, saved_scenario, to_ron, write_new, SaveError};
 pub use session::{
-    BreakKind, Breakpoint, History, Interrupt, Session, Stop, Syntax, Unit, POLL_EVERY,
-    SNAPSHOT_EVERY,
+    BreakKind, Breakpoint, Cond, History, Interrupt, Operand, Session, Stop, Syntax, Unit,
+    POLL_EVERY, SNAPSHOT_EVERY,
 };
 pub use view::{
     cache_name, disassemble, disassemble_around, flags_text, format_entry, format_event,

@@ -149,6 +149,11 @@ impl History {
     pub fn stored(&self) -> usize {
         self.runs.len()
     }
+
+    /// The runs: `(first position, unit)`.
+    fn runs(&self) -> &[(usize, Unit)] {
+        &self.runs
+    }
 }
 
 /// A copy of the runner at a position, and the event log's length there.
@@ -208,11 +213,32 @@ pub enum BreakKind {
         va: u64,
         /// Whose CR3 the walk starts from.
         core: usize,
+        /// Also the walker's own accessed/dirty updates (SDM Vol. 3A 4.8), which
+        /// are not guest stores and are left out unless asked for (`+ad`).
+        ad: bool,
     },
     /// An IPI that targets this core.
     Ipi(usize),
     /// Any event of this kind (see [`crate::scenario::EVENT_KINDS`]).
     Event(String),
+    /// A guest read and/or write of a watched range (a watchpoint). The range is
+    /// watched by the scenario's watched-word machinery under `name`, so only
+    /// the guest's own data accesses count: not the debugger's reads, not the
+    /// page walker's A/D updates.
+    Watch {
+        /// The name its `watched` events carry (the address as typed).
+        name: String,
+        /// Physical address.
+        pa: u64,
+        /// Bytes (1, 2, 4 or 8).
+        len: u8,
+        /// The linear address it was set at (`None`: set on a physical one).
+        linear: Option<u64>,
+        /// Reads count.
+        read: bool,
+        /// Writes count.
+        write: bool,
+    },
 }
 
 impl std::fmt::Display for BreakKind {
@@ -222,12 +248,37 @@ impl std::fmt::Display for BreakKind {
             BreakKind::Addr(a) => write!(f, "address {a:#x}"),
             BreakKind::StaleUse => write!(f, "stale use"),
             BreakKind::TlbFill(va) => write!(f, "TLB fill of va {va:#x}"),
-            BreakKind::PagingWrite { va, core } => write!(
+            BreakKind::PagingWrite { va, core, ad } => write!(
                 f,
-                "write to a paging-structure entry of va {va:#x} (core {core}'s space)"
+                "write to a paging-structure entry of va {va:#x} (core {core}'s space{})",
+                if *ad { ", A/D updates too" } else { "" }
             ),
             BreakKind::Ipi(c) => write!(f, "IPI to core {c}"),
             BreakKind::Event(k) => write!(f, "event {k}"),
+            BreakKind::Watch {
+                name,
+                pa,
+                len,
+                linear,
+                read,
+                write,
+            } => {
+                let how = match (read, write) {
+                    (true, true) => "read/write",
+                    (true, false) => "read",
+                    _ => "write",
+                };
+                match linear {
+                    Some(la) => write!(
+                        f,
+                        "watch {how} of {name} ({len} byte(s) at linear {la:#x}, physical {pa:#x})"
+                    ),
+                    None => write!(
+                        f,
+                        "watch {how} of {name} ({len} byte(s) at physical {pa:#x})"
+                    ),
+                }
+            }
         }
     }
 }
@@ -239,6 +290,96 @@ pub struct Breakpoint {
     pub id: usize,
     /// Condition.
     pub kind: BreakKind,
+    /// Only when this core hits it (the core that executed, or the one the
+    /// event is about).
+    pub core: Option<usize>,
+    /// Only when this holds on that core after the unit.
+    pub cond: Option<Cond>,
+}
+
+impl std::fmt::Display for Breakpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if let Some(c) = self.core {
+            write!(f, " core {c}")?;
+        }
+        if let Some(c) = &self.cond {
+            write!(f, " if {c}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One side of a breakpoint condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operand {
+    /// A general register (index into `CpuState::gpr`).
+    Gpr(usize),
+    /// RIP.
+    Rip,
+    /// RFLAGS.
+    Rflags,
+    /// CR3.
+    Cr3,
+    /// A number (symbols are resolved when the breakpoint is set).
+    Num(u64),
+}
+
+impl Operand {
+    /// The value on a core.
+    pub fn value(&self, st: &CpuState) -> u64 {
+        match *self {
+            Operand::Gpr(i) => st.gpr[i],
+            Operand::Rip => st.rip,
+            Operand::Rflags => st.rflags,
+            Operand::Cr3 => st.cr3,
+            Operand::Num(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for Operand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Operand::Gpr(i) => f.write_str(super::view::REG_NAMES[i]),
+            Operand::Rip => f.write_str("rip"),
+            Operand::Rflags => f.write_str("rflags"),
+            Operand::Cr3 => f.write_str("cr3"),
+            Operand::Num(n) => write!(f, "{n:#x}"),
+        }
+    }
+}
+
+/// A comparison of two operands (unsigned, 64-bit).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cond {
+    /// Left side.
+    pub lhs: Operand,
+    /// `==`, `!=`, `<`, `<=`, `>`, `>=`.
+    pub op: &'static str,
+    /// Right side.
+    pub rhs: Operand,
+}
+
+impl Cond {
+    /// Whether it holds on a core.
+    pub fn holds(&self, st: &CpuState) -> bool {
+        let (a, b) = (self.lhs.value(st), self.rhs.value(st));
+        match self.op {
+            "==" => a == b,
+            "!=" => a != b,
+            "<" => a < b,
+            "<=" => a <= b,
+            ">" => a > b,
+            _ => a >= b,
+        }
+    }
+}
+
+impl std::fmt::Display for Cond {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.lhs, self.op, self.rhs)
+    }
 }
 
 /// Disassembly syntax.
@@ -287,6 +428,18 @@ pub struct Session {
     pub syntax: Syntax,
     /// Linear address shown in the page-walk pane.
     pub walk_va: Option<u64>,
+    /// Where the machine's step counter does not advance by one per unit
+    /// (cache operations, units that retire more or less than one
+    /// instruction): `(position, machine steps at it)`, ascending, the first
+    /// at position 0. With it every position maps to the one step counter the
+    /// oracle's explanations and traces use.
+    anchors: Vec<(usize, u64)>,
+    /// Bumped whenever recorded history is forgotten (a different unit taken
+    /// after going back), so a save of an earlier interleaving is not mistaken
+    /// for a save of this one.
+    generation: u64,
+    /// `(position, generation)` at the last successful save.
+    saved: Option<(usize, u64)>,
 }
 
 impl Session {
@@ -297,6 +450,7 @@ impl Session {
         let mut log = EventLog::new();
         log.extend(runner.take_events());
         let before = cpu_states(&runner);
+        let steps0 = runner.machine().steps;
         Session {
             path: path.to_path_buf(),
             snapshots: vec![Snap {
@@ -316,6 +470,9 @@ impl Session {
             before,
             syntax: Syntax::Att,
             walk_va: None,
+            anchors: vec![(0, steps0)],
+            generation: 0,
+            saved: None,
         }
     }
 
@@ -461,14 +618,67 @@ impl Session {
 
     /// Adds a breakpoint, returning its number.
     pub fn add_breakpoint(&mut self, kind: BreakKind) -> usize {
+        self.add_breakpoint_if(kind, None, None)
+    }
+
+    /// Adds a breakpoint that hits only on `core` and/or when `cond` holds.
+    pub fn add_breakpoint_if(
+        &mut self,
+        kind: BreakKind,
+        core: Option<usize>,
+        cond: Option<Cond>,
+    ) -> usize {
         let id = self.next_bp;
         self.next_bp += 1;
-        self.breakpoints.push(Breakpoint { id, kind });
+        self.breakpoints.push(Breakpoint {
+            id,
+            kind,
+            core,
+            cond,
+        });
         id
+    }
+
+    /// Starts watching a range in the runner and in every snapshot (so
+    /// re-execution from any of them sees the same accesses).
+    pub fn watch_range(&mut self, name: &str, pa: u64, len: u8) {
+        self.runner.add_watch(name, pa, len);
+        for sn in &mut self.snapshots {
+            sn.runner.add_watch(name, pa, len);
+        }
     }
 
     /// Deletes one breakpoint, or all with `None`. Returns how many went.
     pub fn delete_breakpoint(&mut self, id: Option<usize>) -> usize {
+        let gone: Vec<String> = self
+            .breakpoints
+            .iter()
+            .filter(|b| id.is_none_or(|i| b.id == i))
+            .filter_map(|b| match &b.kind {
+                BreakKind::Watch { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        for name in gone {
+            // Another watchpoint on the same name keeps it watched.
+            let others = self.breakpoints.iter().any(|b| {
+                id.is_some_and(|i| b.id != i)
+                    && matches!(&b.kind, BreakKind::Watch { name: n, .. } if *n == name)
+            });
+            if !others
+                && !self
+                    .runner
+                    .plan()
+                    .watch_words()
+                    .iter()
+                    .any(|w| w.name == name)
+            {
+                self.runner.remove_watch(&name);
+                for sn in &mut self.snapshots {
+                    sn.runner.remove_watch(&name);
+                }
+            }
+        }
         let n = self.breakpoints.len();
         match id {
             Some(i) => self.breakpoints.retain(|b| b.id != i),
@@ -505,11 +715,20 @@ impl Session {
             self.history.truncate(self.pos);
             let pos = self.pos;
             self.snapshots.retain(|s| s.pos <= pos);
+            self.anchors.retain(|(p, _)| *p <= pos);
+            self.generation += 1;
         }
-        if self.pos == self.history.len() {
+        let appended = self.pos == self.history.len();
+        if appended {
             self.history.push(u);
         }
         self.pos += 1;
+        if appended {
+            let now = self.runner.machine().steps;
+            if self.step_at(self.pos) != now {
+                self.anchors.push((self.pos, now));
+            }
+        }
         let newest = self.snapshots.last().map_or(0, |s| s.pos);
         if self.pos.is_multiple_of(self.every) && self.pos > newest {
             self.snapshots.push(Snap {
@@ -580,6 +799,8 @@ impl Session {
             bps.push(Breakpoint {
                 id: 0,
                 kind: k.clone(),
+                core: None,
+                cond: None,
             });
         }
         loop {
@@ -732,6 +953,90 @@ impl Session {
         self.runner.decisions()
     }
 
+    /// The machine's step counter at recorded position `pos` (the counter the
+    /// oracle's explanations, events and traces number steps by).
+    pub fn step_at(&self, pos: usize) -> u64 {
+        let k = self.anchors.partition_point(|(p, _)| *p <= pos).max(1) - 1;
+        let (p, steps) = self.anchors[k];
+        steps + (pos - p) as u64
+    }
+
+    /// The machine step counter now (see [`Session::step_at`]).
+    pub fn step(&self) -> u64 {
+        self.runner.machine().steps
+    }
+
+    /// The highest machine step recorded (forward history included).
+    pub fn last_step(&self) -> u64 {
+        self.step_at(self.history.len()).max(self.step())
+    }
+
+    /// Goes to machine step `n`: the first position whose step counter is at
+    /// least `n` (so step `n` has just executed, and a cache operation taken
+    /// right after it has not), following the schedule past the recorded
+    /// history when needed. `goto` numbers steps like every explanation does.
+    pub fn goto_step(&mut self, n: u64) -> Stop {
+        let end = self.history.len();
+        if self.step_at(end) < n {
+            let stop = self.goto(end);
+            if stop != Stop::Done {
+                return stop;
+            }
+            let mut done = 0u64;
+            while self.step() < n {
+                if self.interrupted(done) {
+                    return Stop::Interrupted(format!(
+                        "interrupted (Ctrl-C) on the way to step {n}"
+                    ));
+                }
+                let (k, stop) = self.run_schedule(Some(1), None);
+                if k == 0 {
+                    return stop;
+                }
+                done += 1;
+            }
+            return Stop::Done;
+        }
+        // step_at is non-decreasing in the position: binary search.
+        let (mut lo, mut hi) = (0usize, end);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.step_at(mid) >= n {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        self.goto(lo)
+    }
+
+    /// Units at or before the current position that the schedule did not
+    /// choose (steps of one core, evictions, fills): what saving would keep
+    /// and quitting would lose.
+    pub fn off_schedule_units(&self) -> usize {
+        let runs = self.history.runs();
+        let end = self.pos.min(self.history.len());
+        runs.iter()
+            .enumerate()
+            .filter(|(_, (_, u))| *u != Unit::Schedule)
+            .map(|(k, (start, _))| {
+                let stop = runs.get(k + 1).map_or(end, |(s, _)| (*s).min(end));
+                stop.saturating_sub(*start)
+            })
+            .sum()
+    }
+
+    /// The interleaving at the current position differs from the scenario's
+    /// own schedule and has not been saved since it was made.
+    pub fn unsaved(&self) -> bool {
+        self.saved != Some((self.pos, self.generation)) && self.off_schedule_units() > 0
+    }
+
+    /// Notes that the interleaving at the current position was saved.
+    pub fn mark_saved(&mut self) {
+        self.saved = Some((self.pos, self.generation));
+    }
+
     /// Hash of guest physical memory (every byte), for tests and "did it change".
     pub fn memory_fingerprint(&self) -> u64 {
         let mem = &self.runner.machine().mem;
@@ -785,7 +1090,7 @@ fn exec_checked(r: &mut Runner, u: Unit, bps: &[Breakpoint]) -> Option<Vec<Strin
         .iter()
         .enumerate()
         .filter_map(|(i, b)| match b.kind {
-            BreakKind::PagingWrite { va, core } => Some((i, entries_of(r, core, va))),
+            BreakKind::PagingWrite { va, core, .. } => Some((i, entries_of(r, core, va))),
             _ => None,
         })
         .collect();
@@ -824,55 +1129,109 @@ fn exec_checked(r: &mut Runner, u: Unit, bps: &[Breakpoint]) -> Option<Vec<Strin
     let evs = &r.events()[first_event..];
     let mut hits = Vec::new();
     for (i, b) in bps.iter().enumerate() {
+        // The core a candidate hit is about must match the breakpoint's core and
+        // condition.
+        let m = r.machine();
+        let accept = |c: usize| {
+            c < m.num_cores()
+                && b.core.is_none_or(|want| want == c)
+                && b.cond
+                    .as_ref()
+                    .is_none_or(|k| k.holds(&m.cores[c].cpu.state))
+        };
         let what = match &b.kind {
             BreakKind::Label { addr, .. } | BreakKind::Addr(addr) => stepped
-                .filter(|c| r.machine().cores[*c].cpu.state.rip == *addr)
-                .map(|c| format!("core {c} at {addr:#x}")),
+                .filter(|c| m.cores[*c].cpu.state.rip == *addr && accept(*c))
+                .map(|c| format!("core {c} at {}", site(r.labels(), *addr))),
             BreakKind::StaleUse => evs.iter().find_map(|e| match &e.kind {
-                EventKind::Mmu(MmuEvent::StaleUse(su)) => Some(format!(
-                    "stale use on core {} at step {} (rip {:#x}), va {} via {}",
-                    su.ctx.core, su.ctx.step, su.ctx.rip, su.va, su.cache
-                )),
+                EventKind::Mmu(MmuEvent::StaleUse(su)) if accept(su.ctx.core as usize) => {
+                    Some(format!(
+                        "stale use on core {} at step {} (rip {}), va {} via {}",
+                        su.ctx.core,
+                        su.ctx.step,
+                        site(r.labels(), su.ctx.rip),
+                        su.va,
+                        su.cache
+                    ))
+                }
                 _ => None,
             }),
             BreakKind::TlbFill(va) => evs.iter().find_map(|e| match &e.kind {
-                EventKind::Mmu(MmuEvent::TlbFill { entry }) if covers(entry, *va) => Some(format!(
-                    "core {} filled its TLB for va {:#x}",
-                    entry.core, va
-                )),
+                EventKind::Mmu(MmuEvent::TlbFill { entry })
+                    if covers(entry, *va) && accept(entry.core as usize) =>
+                {
+                    Some(format!(
+                        "core {} filled its TLB for va {:#x}",
+                        entry.core, va
+                    ))
+                }
                 _ => None,
             }),
-            BreakKind::PagingWrite { .. } => {
+            BreakKind::PagingWrite { ad, .. } => {
                 let before = watched
                     .iter()
                     .find(|(j, _)| *j == i)
                     .map(|(_, v)| v.as_slice())
                     .unwrap_or(&[]);
-                paging_write_hit(r, evs, before)
+                paging_write_hit(r, evs, before, *ad, &accept)
             }
             BreakKind::Ipi(target) => evs.iter().find_map(|e| match &e.kind {
                 EventKind::IpiSent {
                     vector, targets, ..
-                } if *target < 64 && targets & (1 << *target) != 0 => Some(format!(
-                    "core {} sent IPI vector {vector:#x} to core {target}",
-                    e.core
-                )),
+                } if *target < 64 && targets & (1 << *target) != 0 && accept(e.core as usize) => {
+                    Some(format!(
+                        "core {} sent IPI vector {vector:#x} to core {target}",
+                        e.core
+                    ))
+                }
+                _ => None,
+            }),
+            BreakKind::Watch {
+                name, read, write, ..
+            } => evs.iter().find_map(|e| match &e.kind {
+                EventKind::Watched {
+                    name: n,
+                    write: w,
+                    old,
+                    new,
+                } if n == name && (if *w { *write } else { *read }) && accept(e.core as usize) => {
+                    Some(format!(
+                        "core {} {} at step {}",
+                        e.core,
+                        crate::trace::text::watched(n, *w, *old, *new),
+                        e.step
+                    ))
+                }
                 _ => None,
             }),
             BreakKind::Event(k) => evs
                 .iter()
-                .find(|e| e.kind.name() == k)
-                .map(|e| format!("{k} event on core {} at step {}", e.core, e.step)),
+                .find(|e| e.kind.name() == k && accept(super::view::event_core(e)))
+                .map(|e| {
+                    format!(
+                        "{k} event on core {} at step {}",
+                        super::view::event_core(e),
+                        e.step
+                    )
+                }),
         };
         if let Some(w) = what {
             if b.id == 0 {
                 hits.push(format!("reached {}: {w}", b.kind));
             } else {
-                hits.push(format!("breakpoint {} ({}): {w}", b.id, b.kind));
+                hits.push(format!("breakpoint {} ({b}): {w}", b.id));
             }
         }
     }
     Some(hits)
+}
+
+/// `0x401000 <label+0x3>`, as `run` names code addresses.
+pub(crate) fn site(labels: &std::collections::BTreeMap<u64, String>, addr: u64) -> String {
+    match crate::scenario::name_in(labels, addr) {
+        Some(n) => format!("{addr:#x} <{n}>"),
+        None => format!("{addr:#x}"),
+    }
 }
 
 fn covers(e: &mmu::EntryView, va: u64) -> bool {
@@ -900,7 +1259,26 @@ fn entries_of(r: &Runner, core: usize, va: u64) -> Vec<(PhysAddr, u64)> {
         .collect()
 }
 
-fn paging_write_hit(r: &Runner, evs: &[Event], before: &[(PhysAddr, u64)]) -> Option<String> {
+/// The walker's A/D updates among `evs` (entry address, value written).
+fn ad_updates(evs: &[Event]) -> Vec<(PhysAddr, u64)> {
+    evs.iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Mmu(MmuEvent::AccessedDirtySet { write, .. }) => Some((write.pa, write.new)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A write to one of the entries in `before`; the walker's own A/D updates
+/// count only with `ad`.
+fn paging_write_hit(
+    r: &Runner,
+    evs: &[Event],
+    before: &[(PhysAddr, u64)],
+    ad: bool,
+    accept: &dyn Fn(usize) -> bool,
+) -> Option<String> {
+    let ads = if ad { Vec::new() } else { ad_updates(evs) };
     for e in evs {
         let w = match &e.kind {
             EventKind::Mmu(MmuEvent::PagingWrite { write, .. })
@@ -909,6 +1287,9 @@ fn paging_write_hit(r: &Runner, evs: &[Event], before: &[(PhysAddr, u64)]) -> Op
             }) => write,
             _ => continue,
         };
+        if ads.contains(&(w.pa, w.new)) || !accept(w.core as usize) {
+            continue;
+        }
         if before.iter().any(|(pa, _)| *pa == w.pa) {
             return Some(format!(
                 "core {} wrote {} {:#x} -> {:#x} at step {}",
@@ -918,8 +1299,14 @@ fn paging_write_hit(r: &Runner, evs: &[Event], before: &[(PhysAddr, u64)]) -> Op
     }
     // Writes no cache depended on produce no event: compare memory.
     let mem = &r.machine().mem;
+    let ad_bits = mmu::pte::A | mmu::pte::D;
     before.iter().find_map(|(pa, old)| match mem.read_u64(*pa) {
-        Ok(new) if new != *old => Some(format!("entry at {pa} changed {old:#x} -> {new:#x}")),
+        Ok(new)
+            if new != *old
+                && !(ads.iter().any(|(p, _)| p == pa) && (new ^ old) & !ad_bits == 0) =>
+        {
+            Some(format!("entry at {pa} changed {old:#x} -> {new:#x}"))
+        }
         _ => None,
     })
 }

@@ -236,7 +236,7 @@ pub fn format_entry(e: &EntryView) -> String {
             false,
         ),
         other => (
-            format!("{other:?}"),
+            walk_result_text(&other),
             String::new(),
             String::new(),
             false,
@@ -337,7 +337,7 @@ pub fn format_walk(w: &WalkView) -> Vec<String> {
             size.name(),
             rights_text(*rights)
         ),
-        Some(r) => format!("memory: {r:?}"),
+        Some(r) => format!("memory: {}", walk_result_text(r)),
         None => "memory: the walk failed".into(),
     });
     if w.tlb.is_empty() {
@@ -441,7 +441,7 @@ pub fn format_event(e: &Event) -> String {
                 format!("{} evict va {:#x}", entry.cache, entry.va.raw())
             }
             MmuEvent::Invalidation { op, removed, .. } => format!(
-                "invalidation {op:?}: -{} TLB -{} PSC",
+                "invalidation {op}: -{} TLB -{} PSC",
                 removed.tlb, removed.psc
             ),
             MmuEvent::PagingWrite { write, affected } => format!(
@@ -453,12 +453,13 @@ pub fn format_event(e: &Event) -> String {
                 write,
                 root_change,
             } => format!(
-                "became stale: {} va {:#x} ({})",
+                "became stale: {} pcid {:#x} va {:#x} ({})",
                 entry.cache,
+                entry.pcid,
                 entry.va.raw(),
                 match (write, root_change) {
-                    (Some(w), _) => format!("write to {}", w.pa),
-                    (None, Some(c)) => format!("under root {}", c.to),
+                    (Some(w), _) => format!("core {} wrote {}", w.core, w.pa),
+                    (None, Some(c)) => format!("core {} loaded root {}", c.core, c.to),
                     (None, None) => "no cause recorded".to_string(),
                 }
             ),
@@ -480,7 +481,10 @@ pub fn format_event(e: &Event) -> String {
         EventKind::IpiSent {
             vector, targets, ..
         } => format!("IPI vector {vector:#x} to cores {targets:#b}"),
-        EventKind::Eoi { vector } => format!("EOI {vector:?}"),
+        EventKind::Eoi { vector } => match vector {
+            Some(v) => format!("EOI vector {v:#x}"),
+            None => "EOI (no interrupt in service)".to_string(),
+        },
         EventKind::Interrupt { vector, from, .. } => {
             format!("interrupt {vector:#x} at {from:#x}")
         }
@@ -499,5 +503,39 @@ pub fn format_event(e: &Event) -> String {
             new,
         } => crate::trace::text::watched(name, *write, *old, *new),
     };
-    format!("{:>5} c{} {:<12} {what}", e.step, e.core, e.kind.name())
+    format!(
+        "{:>5} c{} {:<12} {what}",
+        e.step,
+        event_core(e),
+        e.kind.name()
+    )
+}
+
+/// The core an event is about: for an entry that became stale or fresh, the
+/// core whose cache holds it (the writer is named in the event's text);
+/// otherwise the core that executed.
+pub fn event_core(e: &Event) -> usize {
+    match &e.kind {
+        EventKind::Mmu(MmuEvent::BecameStale { entry, .. })
+        | EventKind::Mmu(MmuEvent::BecameFresh { entry, .. }) => entry.core as usize,
+        _ => e.core as usize,
+    }
+}
+
+/// A walk's outcome in words (no Rust debug text).
+pub fn walk_result_text(r: &WalkResult) -> String {
+    match r {
+        WalkResult::Leaf { frame, size, .. } => {
+            format!("maps {:#x} ({})", frame.raw(), size.name())
+        }
+        WalkResult::Table { level, next, .. } => {
+            format!("level {level} table at {:#x}", next.raw())
+        }
+        WalkResult::NotPresent { level } => {
+            format!("not present (level {level} entry has P=0)")
+        }
+        WalkResult::Reserved { level } => {
+            format!("reserved bit set in the level {level} entry")
+        }
+    }
 }

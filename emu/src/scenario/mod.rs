@@ -26,6 +26,7 @@ pub use hang::{
 pub use locate::{Locations, Pos, Span};
 pub use plan::{Check, Cond, Mode, Plan, Reg, Rule, Step, Stop, Test, UseFilter};
 pub use report::core_site;
+pub(crate) use report::{name_in, symbolize};
 pub(crate) use run::stop_expected;
 pub use run::{
     run, stop_kind, CoreSummary, Cursor, Ending, ExpectResult, Progress, RunReport, Runner,

@@ -38,6 +38,28 @@ pub(crate) fn name_in(labels: &BTreeMap<u64, String>, addr: u64) -> Option<Strin
     })
 }
 
+/// Appends ` <label+off>` after every `rip 0x...` in a line of text, naming
+/// addresses with `name_of`.
+pub(crate) fn symbolize(line: &str, name_of: &dyn Fn(u64) -> Option<String>) -> String {
+    let mut out = String::with_capacity(line.len() + 16);
+    let mut rest = line;
+    while let Some(i) = rest.find("rip 0x") {
+        let start = i + 4;
+        let end = rest[start + 2..]
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .map_or(rest.len(), |j| start + 2 + j);
+        out.push_str(&rest[..end]);
+        if let Ok(a) = u64::from_str_radix(&rest[start + 2..end], 16) {
+            if let Some(n) = name_of(a) {
+                out.push_str(&format!(" <{n}>"));
+            }
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl RunReport {
     /// `label+0x12` for an address inside labelled code (the nearest label at or
     /// before it, within 64 KiB), or `None`.
@@ -47,23 +69,7 @@ impl RunReport {
 
     /// Appends ` <label+off>` after every `rip 0x...` in a line of text.
     fn symbolize(&self, line: &str) -> String {
-        let mut out = String::with_capacity(line.len() + 16);
-        let mut rest = line;
-        while let Some(i) = rest.find("rip 0x") {
-            let start = i + 4;
-            let end = rest[start + 2..]
-                .find(|c: char| !c.is_ascii_hexdigit())
-                .map_or(rest.len(), |j| start + 2 + j);
-            out.push_str(&rest[..end]);
-            if let Ok(a) = u64::from_str_radix(&rest[start + 2..end], 16) {
-                if let Some(n) = self.name_of(a) {
-                    out.push_str(&format!(" <{n}>"));
-                }
-            }
-            rest = &rest[end..];
-        }
-        out.push_str(rest);
-        out
+        symbolize(line, &|a| self.name_of(a))
     }
 
     /// `rip 0x… <label+off>`.

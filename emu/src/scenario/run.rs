@@ -673,6 +673,31 @@ impl Runner {
         self.plan.symbols()
     }
 
+    /// Watches `len` bytes (1, 2, 4 or 8) at physical `pa` under `name` from
+    /// now on, as a scenario's `watch:` word is watched: guest reads and writes
+    /// of it become `watched` events. For the debugger's watchpoints; a name
+    /// already watched is kept as it is.
+    pub fn add_watch(&mut self, name: &str, pa: u64, len: u8) {
+        let mut b = [0u8; 8];
+        let n = usize::from(len).min(8);
+        let _ = self.st.machine.mem.read(PhysAddr(pa), &mut b[..n]);
+        let value = u64::from_le_bytes(b);
+        self.st.oracle.watch.add(
+            super::watch::WatchWord {
+                name: name.to_string(),
+                pa,
+                len,
+                initial: value,
+            },
+            value,
+        );
+    }
+
+    /// Stops watching a word added by [`Runner::add_watch`].
+    pub fn remove_watch(&mut self, name: &str) {
+        self.st.oracle.watch.remove(name);
+    }
+
     /// Code labels by address.
     pub fn labels(&self) -> &BTreeMap<u64, String> {
         self.plan.labels()

@@ -184,6 +184,19 @@ impl Watcher {
         }
     }
 
+    /// Watches one more word (the debugger's watchpoints), whose value now is
+    /// `value`; a name already watched is left as it is.
+    pub(crate) fn add(&mut self, word: WatchWord, value: u64) {
+        if !self.words.iter().any(|(w, _)| w.name == word.name) {
+            self.words.push((word, value));
+        }
+    }
+
+    /// Stops watching a word added by [`Watcher::add`].
+    pub(crate) fn remove(&mut self, name: &str) {
+        self.words.retain(|(w, _)| w.name != name);
+    }
+
     /// Whether any word is watched.
     pub(crate) fn active(&self) -> bool {
         !self.words.is_empty()
