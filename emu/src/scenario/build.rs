@@ -401,6 +401,13 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
     let idt_base = idt(s, &mut m, &mut symbols)?;
     cores(s, &mut m, &symbols, &spaces, idt_base)?;
     by_addr.extend(labels.iter().map(|(k, v)| (*v, k.clone())));
+    // A stub's entry is named `stub:NAME`, so reports and traces show each
+    // call into it as a stub rather than as the function it stands in for.
+    for st in &s.stubs {
+        if let Some(a) = labels.get(&st.name) {
+            by_addr.insert(*a, format!("stub:{}", st.name));
+        }
+    }
     Ok(Built {
         machine: m,
         symbols,
