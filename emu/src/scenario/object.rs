@@ -153,6 +153,20 @@ pub struct Layout {
 }
 
 fn parse(data: &[u8]) -> Result<ElfFile64<'_>, ObjectError> {
+    if !data.starts_with(b"\x7fELF") {
+        return Err(ObjectError::WrongKind(
+            "not an ELF file (it does not start with the ELF magic 7f 45 4c 46): pass the object `gcc -c` writes".into(),
+        ));
+    }
+    match data.get(4) {
+        Some(2) => {}
+        Some(1) => {
+            return Err(ObjectError::WrongKind(
+                "an ELF32 object: compile for x86-64 (ELF64), not with -m32".into(),
+            ))
+        }
+        _ => return Err(ObjectError::Malformed("bad ELF class byte".into())),
+    }
     let f = ElfFile64::<object::Endianness>::parse(data)
         .map_err(|e| ObjectError::Malformed(e.to_string()))?;
     let h = f.elf_header();
@@ -355,7 +369,7 @@ pub fn layout(s: &Scenario, base_dir: &Path, nx: bool) -> Result<Layout, Problem
                 let end = align_up(end, PAGE).ok_or_else(|| {
                     Problem::at(&p, "layout runs past the top of the address space")
                 })?;
-                if let Some((space, va0, pa0)) = &phys {
+                if let (Some((space, va0, pa0)), true) = (&phys, end > start) {
                     out.mappings.push((
                         space.clone(),
                         mapping(start, pa0 + (start - va0), end - start, kind, nx),
