@@ -398,3 +398,48 @@ fn stubs_link_with_c_and_show_in_traces() {
         assert_eq!(calls, 3, "{opt}: calls into the cpu_pause stub");
     }
 }
+
+/// With `-g`, reports name object code by C `file:line`, and the line of every
+/// instruction of a function agrees with binutils' addr2line on the object.
+#[test]
+fn c_source_lines_agree_with_addr2line() {
+    let d = temp_dir("lines");
+    std::fs::write(d.join("stubs.c"), STUBS_C).unwrap();
+    for opt in ["-O0", "-O2"] {
+        gcc(&d.join("stubs.c"), &d.join("stubs.o"), &[opt, "-g"]);
+        std::fs::write(d.join("stubs.ron"), STUBS_RON).unwrap();
+        let (s, _, plan) = prepare(&d.join("stubs.ron")).unwrap_or_else(|e| panic!("{e}"));
+        let r = run(&plan, false);
+        assert!(r.passed(emu::scenario::expects_violations(&s)));
+        let b = plan.built();
+        let text = b.symbols["waiter"];
+        // .text is the object's first section, at `at`.
+        assert_eq!(
+            text, 0xffffffff80200000,
+            "{opt}: waiter is not first in .text"
+        );
+        let offsets: Vec<u64> = (0..0x40).collect();
+        let o = Command::new("addr2line")
+            .arg("-e")
+            .arg(d.join("stubs.o"))
+            .args(offsets.iter().map(|o| format!("{o:#x}")))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run addr2line ({e}): install binutils"));
+        let theirs = String::from_utf8_lossy(&o.stdout).into_owned();
+        let mut compared = 0;
+        for (off, line) in offsets.iter().zip(theirs.lines()) {
+            // addr2line prints `/path/stubs.c:12` or `... (discriminator N)`.
+            let want = line.split_whitespace().next().unwrap_or("");
+            let want = want.rsplit('/').next().unwrap_or(want);
+            if want.ends_with(":?") || want.starts_with("??") {
+                continue;
+            }
+            let ours = emu::scenario::object::line_of(&b.lines, text + off);
+            assert_eq!(ours, Some(want), "{opt}: waiter+{off:#x}");
+            compared += 1;
+        }
+        assert!(compared > 16, "{opt}: only {compared} addresses compared");
+        let name = r.name_of(text + 4).unwrap_or_default();
+        assert!(name.starts_with("waiter+0x4 stubs.c:"), "{opt}: {name}");
+    }
+}

@@ -55,6 +55,9 @@ pub struct Built {
     pub spaces: BTreeMap<String, SpaceInfo>,
     /// Source maps of assembled sections.
     pub source_maps: Vec<SourceMap>,
+    /// C source lines of object code compiled with `-g`: start → (end,
+    /// `file:line`); see [`super::object::line_of`].
+    pub lines: super::object::LineMap,
 }
 
 /// Evaluates a value: a number, or `name`, `name+off`, `name-off`, `a+b+...`.
@@ -414,6 +417,7 @@ pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
         labels: by_addr,
         spaces,
         source_maps,
+        lines: layout.lines(),
     })
 }
 

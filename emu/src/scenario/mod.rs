@@ -8,7 +8,7 @@ mod diag;
 mod expect;
 mod hang;
 mod locate;
-mod object;
+pub mod object;
 mod plan;
 mod report;
 mod run;

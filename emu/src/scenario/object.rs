@@ -892,3 +892,117 @@ fn apply(
     }
     Ok(())
 }
+
+/// Source lines of loaded code: start address → (end address, `file:line`).
+pub type LineMap = BTreeMap<u64, (u64, String)>;
+
+impl Layout {
+    /// The C (or assembler) source line of every loaded instruction whose
+    /// object carries DWARF line information (`-g`), from its `.debug_line`
+    /// program (DWARF 5 section 6.2, DWARF 4 too). The debug sections of a
+    /// relocatable object still hold relocations (the sequences' start
+    /// addresses, the file-name string offsets), so they are applied to a copy
+    /// first: a loaded section's symbol is its address, any other section's
+    /// is 0 (offsets into debug sections are section-relative). An object
+    /// without line information, or with one this reader cannot parse,
+    /// contributes nothing: reports then name code by symbol and offset.
+    pub fn lines(&self) -> LineMap {
+        let mut out = LineMap::new();
+        for (i, o) in self.objects.iter().enumerate() {
+            if let Some(m) = self.object_lines(i, o) {
+                out.extend(m);
+            }
+        }
+        out
+    }
+
+    fn object_lines(&self, i: usize, o: &Loaded) -> Option<LineMap> {
+        let f = parse(&o.data).ok()?;
+        let section = |name: &str| -> Option<Vec<u8>> {
+            let sec = f.section_by_name(name)?;
+            let mut bytes = sec.data().ok()?.to_vec();
+            for (off, r) in sec.relocations() {
+                let RelocationFlags::Elf { r_type } = r.flags() else {
+                    continue;
+                };
+                let RelocationTarget::Symbol(si) = r.target() else {
+                    continue;
+                };
+                let sym = f.symbol_by_index(si).ok()?;
+                let s = self.symbol_addr(i, &f, &sym).unwrap_or(0);
+                let v = s.wrapping_add(r.addend() as u64);
+                let at = usize::try_from(off).ok()?;
+                match r_type {
+                    elf::R_X86_64_64 => {
+                        bytes.get_mut(at..at + 8)?.copy_from_slice(&v.to_le_bytes())
+                    }
+                    elf::R_X86_64_32 => bytes
+                        .get_mut(at..at + 4)?
+                        .copy_from_slice(&(v as u32).to_le_bytes()),
+                    _ => {}
+                }
+            }
+            Some(bytes)
+        };
+        let line = section(".debug_line")?;
+        let line_str = section(".debug_line_str").unwrap_or_default();
+        let strs = section(".debug_str").unwrap_or_default();
+        let le = gimli::LittleEndian;
+        let debug_line = gimli::DebugLine::new(&line, le);
+        let debug_line_str = gimli::DebugLineStr::new(&line_str, le);
+        let debug_str = gimli::DebugStr::new(&strs, le);
+        let name_of = |v: gimli::AttributeValue<gimli::EndianSlice<'_, gimli::LittleEndian>>| {
+            let s = match v {
+                gimli::AttributeValue::String(s) => Some(s),
+                gimli::AttributeValue::DebugLineStrRef(o) => debug_line_str.get_str(o).ok(),
+                gimli::AttributeValue::DebugStrRef(o) => debug_str.get_str(o).ok(),
+                _ => None,
+            }?;
+            Some(s.to_string_lossy().into_owned())
+        };
+        let mut out = LineMap::new();
+        let mut offset = 0usize;
+        while offset < line.len() {
+            let program = debug_line
+                .program(gimli::DebugLineOffset(offset), 8, None, None)
+                .ok()?;
+            let h = program.header();
+            let next = offset
+                .checked_add(h.encoding().format.initial_length_size() as usize)?
+                .checked_add(h.unit_length())?;
+            let mut rows = program.rows();
+            let mut prev: Option<(u64, String)> = None;
+            while let Ok(Some((header, row))) = rows.next_row() {
+                let addr = row.address();
+                if let Some((a, text)) = prev.take() {
+                    if addr > a {
+                        out.insert(a, (addr, text));
+                    } else if !row.end_sequence() {
+                        // Several rows at one address: the last one describes it.
+                    }
+                }
+                if row.end_sequence() {
+                    continue;
+                }
+                let file = row
+                    .file(header)
+                    .and_then(|fe| name_of(fe.path_name()))
+                    .unwrap_or_else(|| "?".into());
+                let file = file.rsplit('/').next().unwrap_or(&file).to_string();
+                let l = row.line().map_or(0, |l| l.get());
+                prev = Some((addr, format!("{file}:{l}")));
+            }
+            if next <= offset {
+                break;
+            }
+            offset = next;
+        }
+        Some(out)
+    }
+}
+
+/// The `file:line` of `addr` in `lines`, if it lies in a described range.
+pub fn line_of(lines: &LineMap, addr: u64) -> Option<&str> {
+    let (_, (end, text)) = lines.range(..=addr).next_back()?;
+    (addr < *end).then_some(text.as_str())
+}
