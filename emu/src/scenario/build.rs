@@ -55,6 +55,9 @@ pub struct Built {
     pub spaces: BTreeMap<String, SpaceInfo>,
     /// Source maps of assembled sections.
     pub source_maps: Vec<SourceMap>,
+    /// C source lines of object code compiled with `-g`: start → (end,
+    /// `file:line`); see [`super::object::line_of`].
+    pub lines: super::object::LineMap,
 }
 
 /// Evaluates a value: a number, or `name`, `name+off`, `name-off`, `a+b+...`.
@@ -382,24 +385,48 @@ fn check_machine(m: &MachineSpec) -> Result<(), Problem> {
 /// data values, the IDT and the cores' initial state.
 pub fn build(s: &Scenario, base_dir: &Path) -> Result<Built, Problem> {
     let mut m = machine(s)?;
+    // Objects are laid out first: the pages they need join the address spaces
+    // and their stubs join the code (docs/objects.md).
+    let layout = super::object::layout(s, base_dir, m.config.features.nx)?;
+    let extended;
+    let s = if layout.is_empty() {
+        s
+    } else {
+        extended = layout.extend(s)?;
+        &extended
+    };
     let mut symbols = s.symbols.clone();
     let spaces = page_tables(s, &mut m, &mut symbols)?;
     entry_symbols(s, base_dir, &m, &spaces, &mut symbols)?;
     data_names(s, &mut symbols)?;
     let pt = page_table_range(s);
     let mut used = vec![Region::new("page_tables", pt.start, pt.end - pt.start)];
+    let mut by_addr: BTreeMap<u64, String> = BTreeMap::new();
+    layout.define(&mut symbols, &mut by_addr)?;
     let (labels, source_maps) = code(s, base_dir, &mut m, &mut symbols, &mut used)?;
+    layout.link(&symbols, |va, bytes| {
+        let what = format!("an object section at {va:#x}");
+        place(&mut m, s, &symbols, va, bytes, (&mut used, &what))
+    })?;
     data(s, &mut m, &symbols, &mut used)?;
     let idt_base = idt(s, &mut m, &mut symbols, &mut used)?;
     check_overlaps(s, used)?;
     cores(s, &mut m, &symbols, &spaces, idt_base)?;
-    let by_addr = labels.iter().map(|(k, v)| (*v, k.clone())).collect();
+    by_addr.extend(labels.iter().map(|(k, v)| (*v, k.clone())));
+    // A stub's entry is named `stub:NAME`, so reports and traces show each
+    // call into it as a stub rather than as the function it stands in for.
+    for st in &s.stubs {
+        if let Some(a) = labels.get(&st.name) {
+            by_addr.insert(*a, format!("stub:{}", st.name));
+        }
+    }
     Ok(Built {
         machine: m,
         symbols,
         labels: by_addr,
         spaces,
         source_maps,
+        lines: layout.lines(),
     })
 }
 
@@ -1038,7 +1065,16 @@ fn cores(
             continue;
         };
         let p = format!("cores[{i}]");
-        st.rip = resolve(&ci.rip, symbols).map_err(|e| Problem::at(format!("{p}.rip"), e))?;
+        st.rip =
+            match (&ci.call, &ci.rip) {
+                (Some(c), _) => resolve(&c.func, symbols)
+                    .map_err(|e| Problem::at(format!("{p}.call.func"), e))?,
+                (None, Value::Sym(r)) if r.is_empty() => return Err(Problem::at(
+                    &p,
+                    "a core entry needs `rip` (where it starts) or `call` (a function to start in)",
+                )),
+                (None, r) => resolve(r, symbols).map_err(|e| Problem::at(format!("{p}.rip"), e))?,
+            };
         if let Some(v) = &ci.rsp {
             st.gpr[crate::state::RSP] =
                 resolve(v, symbols).map_err(|e| Problem::at(format!("{p}.rsp"), e))?;
@@ -1150,6 +1186,61 @@ fn cores(
                 ));
             }
             st.set_by_name(name, x);
+        }
+    }
+    enter_calls(s, m, symbols)
+}
+
+/// System V AMD64 argument registers, in order (psABI 3.2.3).
+const ARG_REGS: [&str; 6] = ["rdi", "rsi", "rdx", "rcx", "r8", "r9"];
+
+/// The cores that start in a function: arguments in the System V registers and
+/// the return address pushed on the stack, so the function's `ret` goes to
+/// `call.ret` (or the halting [`super::object::RETURN_LABEL`]). RSP then holds
+/// 8 mod 16 for a 16-byte aligned `rsp`, as after a `call` (psABI 3.2.2).
+fn enter_calls(
+    s: &Scenario,
+    m: &mut Machine,
+    symbols: &BTreeMap<String, u64>,
+) -> Result<(), Problem> {
+    for (i, ci) in s.cores.iter().enumerate() {
+        let Some(c) = &ci.call else { continue };
+        let p = format!("cores[{i}].call");
+        if c.args.len() > ARG_REGS.len() {
+            return Err(Problem::at(
+                format!("{p}.args"),
+                format!(
+                    "{} arguments: at most 6 are passed in registers (RDI, RSI, RDX, RCX, R8, R9); stack arguments are not modelled",
+                    c.args.len()
+                ),
+            ));
+        }
+        let Some(rsp) = ci.rsp.as_ref() else {
+            return Err(Problem::at(
+                &p,
+                "`call` pushes a return address: give the core `rsp`",
+            ));
+        };
+        let rsp = resolve(rsp, symbols).map_err(|e| Problem::at(format!("cores[{i}].rsp"), e))?;
+        let label = c.ret.as_deref().unwrap_or(super::object::RETURN_LABEL);
+        let ret = symbols.get(label).copied().ok_or_else(|| {
+            Problem::at(
+                format!("{p}.ret"),
+                format!("unknown label `{label}`{}", suggest(label, symbols.keys())),
+            )
+        })?;
+        let mut args = Vec::new();
+        for (j, a) in c.args.iter().enumerate() {
+            args.push(resolve(a, symbols).map_err(|e| Problem::at(format!("{p}.args[{j}]"), e))?);
+        }
+        let sp = rsp.wrapping_sub(8);
+        // The return slot is stack, which no other region claims.
+        place(m, s, symbols, sp, &ret.to_le_bytes(), (&mut Vec::new(), ""))
+            .map_err(|e| Problem::at(format!("cores[{i}].rsp"), e))?;
+        let st = &mut m.cores[i].cpu.state;
+        st.gpr[crate::state::RSP] = sp;
+        for (r, v) in ARG_REGS.iter().zip(args) {
+            st.set_by_name(r, v);
         }
     }
     Ok(())

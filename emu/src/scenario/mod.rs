@@ -8,6 +8,7 @@ mod diag;
 mod expect;
 mod hang;
 mod locate;
+pub mod object;
 mod plan;
 mod report;
 mod run;

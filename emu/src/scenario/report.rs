@@ -63,8 +63,14 @@ pub(crate) fn symbolize(line: &str, name_of: &dyn Fn(u64) -> Option<String>) -> 
 impl RunReport {
     /// `label+0x12` for an address inside labelled code (the nearest label at or
     /// before it, within 64 KiB), or `None`.
+    /// With C source lines (objects compiled with `-g`), the name is followed
+    /// by the `file:line` (`pmap_set_active+0x4 mine.c:7`).
     pub fn name_of(&self, addr: u64) -> Option<String> {
-        super::hang::name_in(&self.labels, addr, 0x10000)
+        let name = super::hang::name_in(&self.labels, addr, 0x10000)?;
+        Some(match super::object::line_of(&self.lines, addr) {
+            Some(l) => format!("{name} {l}"),
+            None => name,
+        })
     }
 
     /// Appends ` <label+off>` after every `rip 0x...` in a line of text.

@@ -173,6 +173,9 @@ pub struct RunReport {
     /// Code labels by address, for naming RIPs in reports.
     #[serde(skip)]
     pub labels: BTreeMap<u64, String>,
+    /// C source lines of object code (`-g`), for naming RIPs in reports.
+    #[serde(skip)]
+    pub lines: super::object::LineMap,
 }
 
 impl RunReport {
@@ -951,6 +954,7 @@ impl Runner {
             events: self.events().to_vec(),
             machine: Some(machine),
             labels: labels.clone(),
+            lines: self.plan.built().lines.clone(),
         }
     }
 }

@@ -46,6 +46,15 @@ pub struct Scenario {
     /// Code sections.
     #[serde(default)]
     pub code: Vec<Code>,
+    /// ELF64 x86-64 relocatable objects (`gcc -c` output) loaded, relocated and
+    /// linked with each other and with `code` (docs/objects.md). (Left out when
+    /// empty, so saved scenarios look as they did.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<Object>,
+    /// Functions the objects call that the scenario does not model: each becomes
+    /// a small piece of scenario code after the objects. (Left out when empty.)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stubs: Vec<Stub>,
     /// An interrupt descriptor table the builder writes and loads on every core
     /// that does not set its own `idt`.
     #[serde(default)]
@@ -250,6 +259,10 @@ fn d_ways() -> usize {
 }
 fn d_true() -> bool {
     true
+}
+/// No RIP given: the builder then requires `call`.
+fn d_rip() -> Value {
+    Value::Sym(String::new())
 }
 
 impl Default for TlbSpec {
@@ -496,6 +509,71 @@ pub struct Code {
     pub file: Option<String>,
 }
 
+/// An ELF relocatable object: its allocated sections are placed at linear
+/// addresses, its symbols become labels, and its relocations are applied
+/// against them, the other objects' and the scenario's symbols.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Object {
+    /// Path relative to the scenario file.
+    pub file: String,
+    /// Linear address where automatic layout starts (page aligned); absent:
+    /// right after the previous object's last page. The first object needs it
+    /// unless `sections` places every section.
+    #[serde(default)]
+    pub at: Option<Value>,
+    /// Physical address backing `at`: the builder then maps the laid-out pages in
+    /// `space` itself, text read-only and executable, rodata read-only and
+    /// data/bss writable, both execute-disabled when the machine has NX. Absent:
+    /// the pages must already be mapped by the scenario.
+    #[serde(default)]
+    pub pa: Option<Value>,
+    /// Address space that gets the mappings (with `pa`; default: the only
+    /// space, or `k`).
+    #[serde(default)]
+    pub space: Option<String>,
+    /// Sections placed at given linear addresses instead of laid out, by name
+    /// (`".data.percpu": "pcpu0"`); these must be mapped by the scenario.
+    #[serde(default)]
+    pub sections: BTreeMap<String, Value>,
+}
+
+/// A stand-in for a function the scenario does not model. Exactly one of `ret`,
+/// `stop` and `asm`, or none (a bare `ret`, leaving RAX as it was).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stub {
+    /// The function's symbol (`cpu_pause`).
+    pub name: String,
+    /// Return this value in RAX.
+    #[serde(default)]
+    pub ret: Option<Value>,
+    /// Stop the core here: it executes UD2 at the label `stop.REASON`, so the
+    /// run shows where and why (`Stopped(core: 0, reason: Some(Exception))`).
+    #[serde(default)]
+    pub stop: Option<String>,
+    /// Run this scenario assembly (AT&T) instead (`"pause\n ret"`).
+    #[serde(default)]
+    pub asm: Option<String>,
+}
+
+/// Start a core in a function with the System V AMD64 calling convention:
+/// arguments in RDI, RSI, RDX, RCX, R8, R9, and a return address pushed on the
+/// core's stack (`rsp` must be set).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Call {
+    /// The function (a symbol or address).
+    pub func: Value,
+    /// Up to six integer arguments.
+    #[serde(default)]
+    pub args: Vec<Value>,
+    /// Where the function returns to: a label; absent, the builder's
+    /// `tlbemu.return`, which halts the core.
+    #[serde(default)]
+    pub ret: Option<String>,
+}
+
 /// CR4 bits a core may start with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -514,8 +592,12 @@ pub enum Cr4Bit {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CoreInit {
-    /// Initial RIP (label or address).
+    /// Initial RIP (label or address); with `call`, leave it out.
+    #[serde(default = "d_rip")]
     pub rip: Value,
+    /// Start in a function instead, with arguments and a return address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<Call>,
     /// Initial RSP.
     #[serde(default)]
     pub rsp: Option<Value>,

@@ -17,6 +17,8 @@ const MAX_LABEL_DISTANCE: u64 = 1 << 20;
 pub struct Symbols {
     labels: BTreeMap<u64, String>,
     lines: BTreeMap<u64, String>,
+    /// C source lines of object code compiled with `-g`.
+    c_lines: crate::scenario::object::LineMap,
 }
 
 impl Symbols {
@@ -30,6 +32,7 @@ impl Symbols {
         Symbols {
             labels: labels.iter().cloned().collect(),
             lines: BTreeMap::new(),
+            c_lines: Default::default(),
         }
     }
 
@@ -67,6 +70,7 @@ impl Symbols {
         Symbols {
             labels: built.labels.clone(),
             lines,
+            c_lines: built.lines.clone(),
         }
     }
 
@@ -88,17 +92,24 @@ impl Symbols {
         }
     }
 
-    /// `0xaddr <label+off>`.
+    /// `0xaddr <label+off>`, and ` file.c:12` for object code with C lines.
     pub fn addr(&self, addr: u64) -> String {
+        let c = crate::scenario::object::line_of(&self.c_lines, addr)
+            .map(|l| format!(" {l}"))
+            .unwrap_or_default();
         match self.label_of(addr) {
-            Some(_) => format!("{addr:#x} <{}>", self.name(addr)),
-            None => format!("{addr:#x}"),
+            Some(_) => format!("{addr:#x} <{}>{c}", self.name(addr)),
+            None => format!("{addr:#x}{c}"),
         }
     }
 
-    /// The assembly source line of the instruction at `addr`, when known.
+    /// The assembly source line of the instruction at `addr` (or, for object
+    /// code compiled with `-g`, its C `file:line`), when known.
     pub fn source(&self, addr: u64) -> Option<&str> {
-        self.lines.get(&addr).map(String::as_str)
+        self.lines
+            .get(&addr)
+            .map(String::as_str)
+            .or_else(|| crate::scenario::object::line_of(&self.c_lines, addr))
     }
 }
 

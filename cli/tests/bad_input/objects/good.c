@@ -1,0 +1,2 @@
+long g;
+long get_g(void) { return g; }

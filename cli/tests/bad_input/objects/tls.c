@@ -1,0 +1,2 @@
+__thread long t;
+long get_t(void) { return t; }
