@@ -728,6 +728,17 @@ impl Runner {
         &self.st.oracle.latent_violations
     }
 
+    /// Where the coherence rule stands: whether its label was reached, and by
+    /// which cores. Two runs at the same machine state judge later uses alike
+    /// only when these agree too (exploration hashes them with the state).
+    pub fn coherence_progress(&self) -> (bool, Vec<bool>) {
+        let o = &self.st.oracle;
+        (
+            o.label_reached,
+            o.last_reach.iter().map(Option::is_some).collect(),
+        )
+    }
+
     /// Steps one core outside the schedule's control (debuggers, replay), logging
     /// the decision.
     pub fn step_core(&mut self, core: usize) -> StepResult {
