@@ -460,14 +460,15 @@ impl Exec {
                 u.to_string(),
             ));
         }
-        for l in self.runner.latent_violations() {
+        let keys = self.runner.latent_keys();
+        for (l, k) in self.runner.latent_violations().iter().zip(keys) {
             out.push(Finding::new(
                 FindingKind::LatentEntry,
-                0,
-                0,
-                0,
-                0,
-                0,
+                k.core,
+                k.page,
+                k.pcid,
+                k.write_rip,
+                k.at_rip,
                 l.clone(),
             ));
         }
