@@ -126,6 +126,19 @@ pub struct Apic {
     pub icr: u64,
 }
 
+/// Hashes the registers word by word (the bit vectors' own `Hash` goes bit by
+/// bit, too slow for exploration's state hash at every scheduling point).
+impl std::hash::Hash for Apic {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.id.hash(h);
+        self.irr.as_raw_slice().hash(h);
+        self.isr.as_raw_slice().hash(h);
+        self.tpr.hash(h);
+        self.svr.hash(h);
+        self.icr.hash(h);
+    }
+}
+
 impl Apic {
     /// A reset APIC with ID `id`, software-enabled (kernels enable it first thing;
     /// scenarios start past that point).

@@ -908,6 +908,29 @@ impl CoreMmu {
         }
     }
 
+    /// Calls `f` on every cached entry (TLBs, then paging-structure caches), in
+    /// no particular order and without building a dump: for callers that
+    /// combine entries order-independently, many times per run (exploration's
+    /// state hash).
+    pub fn for_each_entry(&self, tracker: &Tracker, mut f: impl FnMut(&EntryView)) {
+        for t in std::iter::once(&self.caches.dtlb).chain(self.caches.itlb.as_ref()) {
+            for a in &t.arrays {
+                for e in a.entries() {
+                    if let Some(v) = tracker.view(e.rec) {
+                        f(&v);
+                    }
+                }
+            }
+        }
+        for l in &self.caches.psc.levels {
+            for e in &l.entries {
+                if let Some(v) = tracker.view(e.rec) {
+                    f(&v);
+                }
+            }
+        }
+    }
+
     /// A read-only picture of this core's TLB and paging-structure-cache entries,
     /// sorted. Changes nothing (no LRU updates).
     pub fn dump(&self, tracker: &Tracker) -> MmuDump {

@@ -7,10 +7,17 @@
 pa_start:
     # P's thread on A uses the page (a TLB entry tagged with P's PCID on A)
     movq    UVA, %rax
+    # mi_switch holds the thread lock, a spin mutex: spinlock_enter saves
+    # RFLAGS and disables interrupts, so cpu_switch runs with IF clear
+    pushfq
+    cli
     # sched_switch -> cpu_switch(P's thread, Q's thread)
     movq    %gs:PC_CURTHREAD, %rdi
     movq    $td_q, %rsi
     call    cpu_switch
+    # back in P's thread: spinlock_exit restores its RFLAGS (POPFQ: no
+    # interrupt shadow, unlike STI)
+    popfq
 pa_back:
     # P's thread again on A: reads the page
     movq    UVA, %rax
@@ -18,8 +25,13 @@ pa_done:
     hlt
 
 q_body:
-    # Q's thread on A
+    # Q's thread on A, entered from cpu_switch with interrupts off: its
+    # spinlock_exit restores the RFLAGS it was switched out with (IF set)
+    pushq   $0x202
+    popfq
 q_running:
+    pushfq
+    cli
     movq    %gs:PC_CURTHREAD, %rdi
     movq    $td_pa, %rsi
     call    cpu_switch

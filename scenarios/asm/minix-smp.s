@@ -47,12 +47,41 @@ vm_start:
 1:  decl    %ecx
     jnz     1b
 vm_inhibit:
-    # Kernel call on VM's behalf (under the BKL): stop P while VM edits its
-    # page table.  P is blocked in receive, not runnable anywhere, so no
-    # synchronous stop IPI is needed (the runnable case is not modelled).
+    # Kernel call on VM's behalf (do_vmctl VMCTL_VMINHIBIT_SET, under the
+    # BKL): stop P while VM edits its page table.  P belongs to CPU 1
+    # (p_cpu != cpuid): smp_schedule_vminhibit.  Not runnable (blocked in
+    # receive, say): RTS_SET here.  Runnable (maybe running in user mode on
+    # CPU 1): smp_schedule_sync, which hands the RTS_SET to P's CPU and
+    # waits until that CPU has done it, so P is off its CPU before VM edits.
     call    bkl_lock
+    cmpq    $0, proc_p+P_RTS
+    je      1f
     lock orq $RTS_VMINHIBIT, proc_p+P_RTS
+    jmp     3f
+1:  # smp_schedule_sync(P, SCHED_IPI_VM_INHIBIT): nobody else sends CPU 1 a
+    # request here, so the wait for an earlier one is left out
+    movq    proc_p+P_CPU, %rdx
+    shlq    $4, %rdx
+    movabsq $sched_ipi_data, %rbx
+    addq    %rdx, %rbx
+    movq    $proc_p, %rax
+    movq    %rax, SIPI_DATA(%rbx)
+    lock orq $SCHED_IPI_VM_INHIBIT, SIPI_FLAGS(%rbx)
+    # arch_send_smp_schedule_ipi(P's CPU)
+    movq    proc_p+P_CPU, %rdx
+    movl    $VEC_SCHED, %eax
+    movl    $0x830, %ecx
+    wrmsr
+    # wait, without the BKL, until that CPU has handled it (nobody sends
+    # CPU 0 a request of its own here)
     call    bkl_unlock
+2:  cmpq    $0, SIPI_FLAGS(%rbx)
+    je      vm_inhibit_synced
+    pause
+    jmp     2b
+vm_inhibit_synced:
+    call    bkl_lock
+3:  call    bkl_unlock
 
 vm_edit:
     # VM moves P's page at 0x400000 from frame A to frame B: copy the
@@ -87,6 +116,23 @@ vm_done:
 # ---------------------------------------------------------------------------
 # CPU 1: idle, the scheduling IPI, kernel calls, the switch to user mode.
 # ---------------------------------------------------------------------------
+# smp_sched_handler: every kernel entry runs it right after taking the BKL
+# (context_stop), so a request another CPU made is handled even when its IPI
+# is still pending.  Handles SCHED_IPI_VM_INHIBIT (RTS_SET the process), then
+# clears this CPU's request flags.  Uses %r8-%r10 only.
+smp_sched_handler:
+    movq    %gs:PC_CPUID, %r8
+    shlq    $4, %r8
+    movabsq $sched_ipi_data, %r9
+    addq    %r8, %r9
+    movq    SIPI_FLAGS(%r9), %r8
+    testq   $SCHED_IPI_VM_INHIBIT, %r8
+    jz      1f
+    movq    SIPI_DATA(%r9), %r10
+    lock orq $RTS_VMINHIBIT, P_RTS(%r10)
+1:  movq    $0, SIPI_FLAGS(%r9)
+    ret
+
 # Idle: switch_address_space_idle has loaded VM's page table (ptproc = VM),
 # the BKL is free.
 cpu_idle:
@@ -105,6 +151,7 @@ ipi_sched:
     xorl    %edx, %edx
     wrmsr
     call    bkl_lock
+    call    smp_sched_handler
     # from user mode: save the interrupted process's registers, RIP and RSP
     # (it may not be the one that runs next)
     testq   $3, 32(%rsp)
@@ -134,6 +181,7 @@ ipi_sched:
 kcall_entry:
     pushq   %rax
     call    bkl_lock
+    call    smp_sched_handler
     popq    %rax
     cmpl    $KC_SAFECOPY, %eax
     jne     kc_receive

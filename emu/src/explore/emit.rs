@@ -56,7 +56,14 @@ pub(crate) fn replay_to(
             }
         }
     }
-    let f = ex.findings().into_iter().find(|f| f.sig == *sig)?;
+    let mut f = ex.findings().into_iter().find(|f| f.sig == *sig)?;
+    if sig.kind == FindingKind::Hang {
+        // The oracle's hang diagnosis of the stuck run: its verdict, each
+        // core's loop, the words it reads and who last wrote them.
+        if let Some(d) = crate::scenario::diagnose(ex.runner()) {
+            f.explanation = format!("{}\n{}", f.explanation, d.to_text());
+        }
+    }
     Some((ex, f))
 }
 
@@ -209,17 +216,30 @@ pub fn finding_scenario(
                 reason,
             }]
         }
-        // A hang or a failed invariant fails `run` by itself.
-        FindingKind::LatentEntry | FindingKind::Hang | FindingKind::Invariant => Vec::new(),
+        // A hang is expected with the verdict `run` diagnoses for the written
+        // schedule, so the scenario demonstrates it and passes.
+        FindingKind::Hang => vec![Expect::Hung { verdict: None }],
+        // A failed invariant fails `run` by itself.
+        FindingKind::LatentEntry | FindingKind::Invariant => Vec::new(),
     };
     // The exact count of violations the schedule shows, measured on it.
     let mut sc = s.clone();
     sc.expect.push(Expect::Violations(0));
     let probe = Plan::compile(&sc, plan.built().clone())
         .map_err(|p| EmitError::Compile(format!("{}: {}", p.path, p.message)))?;
-    let rep = crate::scenario::run(&Arc::new(probe), false);
+    let probe = Arc::new(probe);
+    let rep = crate::scenario::run(&probe, false);
     if sig.kind != FindingKind::Invariant && sig.kind != FindingKind::Hang {
         s.expect.push(Expect::Violations(rep.violations));
+    }
+    if sig.kind == FindingKind::Hang {
+        let mut r = Runner::start(Arc::clone(&probe), false);
+        r.run_to_end();
+        if let Some(d) = crate::scenario::diagnose(&r) {
+            s.expect = vec![Expect::Hung {
+                verdict: Some(crate::scenario::hang_kind(&d.verdict)),
+            }];
+        }
     }
     Ok(s)
 }

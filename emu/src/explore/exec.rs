@@ -208,6 +208,11 @@ impl Exec {
         self.end.as_ref()
     }
 
+    /// Physical words written by visible data writes so far.
+    pub fn written(&self) -> &BTreeSet<u64> {
+        &self.written
+    }
+
     /// Pages (core, linear page) touched by data accesses so far.
     pub fn touched(&self) -> &BTreeSet<(usize, u64)> {
         &self.touched
@@ -455,14 +460,15 @@ impl Exec {
                 u.to_string(),
             ));
         }
-        for l in self.runner.latent_violations() {
+        let keys = self.runner.latent_keys();
+        for (l, k) in self.runner.latent_violations().iter().zip(keys) {
             out.push(Finding::new(
                 FindingKind::LatentEntry,
-                0,
-                0,
-                0,
-                0,
-                0,
+                k.core,
+                k.page,
+                k.pcid,
+                k.write_rip,
+                k.at_rip,
                 l.clone(),
             ));
         }
@@ -552,44 +558,110 @@ impl Exec {
 
     /// A hash of the state that decides the rest of the run: every core's
     /// registers and status, the APICs, the TLB and paging-structure-cache
-    /// contents (without fill steps or LRU ages), every word written so far, the
-    /// spin state and the findings' count. Two runs reaching the same hash at a
-    /// point continue identically (up to LRU age, see docs/explore.md).
+    /// contents (without fill steps or LRU ages; a stale entry with the RIP of
+    /// the write that made it stale), every word written so far whose value
+    /// differs from the start, the spin state (flags, the register hashes seen
+    /// at reads since the last write, the count of all-spinning points), which
+    /// core ran last, the findings so far and where the coherence rule stands.
+    /// Two runs reaching the same hash at a point continue identically, up to
+    /// LRU age and A/D bits the walker set (see docs/explore.md).
     pub fn state_hash(&self) -> u64 {
-        use std::fmt::Write as _;
+        use std::hash::{Hash, Hasher};
         let m = self.runner.machine();
-        let mut s = String::new();
+        let mut s = Mix::default();
         for (i, c) in m.cores.iter().enumerate() {
-            let _ = write!(s, "{:?}|{:?}|{:?}|", c.cpu.state, c.stopped, m.apics[i]);
-            let d = c.mmu.dump(&m.tracker);
-            for e in d.tlb.iter().chain(&d.psc) {
-                let _ = write!(
-                    s,
-                    "{:?}{}{:x}{:?}{}{};",
-                    e.cache,
-                    e.pcid,
-                    e.va.raw(),
-                    e.cached,
-                    e.global,
-                    e.stale
-                );
+            c.cpu.state.hash(&mut s);
+            m.apics[i].hash(&mut s);
+            if let Some(r) = &c.stopped {
+                s.write(format!("{r:?}").as_bytes());
+            }
+            // Entries in any order: a sum of per-entry hashes (ways and sets
+            // may place the same entries differently).
+            let (mut sum, mut n, mut any_stale) = (0u64, 0u64, false);
+            c.mmu.for_each_entry(&m.tracker, |e| {
+                any_stale |= e.stale;
+                let mut h = Mix::default();
+                (e.cache, e.pcid, e.va, e.cached, e.global, e.stale).hash(&mut h);
+                sum = sum.wrapping_add(h.finish());
+                n += 1;
+            });
+            (sum, n).hash(&mut s);
+            if any_stale {
+                for l in c.mmu.stale_entries(&m.tracker) {
+                    (l.entry.va, l.made_stale_by.map_or(0, |w| w.rip)).hash(&mut s);
+                }
             }
         }
+        let start = &self.plan.machine().mem;
         for w in &self.written {
-            let _ = write!(
-                s,
-                "{w:x}={:x};",
-                m.mem.read_u64(mmu::PhysAddr(*w)).unwrap_or(0)
-            );
+            let now = m.mem.read_u64(mmu::PhysAddr(*w)).unwrap_or(0);
+            if start.read_u64(mmu::PhysAddr(*w)).unwrap_or(0) != now {
+                (*w, now).hash(&mut s);
+            }
         }
-        let _ = write!(
-            s,
-            "{:?}{:?}{}{}",
-            self.spinning,
-            self.parked,
-            self.runner.violations(),
-            self.current.map_or(-1, |c| c as i64)
-        );
-        super::fnv(s.as_bytes())
+        self.spinning.hash(&mut s);
+        self.parked.hash(&mut s);
+        self.states.hash(&mut s);
+        self.spin_points.hash(&mut s);
+        self.runner.violations().hash(&mut s);
+        self.runner.stale_uses().len().hash(&mut s);
+        self.runner.soft_stale_uses().len().hash(&mut s);
+        self.runner.latent_violations().len().hash(&mut s);
+        self.runner.coherence_progress().hash(&mut s);
+        self.current.hash(&mut s);
+        s.finish()
+    }
+}
+
+/// A small deterministic hasher for state hashes (the standard one is seeded
+/// per process): one multiply-rotate per word.
+struct Mix(u64);
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Mix {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+        for b in chunks.remainder() {
+            self.write_u64(*b as u64);
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        // SplitMix64's finaliser on every word: each input bit reaches every
+        // bit of the state, so distinct states collide only by chance (2^-64).
+        let mut z = (self.0 ^ x).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        self.0 = z ^ (z >> 31);
+    }
+
+    fn write_u8(&mut self, x: u8) {
+        self.write_u64(x as u64);
+    }
+
+    fn write_u16(&mut self, x: u16) {
+        self.write_u64(x as u64);
+    }
+
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(x as u64);
+    }
+
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
     }
 }

@@ -133,12 +133,6 @@ impl Finding {
         use_rip: u64,
         explanation: String,
     ) -> Self {
-        // Latent entries carry their identity in the text only.
-        let use_rip = if kind == FindingKind::LatentEntry {
-            fnv(explanation.as_bytes())
-        } else {
-            use_rip
-        };
         Finding {
             sig: Signature {
                 kind,

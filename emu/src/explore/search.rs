@@ -62,6 +62,21 @@ impl Tally {
         }
     }
 
+    /// Keeps the findings of a run cut short by pruning (its continuation was
+    /// searched before) under `key`, without counting it as a schedule.
+    fn partial(&mut self, ex: &Exec, key: u64) {
+        let devs = deviations(ex);
+        for f in ex.findings() {
+            self.hit(
+                f.sig,
+                Hit {
+                    key: (key, devs.clone()),
+                    devs: devs.clone(),
+                },
+            );
+        }
+    }
+
     /// Counts a finished run and keeps its findings under `key`.
     fn run(&mut self, ex: &Exec, key: u64) {
         self.schedules += 1;
@@ -81,9 +96,59 @@ impl Tally {
 }
 
 /// Fill and eviction candidates: every (core, page) the default schedule
-/// touched with a data access.
-fn candidates(ex: &Exec) -> Vec<(usize, u64)> {
-    ex.touched().iter().copied().collect()
+/// touched with a data access whose translation some paging-structure write
+/// of that schedule affects: one of the entries its walk reads, from any root
+/// the core loaded, at the start or at the end, was written.
+///
+/// The others cannot matter to the oracle. A translation whose entries nobody
+/// writes never goes stale, so a fill of it caches a fresh entry, and an
+/// eviction of it is undone by an identical refill. (A fill may also push
+/// another entry out of a full set; evicting that entry is a candidate of its
+/// own when it can matter.)
+fn candidates(ex: &Exec, roots: &BTreeMap<usize, BTreeSet<u64>>, plan: &Plan) -> Vec<(usize, u64)> {
+    let m = ex.runner().machine();
+    let written: BTreeSet<u64> = ex
+        .written()
+        .iter()
+        .copied()
+        .filter(|w| m.mem.flags(mmu::Pfn(w >> 12)) & mmu::page_flags::PAGING != 0)
+        .collect();
+    let mems = [&plan.machine().mem, &m.mem];
+    ex.touched()
+        .iter()
+        .copied()
+        .filter(|&(c, va)| {
+            let core = &m.cores[c];
+            roots.get(&c).into_iter().flatten().any(|&cr3| {
+                let mut st = core.cpu.state.clone();
+                st.cr3 = cr3;
+                let regs = crate::machine::regs_of(&st);
+                mems.iter().any(|mem| {
+                    core.mmu
+                        .walk_view(mem, &m.tracker, &regs, mmu::VirtAddr(va))
+                        .levels
+                        .iter()
+                        .any(|l| written.contains(&(l.entry_pa.raw() & !7)))
+                })
+            })
+        })
+        .collect()
+}
+
+/// The default policy, noting every CR3 each core had at a point (the roots
+/// [`candidates`] walks from).
+#[derive(Default)]
+struct Survey {
+    roots: BTreeMap<usize, BTreeSet<u64>>,
+}
+
+impl Chooser for Survey {
+    fn choose(&mut self, p: &Point<'_>, ex: &Exec) -> Choice {
+        for (c, k) in ex.runner().machine().cores.iter().enumerate() {
+            self.roots.entry(c).or_default().insert(k.cpu.state.cr3);
+        }
+        Choice::Run(p.default)
+    }
 }
 
 /// PCT (Burckhardt et al., ASPLOS 2010): distinct random priorities above
@@ -198,10 +263,11 @@ pub fn explore(
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Report {
     let mut base = Exec::new(plan);
-    base.run(&mut Default, MAX_POINTS);
+    let mut survey = Survey::default();
+    base.run(&mut survey, MAX_POINTS);
     let k = base.points();
     let cands = if cfg.fills {
-        candidates(&base)
+        candidates(&base, &survey.roots, plan)
     } else {
         Vec::new()
     };
@@ -253,13 +319,17 @@ pub fn explore(
         }
         Strategy::Bounded => {
             exhaustive = true;
+            // Per first-deviation subtree, the (state, deviations left) pairs
+            // already searched, kept from one bound to the next.
+            let mut seen: Vec<Seen> = Vec::new();
             for kk in 0..=cfg.preemptions {
                 bound = kk;
                 if stop() {
                     exhaustive = false;
                     break;
                 }
-                let (t, complete) = bounded_level(plan, cfg, kk, &cands, shard, shards, stop);
+                let (t, complete) =
+                    bounded_level(plan, cfg, kk, &cands, (shard, shards), &mut seen, stop);
                 tally.absorb(t);
                 progress(Progress {
                     schedules: tally.schedules,
@@ -334,21 +404,25 @@ pub fn explore(
     }
 }
 
-/// Every schedule with exactly `kk` deviations (shard `shard` of `shards` of the
-/// first deviation's subtrees; with `kk` = 0, the default schedule, in shard 0).
-/// Returns the tally and whether the level was finished.
+/// The (state hash, deviations left) pairs one subtree has searched.
+type Seen = BTreeSet<(u64, u32)>;
+
+/// Every schedule with exactly `kk` deviations (shard `shard.0` of `shard.1`
+/// of the first deviation's subtrees; with `kk` = 0, the default schedule, in
+/// shard 0). `seen` holds, per subtree, what earlier bounds searched. Returns
+/// the tally and whether the level was finished.
 fn bounded_level(
     plan: &Arc<Plan>,
     cfg: &Config,
     kk: u32,
     cands: &[(usize, u64)],
-    shard: u64,
-    shards: u64,
+    shard: (u64, u64),
+    seen: &mut Vec<Seen>,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> (Tally, bool) {
     let mut t = Tally::default();
     if kk == 0 {
-        if shard == 0 {
+        if shard.0 == 0 {
             let mut ex = Exec::new(plan);
             ex.run(&mut Default, MAX_POINTS);
             t.run(&ex, 0);
@@ -357,17 +431,19 @@ fn bounded_level(
     }
     // The first deviations: every alternative at every point of the default run.
     let roots = children(&Exec::new(plan), cfg, cands);
-    let mine: Vec<(usize, Exec)> = roots
+    seen.resize_with(roots.len(), Seen::new);
+    let mine: Vec<(usize, Exec, &mut Seen)> = roots
         .into_iter()
+        .zip(seen.iter_mut())
         .enumerate()
-        .filter(|(j, _)| (*j as u64) % shards == shard)
+        .filter(|(j, _)| (*j as u64) % shard.1 == shard.0)
+        .map(|(j, (ex, s))| (j, ex, s))
         .collect();
     let done: Vec<(Tally, bool)> = mine
         .into_par_iter()
-        .map(|(j, ex)| {
+        .map(|(j, ex, seen)| {
             let mut t = Tally::default();
-            let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
-            let ok = subtree(&ex, cfg, kk - 1, cands, j as u64, &mut seen, &mut t, stop);
+            let ok = subtree(ex, cfg, kk - 1, cands, j as u64, seen, &mut t, stop);
             (t, ok)
         })
         .collect();
@@ -382,9 +458,26 @@ fn bounded_level(
     (t, complete)
 }
 
+/// The alternatives to the default at a point: every other runnable core, and
+/// with fills every fill and eviction candidate.
+fn alternatives(runnable: &[usize], d: usize, cfg: &Config, cands: &[(usize, u64)]) -> Vec<Choice> {
+    let mut alts: Vec<Choice> = runnable
+        .iter()
+        .filter(|&&c| c != d)
+        .map(|&c| Choice::Run(c))
+        .collect();
+    if cfg.fills {
+        for &(c, va) in cands {
+            alts.push(Choice::Fill(c, va));
+            alts.push(Choice::Evict(c, va));
+        }
+    }
+    alts
+}
+
 /// Every state one deviation away along the default run from `ex`: for each
-/// later point, each runnable core other than the default, and (with fills)
-/// each fill and eviction candidate; in point order, then choice order.
+/// later point, each alternative ([`alternatives`]); in point order, then
+/// choice order.
 fn children(ex: &Exec, cfg: &Config, cands: &[(usize, u64)]) -> Vec<Exec> {
     let mut out = Vec::new();
     let mut cur = ex.clone();
@@ -392,18 +485,7 @@ fn children(ex: &Exec, cfg: &Config, cands: &[(usize, u64)]) -> Vec<Exec> {
         if cur.points() >= MAX_POINTS {
             break;
         }
-        let mut alts: Vec<Choice> = runnable
-            .iter()
-            .filter(|&&c| c != d)
-            .map(|&c| Choice::Run(c))
-            .collect();
-        if cfg.fills {
-            for &(c, va) in cands {
-                alts.push(Choice::Fill(c, va));
-                alts.push(Choice::Evict(c, va));
-            }
-        }
-        for a in alts {
+        for a in alternatives(&runnable, d, cfg, cands) {
             let mut child = cur.clone();
             child.apply(a, &runnable, d);
             out.push(child);
@@ -413,44 +495,55 @@ fn children(ex: &Exec, cfg: &Config, cands: &[(usize, u64)]) -> Vec<Exec> {
     out
 }
 
-/// Depth-first below `ex` with `left` more deviations; with pruning, a state
-/// already searched with at least as many deviations left is skipped.
+/// Every schedule with exactly `left` more deviations from `ex`, depth first:
+/// along the default run from `ex`, each alternative at each point is searched
+/// with one deviation fewer; with none left, the default run is a schedule.
+///
+/// With pruning, the state is hashed at every point of that run. A state
+/// already searched with exactly as many deviations left continues the same
+/// way as it did then (same choices, same findings), so the run stops there;
+/// the findings it made before that point are kept. Deviations that commute
+/// (two cores' segments that touch disjoint data, a fill of an entry the next
+/// segment does not use) reach one state by both orders, so the second order
+/// stops where the orders meet: this is the reduction that prunes. Earlier
+/// bounds count too: a state searched with `l` left at bound `K − 1` is the
+/// same search as with `l` left at bound `K`, so `seen` is kept across bounds.
 #[allow(clippy::too_many_arguments)]
 fn subtree(
-    ex: &Exec,
+    mut cur: Exec,
     cfg: &Config,
     left: u32,
     cands: &[(usize, u64)],
     key: u64,
-    seen: &mut BTreeMap<u64, u32>,
+    seen: &mut Seen,
     t: &mut Tally,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> bool {
-    if cfg.prune {
-        let h = ex.state_hash();
-        match seen.get(&h) {
-            Some(&l) if l >= left => {
-                t.pruned += 1;
-                return true;
-            }
-            _ => {
-                seen.insert(h, left);
-            }
-        }
-    }
-    if left == 0 {
-        let mut leaf = ex.clone();
-        leaf.run(&mut Default, MAX_POINTS);
-        t.run(&leaf, key);
-        return true;
-    }
-    if stop() || (cfg.runs > 0 && t.schedules > cfg.runs) {
+    if left > 0 && (stop() || (cfg.runs > 0 && t.schedules > cfg.runs)) {
         return false;
     }
-    for c in children(ex, cfg, cands) {
-        if !subtree(&c, cfg, left - 1, cands, key, seen, t, stop) {
-            return false;
+    while let Some((runnable, d)) = cur.at_point() {
+        if cur.points() >= MAX_POINTS {
+            break;
         }
+        if cfg.prune && !seen.insert((cur.state_hash(), left)) {
+            t.pruned += 1;
+            t.partial(&cur, key);
+            return true;
+        }
+        if left > 0 {
+            for a in alternatives(&runnable, d, cfg, cands) {
+                let mut child = cur.clone();
+                child.apply(a, &runnable, d);
+                if !subtree(child, cfg, left - 1, cands, key, seen, t, stop) {
+                    return false;
+                }
+            }
+        }
+        cur.apply(Choice::Run(d), &runnable, d);
+    }
+    if left == 0 {
+        t.run(&cur, key);
     }
     true
 }

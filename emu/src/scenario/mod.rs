@@ -20,6 +20,7 @@ pub use build::{build, machine_config, parse_hex, resolve, suggest, Built, Sourc
 pub use decisions::{Decision, Decisions, MAX_PERIOD};
 pub use diag::{Diagnostic, Problem, Source};
 pub use expect::describe;
+pub(crate) use expect::hang_kind;
 pub use hang::{
     diagnose, CoreHang, DataAccess, Gate, HangDiagnosis, LastWrite, LoopRead, Verdict, Wake,
     PROBE_STEPS,
@@ -30,8 +31,8 @@ pub use report::core_site;
 pub(crate) use report::{name_in, symbolize};
 pub(crate) use run::stop_expected;
 pub use run::{
-    run, stop_kind, CoreSummary, Cursor, Ending, ExpectResult, Progress, RunReport, Runner,
-    StaleRecord, StepAccess, StoppedCore, DEFAULT_MAX_STEPS, VISIBLE_CLASSES,
+    run, stop_kind, CoreSummary, Cursor, Ending, ExpectResult, LatentKey, Progress, RunReport,
+    Runner, StaleRecord, StepAccess, StoppedCore, DEFAULT_MAX_STEPS, VISIBLE_CLASSES,
 };
 pub use schema::Scenario;
 pub use watch::{bits, MissedBit, WatchAccess, WatchWord};

@@ -214,6 +214,8 @@ struct Oracle {
     /// `CompletedLatent`: the cores checked (all when `None`), and what was found.
     latent_rule: Option<Option<Vec<usize>>>,
     latent_violations: Vec<String>,
+    /// The same findings by their identity (see [`LatentKey`]).
+    latent_keys: Vec<LatentKey>,
     /// Classes whose events are built at all (every class when recording).
     wanted: ClassSet,
     /// Classes counted for `Events` expectations.
@@ -328,6 +330,7 @@ impl Oracle {
                 _ => None,
             },
             latent_violations: Vec::new(),
+            latent_keys: Vec::new(),
             wanted,
             counted,
             stale: Vec::new(),
@@ -605,6 +608,23 @@ pub struct Runner {
     st: State,
 }
 
+/// The identity of a latent-entry finding (`CompletedLatent`): whose cache
+/// holds the stale entry, for which linear page and PCID, the RIP of the write
+/// (or CR3 load) that made it stale, and the RIP of the completion point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LatentKey {
+    /// The core caching the entry.
+    pub core: usize,
+    /// Its linear page.
+    pub page: u64,
+    /// Its PCID.
+    pub pcid: u16,
+    /// The RIP of the write, or of the CR3 load, that made it stale.
+    pub write_rip: u64,
+    /// The RIP of the completion label where it was found.
+    pub at_rip: u64,
+}
+
 /// Everything a run changes (the plan is read-only), kept apart from the plan so
 /// that stepping borrows the plan and the state separately.
 #[derive(Clone, Debug)]
@@ -772,6 +792,22 @@ impl Runner {
     /// Latent stale entries found at completion points so far (`CompletedLatent`).
     pub fn latent_violations(&self) -> &[String] {
         &self.st.oracle.latent_violations
+    }
+
+    /// What identifies each of [`Runner::latent_violations`], in the same order.
+    pub fn latent_keys(&self) -> &[LatentKey] {
+        &self.st.oracle.latent_keys
+    }
+
+    /// Where the coherence rule stands: whether its label was reached, and by
+    /// which cores. Two runs at the same machine state judge later uses alike
+    /// only when these agree too (exploration hashes them with the state).
+    pub fn coherence_progress(&self) -> (bool, Vec<bool>) {
+        let o = &self.st.oracle;
+        (
+            o.label_reached,
+            o.last_reach.iter().map(Option::is_some).collect(),
+        )
     }
 
     /// Steps one core outside the schedule's control (debuggers, replay), logging
@@ -1067,6 +1103,17 @@ impl State {
                             self.oracle.latent_violations.push(format!(
                                 "{l}, still cached when core {core} reached the label at step {step}"
                             ));
+                            self.oracle.latent_keys.push(LatentKey {
+                                core: c,
+                                page: l.entry.va.raw() & !0xfff,
+                                pcid: l.entry.pcid,
+                                write_rip: l
+                                    .made_stale_by
+                                    .map(|w| w.rip)
+                                    .or(l.root_change.map(|r| r.rip))
+                                    .unwrap_or(0),
+                                at_rip: rip,
+                            });
                         }
                     }
                 }

@@ -7,7 +7,7 @@ use iced_x86::Register;
 use serde::{Deserialize, Serialize};
 
 /// A descriptor-table register (GDTR, IDTR): base and limit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DescTable {
     /// Linear base address of the table.
     pub base: u64,
@@ -36,7 +36,7 @@ pub enum Seg {
 ///
 /// In 64-bit mode segmentation is flat except for the FS and GS bases, so a segment
 /// register is just its selector (CS's RPL is the CPL) plus the two bases.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CpuState {
     /// RAX..R15 in encoding order.
     pub gpr: [u64; 16],

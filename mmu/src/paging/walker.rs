@@ -89,7 +89,7 @@ impl Path {
 }
 
 /// What a walk found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum WalkResult {
     /// A valid translation: page frame (base of the page), size, combined rights,
     /// the leaf's G and D flags.
