@@ -99,9 +99,12 @@ struct DerivedRec {
     soft: SoftEntry,
     /// The write that entered the real PTE (the scenario's initial state: step 0).
     filled: Origin,
-    /// Stale, and the software write that first made it so (None: stale when
-    /// entered).
+    /// Stale, and the software write that made it so: the first since it was
+    /// fresh, or, for a real PTE entered already stale, the last software write
+    /// before (None: no software write seen, the initial state disagrees).
     stale: Option<Option<WriteInfo>>,
+    /// The last write that changed what the software walk gives.
+    last_soft: Option<WriteInfo>,
     /// Every entry address the two walks read (the index keys).
     keys: Vec<u64>,
 }
@@ -828,6 +831,7 @@ impl Tracker {
                     entries: path,
                 },
                 stale,
+                last_soft: None,
                 keys: keys.clone(),
             });
             for k in keys {
@@ -900,6 +904,9 @@ impl Tracker {
         keys.dedup();
         let (root, pcid) = (spec.root, spec.pcid);
         let rec = &mut self.derived[d as usize];
+        if rec.soft != soft && write.is_some() {
+            rec.last_soft = write;
+        }
         let refilled = match (&rec.real, &real) {
             (Some(a), Some(b)) => !a.same(b),
             (a, b) => a.is_some() != b.is_some(),
@@ -924,7 +931,11 @@ impl Tracker {
                     entries: path,
                 };
             }
-            rec.stale = real.filter(|r| r.compare(&soft).any()).map(|_| None);
+            // Entered from a software entry that had already changed: the
+            // change's writer made it stale (its invalidation is what must
+            // remove it).
+            let last = rec.last_soft;
+            rec.stale = real.filter(|r| r.compare(&soft).any()).map(|_| last);
         } else if let Some(r) = &real {
             match (rec.stale.is_some(), r.compare(&soft).any()) {
                 (false, true) => rec.stale = Some(write),

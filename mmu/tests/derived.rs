@@ -202,6 +202,13 @@ fn refilling_the_real_pte_starts_a_new_entry() {
     w.write(pte, 0);
     assert!(w.used(AccessKind::Write, 0x71_1000).is_none());
     assert!(w.t.soft_stale_entries().is_empty());
+    // Entered from a walk that read the software entry before its last change
+    // (the host's walk racing the kernel's write): stale when entered, by that
+    // change.
+    let change = w.write(LEAF, 0x12000 | V | W | M);
+    w.write(pte, 0x71_1000 | pte::P | pte::RW);
+    let su = w.used(AccessKind::Read, 0x71_1000).expect("born stale");
+    assert_eq!(su.made_stale_by.map(|b| b.step), Some(change));
 }
 
 #[test]
