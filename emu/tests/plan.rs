@@ -46,9 +46,6 @@ fn verdict(r: &RunReport) -> String {
     for u in &r.stale_uses {
         s += &format!("stale {:?} {:?}\n", u.violation, u.detail);
     }
-    for u in &r.soft_stale_uses {
-        s += &format!("soft {u:?}\n");
-    }
     for e in &r.expectations {
         s += &format!("expect {} {} {}\n", e.what, e.ok, e.actual);
     }

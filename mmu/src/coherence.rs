@@ -32,6 +32,7 @@
 //! machine-wide [`Tracker::generation`], which empties every core's fast path.
 
 use crate::addr::{Pfn, PhysAddr, VirtAddr};
+use crate::derived::{self, DerivedSource, DerivedStale, RealLeaf, SoftCacheSpec, SoftEntry};
 use crate::events::{
     AccessCtx, CacheKind, EntryView, ErratumKeep, InvalidationRecord, MmuEvent, MmuSink, Origin,
     RootChange, StaleUse, WriteInfo,
@@ -68,6 +69,51 @@ impl Cause {
             Cause::Root(c) => Some(*c),
         }
     }
+}
+
+/// Index references with this bit name a derived record (a software cache's
+/// real PTE, see [`crate::derived`]) rather than a hardware one.
+const DERIVED: u32 = 1 << 31;
+
+/// Whether an index reference is still current.
+#[inline]
+fn ref_live(records: &[Record], derived: &[DerivedRec], i: u32, g: u32) -> bool {
+    if i & DERIVED == 0 {
+        let r = &records[i as usize];
+        r.live && r.gen == g
+    } else {
+        derived
+            .get((i & !DERIVED) as usize)
+            .is_some_and(|d| d.gen == g)
+    }
+}
+
+/// One page of a software cache: its real PTE (when present) as a cached copy of
+/// what the software entry says (see [`crate::derived`]).
+#[derive(Clone, Debug)]
+struct DerivedRec {
+    cache: u16,
+    va: VirtAddr,
+    gen: u32,
+    real: Option<RealLeaf>,
+    soft: SoftEntry,
+    /// The write that entered the real PTE (the scenario's initial state: step 0).
+    filled: Origin,
+    /// Stale, and the software write that made it so: the first since it was
+    /// fresh, or, for a real PTE entered already stale, the last software write
+    /// before (None: no software write seen, the initial state disagrees).
+    stale: Option<Option<WriteInfo>>,
+    /// The last write that changed what the software walk gives.
+    last_soft: Option<WriteInfo>,
+    /// Every entry address the two walks read (the index keys).
+    keys: Vec<u64>,
+}
+
+/// A software cache: its spec and where its records start.
+#[derive(Clone, Debug)]
+struct SoftCache {
+    spec: SoftCacheSpec,
+    first: u32,
 }
 
 /// How many fresh-path addresses a record may add to the index beyond its origin.
@@ -211,6 +257,12 @@ pub struct Tracker {
     log_dropped: Vec<Option<u64>>,
     flagged: BTreeSet<u64>,
     stale_uses: u64,
+    /// Derived records of every software cache, in declaration and page order.
+    derived: Vec<DerivedRec>,
+    soft: Vec<SoftCache>,
+    /// Pages of entries a derived record started to depend on during a write,
+    /// still to be flagged [`page_flags::PAGING`] ([`Tracker::flag_pending`]).
+    unflagged: Vec<u64>,
 }
 
 impl Tracker {
@@ -437,9 +489,8 @@ impl Tracker {
         // Amortised pruning of removed records: at every power-of-two length.
         let n = slot.refs.len();
         if n >= 8 && n.is_power_of_two() {
-            let records = &self.records;
-            slot.refs
-                .retain(|&(i, g)| records[i as usize].live && records[i as usize].gen == g);
+            let (records, derived) = (&self.records, &self.derived);
+            slot.refs.retain(|&(i, g)| ref_live(records, derived, i, g));
         }
         slot.refs.push((id, gen));
         let pfn = key >> 12;
@@ -543,8 +594,8 @@ impl Tracker {
         };
         let mut refs = std::mem::take(&mut slot.refs);
         {
-            let records = &self.records;
-            refs.retain(|&(i, g)| records[i as usize].live && records[i as usize].gen == g);
+            let (records, derived) = (&self.records, &self.derived);
+            refs.retain(|&(i, g)| ref_live(records, derived, i, g));
         }
         if !from_walker && sink.enabled() {
             sink.event(MmuEvent::PagingWrite {
@@ -555,7 +606,12 @@ impl Tracker {
         self.write_serial += 1;
         let serial = self.write_serial;
         let mut same_key: Vec<(u32, u32)> = Vec::new();
+        let mut derived_refs: Vec<u32> = Vec::new();
         for &(i, _) in &refs {
+            if i & DERIVED != 0 {
+                derived_refs.push(i & !DERIVED);
+                continue;
+            }
             let r = &mut self.records[i as usize];
             if r.eval_serial == serial {
                 continue;
@@ -616,6 +672,17 @@ impl Tracker {
                 }
             }
         }
+        for d in derived_refs {
+            if let Some((gen, keys)) = self.derived_eval(mem, d, Some(write)) {
+                for k in keys {
+                    if k == key {
+                        same_key.push((d | DERIVED, gen));
+                    } else {
+                        self.derived_index(mem, k, d | DERIVED, gen);
+                    }
+                }
+            }
+        }
         refs.extend(same_key);
         if let Some(slot) = self.index.get_mut(&key) {
             let added = std::mem::replace(&mut slot.refs, refs);
@@ -639,17 +706,7 @@ impl Tracker {
         let cause = r.stale?;
         let mut path = Path::new();
         let fresh = fresh_walk(mem, r, &mut path);
-        let since = r.origin.step;
-        let mut invs: Vec<InvalidationRecord> = self
-            .logs
-            .iter()
-            .flat_map(|l| l.iter().filter(|x| x.step >= since).copied())
-            .collect();
-        invs.sort_by_key(|x| (x.step, x.core));
-        let log_truncated = self
-            .log_dropped
-            .iter()
-            .any(|d| d.is_some_and(|s| s >= since));
+        let (invs, log_truncated) = self.invalidations_since(r.origin.step);
         Some(StaleUse {
             ctx,
             va,
@@ -665,7 +722,24 @@ impl Tracker {
             kept_by_erratum: r.kept,
             invalidations_since_fill: invs,
             log_truncated,
+            derived: None,
         })
+    }
+
+    /// Every core's logged invalidations from step `since` on, by step, and
+    /// whether older records were dropped from a log.
+    fn invalidations_since(&self, since: u64) -> (Vec<InvalidationRecord>, bool) {
+        let mut invs: Vec<InvalidationRecord> = self
+            .logs
+            .iter()
+            .flat_map(|l| l.iter().filter(|x| x.step >= since).copied())
+            .collect();
+        invs.sort_by_key(|x| (x.step, x.core));
+        let log_truncated = self
+            .log_dropped
+            .iter()
+            .any(|d| d.is_some_and(|s| s >= since));
+        (invs, log_truncated)
     }
 
     /// Appends to the per-core invalidation log (bounded; the oldest records go).
@@ -696,10 +770,9 @@ impl Tracker {
     /// any more (the flag is otherwise cleared lazily: a write to a page that is no
     /// longer relevant only costs one failed index lookup).
     pub fn sweep_paging_flags(&mut self, mem: &mut PhysMem) {
-        let records = &self.records;
+        let (records, derived) = (&self.records, &self.derived);
         self.index.retain(|_, s| {
-            s.refs
-                .retain(|&(i, g)| records[i as usize].live && records[i as usize].gen == g);
+            s.refs.retain(|&(i, g)| ref_live(records, derived, i, g));
             !s.refs.is_empty()
         });
         let mut keep = BTreeSet::new();
@@ -713,5 +786,257 @@ impl Tracker {
                 mem.clear_flags(Pfn(pfn), page_flags::PAGING);
             }
         }
+    }
+}
+
+/// Software translation caches: derived records (see [`crate::derived`]).
+impl Tracker {
+    /// Starts tracking a software cache: one derived record per page of the
+    /// region, evaluated now (a real PTE present now counts as entered by the
+    /// initial state, step 0) and indexed by every entry its walks read.
+    /// Returns the cache's number.
+    pub fn add_soft_cache(&mut self, mem: &mut PhysMem, spec: SoftCacheSpec) -> u16 {
+        let c = self.soft.len() as u16;
+        let first = self.derived.len() as u32;
+        for p in 0..spec.pages {
+            let va = VirtAddr(spec.base.raw() + ((p as u64) << 12));
+            let mut path = Path::new();
+            let real = derived::real_walk(mem, spec.root, spec.params, va, &mut path);
+            let mut keys: Vec<u64> = path.entries().iter().map(|e| e.pa.raw() & !7).collect();
+            let soft = derived::soft_walk(
+                mem,
+                &spec.layout,
+                spec.root_entry.raw(),
+                (p as u64) << 12,
+                &mut keys,
+            );
+            keys.iter_mut().for_each(|k| *k &= !7);
+            keys.sort_unstable();
+            keys.dedup();
+            let stale = real.filter(|r| r.compare(&soft).any()).map(|_| None);
+            let id = self.derived.len() as u32;
+            self.derived.push(DerivedRec {
+                cache: c,
+                va,
+                gen: 0,
+                real,
+                soft,
+                filled: Origin {
+                    core: 0,
+                    step: 0,
+                    rip: 0,
+                    root: spec.root,
+                    pcid: spec.pcid,
+                    va,
+                    entries: path,
+                },
+                stale,
+                last_soft: None,
+                keys: keys.clone(),
+            });
+            for k in keys {
+                self.derived_index(mem, k, id | DERIVED, 0);
+                let pfn = k >> 12;
+                if self.flagged.insert(pfn) || mem.flags(Pfn(pfn)) & page_flags::PAGING == 0 {
+                    mem.set_flags(Pfn(pfn), page_flags::PAGING);
+                }
+            }
+        }
+        self.soft.push(SoftCache { spec, first });
+        self.unflagged.clear();
+        c
+    }
+
+    /// Whether any software cache is tracked.
+    pub fn has_soft_caches(&self) -> bool {
+        !self.soft.is_empty()
+    }
+
+    /// Adds reference `(id, gen)` under `key`, noting the page for flagging when
+    /// it is not flagged yet.
+    fn derived_index(&mut self, mem: &PhysMem, key: u64, id: u32, gen: u32) {
+        let last = mem.read_u64(PhysAddr(key)).unwrap_or(0);
+        self.index
+            .entry(key)
+            .or_insert_with(|| IndexSlot {
+                last,
+                refs: Vec::new(),
+            })
+            .refs
+            .push((id, gen));
+        let pfn = key >> 12;
+        if mem.flags(Pfn(pfn)) & page_flags::PAGING == 0 {
+            self.unflagged.push(pfn);
+        }
+    }
+
+    /// Flags the pages derived records started to depend on during writes (the
+    /// write path only reads memory). Call it after a step when
+    /// [`Tracker::has_soft_caches`]; it costs one check when nothing is pending.
+    pub fn flag_pending(&mut self, mem: &mut PhysMem) {
+        for pfn in std::mem::take(&mut self.unflagged) {
+            self.flagged.insert(pfn);
+            mem.set_flags(Pfn(pfn), page_flags::PAGING);
+        }
+    }
+
+    /// Re-evaluates derived record `d` after `write` changed an entry it was built
+    /// from. A real PTE that appeared, moved or changed other than in A/D is a new
+    /// cached entry, entered by the write; otherwise a software change can make the
+    /// entry stale (the first such write is kept) or fresh again. When the walks
+    /// now read other entries, the record's references are renewed: returns the new
+    /// generation and every key to index under it.
+    fn derived_eval(
+        &mut self,
+        mem: &PhysMem,
+        d: u32,
+        write: Option<WriteInfo>,
+    ) -> Option<(u32, Vec<u64>)> {
+        let rec = self.derived.get(d as usize)?;
+        let spec = &self.soft.get(rec.cache as usize)?.spec;
+        let off = rec.va.raw() - spec.base.raw();
+        let mut path = Path::new();
+        let real = derived::real_walk(mem, spec.root, spec.params, rec.va, &mut path);
+        let mut keys: Vec<u64> = path.entries().iter().map(|e| e.pa.raw() & !7).collect();
+        let soft = derived::soft_walk(mem, &spec.layout, spec.root_entry.raw(), off, &mut keys);
+        keys.iter_mut().for_each(|k| *k &= !7);
+        keys.sort_unstable();
+        keys.dedup();
+        let (root, pcid) = (spec.root, spec.pcid);
+        let rec = &mut self.derived[d as usize];
+        if rec.soft != soft && write.is_some() {
+            rec.last_soft = write;
+        }
+        let refilled = match (&rec.real, &real) {
+            (Some(a), Some(b)) => !a.same(b),
+            (a, b) => a.is_some() != b.is_some(),
+        };
+        if refilled {
+            if real.is_some() {
+                let w = write.unwrap_or(WriteInfo {
+                    core: 0,
+                    step: 0,
+                    rip: 0,
+                    pa: PhysAddr(0),
+                    old: 0,
+                    new: 0,
+                });
+                rec.filled = Origin {
+                    core: w.core,
+                    step: w.step,
+                    rip: w.rip,
+                    root,
+                    pcid,
+                    va: rec.va,
+                    entries: path,
+                };
+            }
+            // Entered from a software entry that had already changed: the
+            // change's writer made it stale (its invalidation is what must
+            // remove it).
+            let last = rec.last_soft;
+            rec.stale = real.filter(|r| r.compare(&soft).any()).map(|_| last);
+        } else if let Some(r) = &real {
+            match (rec.stale.is_some(), r.compare(&soft).any()) {
+                (false, true) => rec.stale = Some(write),
+                (true, false) => rec.stale = None,
+                _ => {}
+            }
+        }
+        rec.real = real;
+        rec.soft = soft;
+        if rec.keys == keys {
+            return None;
+        }
+        rec.gen = rec.gen.wrapping_add(1);
+        rec.keys = keys.clone();
+        Some((rec.gen, keys))
+    }
+
+    /// The derived record for an access to `la` by a core translating with root
+    /// `root`, when `la` lies in a software cache's region of that root.
+    fn derived_at(&self, root: PhysAddr, la: VirtAddr) -> Option<(&SoftCache, &DerivedRec)> {
+        self.soft.iter().find_map(|c| {
+            if c.spec.root != root {
+                return None;
+            }
+            let p = c.spec.page_of(la)?;
+            Some((c, self.derived.get((c.first + p) as usize)?))
+        })
+    }
+
+    /// Whether `la` lies in a software cache's region under root `root`.
+    pub fn in_soft_region(&self, root: PhysAddr, la: VirtAddr) -> bool {
+        self.derived_at(root, la).is_some()
+    }
+
+    /// The stale use an access makes, if it is one: `la` lies in a software
+    /// cache's region under the core's root `root`, the access reached the real
+    /// PTE's frame (one that did not came through a stale TLB entry, which is the
+    /// hardware records' business), the real PTE is stale and the difference
+    /// matters for the access's kind. The explanation has the same shape as a
+    /// hardware one, with [`StaleUse::derived`] set.
+    pub fn soft_use(
+        &self,
+        root: PhysAddr,
+        ctx: AccessCtx,
+        la: VirtAddr,
+        pa: PhysAddr,
+        access: Access,
+    ) -> Option<StaleUse> {
+        let (c, rec) = self.derived_at(root, la)?;
+        let real = rec.real.as_ref()?;
+        let cause = rec.stale?;
+        if pa.raw() >> 12 != real.frame >> 12 {
+            return None;
+        }
+        let mismatch = real.compare(&rec.soft);
+        if !mismatch.affects(access.kind) {
+            return None;
+        }
+        let (invs, log_truncated) = self.invalidations_since(rec.filled.step);
+        Some(StaleUse {
+            ctx,
+            va: la,
+            access: Some(access),
+            cache: CacheKind::Tlb { instruction: false },
+            pcid: c.spec.pcid,
+            cached: real.result,
+            fresh: derived::soft_result(
+                &rec.soft,
+                matches!(real.result, WalkResult::Leaf { rights, .. } if rights.user()),
+            ),
+            filled: rec.filled,
+            made_stale_by: cause,
+            used_under_root: None,
+            root_change: None,
+            kept_by_erratum: None,
+            invalidations_since_fill: invs,
+            log_truncated,
+            derived: Some(DerivedSource {
+                cache: c.spec.name.clone(),
+                source: rec.soft,
+                mismatch,
+            }),
+        })
+    }
+
+    /// Every stale derived entry present now (used or not), in declaration and
+    /// page order.
+    pub fn soft_stale_entries(&self) -> Vec<DerivedStale> {
+        self.derived
+            .iter()
+            .filter_map(|d| {
+                let real = d.real.as_ref()?;
+                let cause = d.stale?;
+                Some(DerivedStale {
+                    cache: self.soft.get(d.cache as usize)?.spec.name.clone(),
+                    va: d.va,
+                    filled_step: d.filled.step,
+                    made_stale_by: cause,
+                    mismatch: real.compare(&d.soft),
+                })
+            })
+            .collect()
     }
 }

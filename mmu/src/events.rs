@@ -4,7 +4,7 @@
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::config::Erratum;
 use crate::invalidate::Invalidation;
-use crate::paging::access::Access;
+use crate::paging::access::{Access, AccessKind};
 use crate::paging::walker::{Path, WalkResult};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -260,6 +260,13 @@ pub struct StaleUse {
     pub invalidations_since_fill: Vec<InvalidationRecord>,
     /// The per-core logs had dropped older records, so the list may be incomplete.
     pub log_truncated: bool,
+    /// Set when the stale entry is a software cache's real PTE (a derived entry,
+    /// [`crate::derived`]): then `cached` is the real PTE's translation, `fresh`
+    /// what the host would map from the software entry now, `filled` the write
+    /// that entered the real PTE, `made_stale_by` the software-entry write, and
+    /// `cache` the TLB the access went through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived: Option<crate::derived::DerivedSource>,
 }
 
 /// Flag names of an entry, or "none" for an entry with no flags (all zero).
@@ -274,18 +281,66 @@ fn flags_or_none(v: u64) -> String {
 
 impl fmt::Display for StaleUse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "stale use on core {} at step {} (rip {:#x}): va {} via {} (PCID {:#x})",
-            self.ctx.core, self.ctx.step, self.ctx.rip, self.va, self.cache, self.pcid
-        )?;
-        writeln!(f, "  cached:         {}", self.cached)?;
-        writeln!(f, "  fresh walk now: {}", self.fresh)?;
-        writeln!(
-            f,
-            "  filled on core {} at step {} (rip {:#x}) from root {} for va {}:",
-            self.filled.core, self.filled.step, self.filled.rip, self.filled.root, self.filled.va
-        )?;
+        match &self.derived {
+            None => {
+                writeln!(
+                    f,
+                    "stale use on core {} at step {} (rip {:#x}): va {} via {} (PCID {:#x})",
+                    self.ctx.core, self.ctx.step, self.ctx.rip, self.va, self.cache, self.pcid
+                )?;
+                writeln!(f, "  cached:         {}", self.cached)?;
+                writeln!(f, "  fresh walk now: {}", self.fresh)?;
+            }
+            Some(d) => {
+                let kind = match self.access.map(|a| a.kind) {
+                    Some(AccessKind::Write) => "write",
+                    Some(AccessKind::Execute) => "fetch",
+                    _ => "read",
+                };
+                writeln!(
+                    f,
+                    "stale use on core {} at step {} (rip {:#x}): {kind} of va {} via the real PTE, a cache of software entries `{}` (PCID {:#x}) [{}]",
+                    self.ctx.core, self.ctx.step, self.ctx.rip, self.va, d.cache, self.pcid, d.mismatch
+                )?;
+                writeln!(f, "  cached (real PTE): {}", self.cached)?;
+                let s = &d.source;
+                if s.valid {
+                    writeln!(
+                        f,
+                        "  software entry now at {:#x} = {:#018x}: host would map {}",
+                        s.entry_pa, s.value, self.fresh
+                    )?;
+                } else {
+                    writeln!(
+                        f,
+                        "  software entry now at {:#x} = {:#018x}: not valid, the host would fault",
+                        s.entry_pa, s.value
+                    )?;
+                }
+            }
+        }
+        let what = if self.derived.is_some() {
+            "real PTE entered"
+        } else {
+            "filled"
+        };
+        if self.derived.is_some() && self.filled.step == 0 {
+            writeln!(
+                f,
+                "  real PTE present in the initial page tables, root {}:",
+                self.filled.root
+            )?;
+        } else {
+            writeln!(
+                f,
+                "  {what} on core {} at step {} (rip {:#x}) from root {} for va {}:",
+                self.filled.core,
+                self.filled.step,
+                self.filled.rip,
+                self.filled.root,
+                self.filled.va
+            )?;
+        }
         for e in self.filled.entries.entries() {
             writeln!(
                 f,
@@ -362,6 +417,15 @@ impl fmt::Display for StaleUse {
                 f,
                 "  core {} itself performed no invalidation since the fill",
                 self.ctx.core
+            )?;
+        }
+        if self.derived.is_some() {
+            if self.made_stale_by.is_none() {
+                writeln!(f, "  made stale: already stale when entered")?;
+            }
+            writeln!(
+                f,
+                "  the real PTE was never removed since (TLB invalidations do not remove it; only clearing it, as MADV_INVAL does, would)"
             )?;
         }
         if self.log_truncated {

@@ -109,6 +109,7 @@
 mod addr;
 mod coherence;
 mod config;
+pub mod derived;
 mod events;
 mod fast;
 mod fixed_hash;
@@ -125,6 +126,7 @@ pub use coherence::Tracker;
 pub use config::{
     ConfigError, Erratum, MmuConfig, PscConfig, Replacement, TlbArrayConfig, TlbConfig,
 };
+pub use derived::{DerivedSource, DerivedStale, SoftCacheSpec, SoftEntry, SoftLayout};
 pub use events::{
     AccessCtx, CacheKind, EntryView, ErratumKeep, InvalidationRecord, LatentStale, MmuEvent,
     MmuSink, NullSink, Origin, Removed, RootChange, StaleUse, VecSink, WriteInfo,

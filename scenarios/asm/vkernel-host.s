@@ -9,7 +9,9 @@
 #
 # Symbols from the scenario: dmap, VKPHYS (host physical base of the vkernel's
 # memory image, i.e. guest-physical 0), VPT_BASE/VPT_SIZE (the region), VPTE_*,
-# vpt_master, pm_active, inval_*, PC_CPUID, VEC_INVAL.
+# vpt_master, pm_active, inval_*, vmmap_lock, PC_CPUID, VEC_INVAL, and from the vkernel's
+# code vk_fault (its trap entry for faults the host hands back) and
+# vk_fault_rip (a word the vkernel can read).
 
 # ---------------------------------------------------------------------------
 # #PF (vector 14). Entered from the vkernel (CPL 3) on the TSS stack with the
@@ -25,6 +27,15 @@ host_pf:
     pushq %r8
     pushq %r9
     pushq %r10
+    # vm_fault holds the vm_map lock from the lookup to pmap_enter, so the walk
+    # and the real PTE it enters cannot straddle a MADV_INVAL (which takes it
+    # too). A spin lock here: the handler runs with interrupts off.
+1:
+    lock btsq $0, vmmap_lock
+    jnc 2f
+    pause
+    jmp 1b
+2:
     # vm_fault: which map entry? Only the MAP_VPAGETABLE region is handled here.
     movq %cr2, %rdi
     movq %rdi, %r10
@@ -133,6 +144,7 @@ vpt_leaf:
     movabsq $dmap+vk.pte.40000000, %rsi
 host_pf_enter:
     movq %rax, (%rsi,%rbx,8)         # the real PTE (was not present or read-only)
+    movq $0, vmmap_lock
     popq %r10
     popq %r9
     popq %r8
@@ -147,11 +159,30 @@ host_pf_retry:
     iretq                            # retry the access
 
 host_pf_fail:
-    # KERN_FAILURE: the host would send the vkernel SIGSEGV. None of our
-    # scenarios expects this: record the address and stop the core.
+    # KERN_FAILURE for the VPAGETABLE walk (an invalid VPTE, a write without
+    # VPTE_RW, a fetch with NX): the host hands the fault to the vkernel, whose
+    # own trap code runs its vm_fault (DragonFly: a signal to the vkernel
+    # process). Here the iret returns to the vkernel's `vk_fault` instead of the
+    # faulting instruction, with the address in pf_fail_va and the faulting RIP
+    # in vk_fault_rip (one slot: only one vcpu faults this way at a time here).
+    movq $0, vmmap_lock
     movq %cr2, %rax
     movq %rax, pf_fail_va
-    ud2
+    movq 80(%rsp), %rax              # RIP of the iret frame (above the error code)
+    movq %rax, vk_fault_rip
+    movabsq $vk_fault, %rax
+    movq %rax, 80(%rsp)
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $8, %rsp                    # error code
+    iretq
 
 # ---------------------------------------------------------------------------
 # madvise(rdi = start, rsi = length, MADV_INVAL): int $0x80 from the vkernel.
@@ -177,6 +208,15 @@ host_madv_inval:
     movabsq $dmap+vk.pte.40000000, %rcx
     leaq (%rcx,%rbx,8), %rcx
     movq %rsi, %rdx
+    # vm_map_madvise holds the vm_map lock while the real PTEs go (released
+    # before the shootdown wait: a fault spinning on it runs with interrupts
+    # off and could not take the IPI).
+1:
+    lock btsq $0, vmmap_lock
+    jnc 2f
+    pause
+    jmp 1b
+2:
     # pmap_remove: clear each real PTE (atomic swap, so a concurrent hardware
     # A/D update is not lost), then INVLPG on this CPU.
 madv_remove:
@@ -188,6 +228,7 @@ madv_remove:
     decq %rdx
     jnz madv_remove
 madv_ptes_cleared:
+    movq $0, vmmap_lock
     # Shootdown: every other CPU in pm_active gets the invalidation IPI; wait
     # until each has acknowledged (cleared its bit in inval_pending).
     movq %gs:PC_CPUID, %rbx

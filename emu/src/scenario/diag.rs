@@ -440,7 +440,7 @@ fn int_range(path: &str) -> &'static str {
         "maxphyaddr" => "32 to 52",
         "size" => "1, 2, 4 or 8",
         "pcid" => "0 to 4095",
-        "levels" => "0 to 255",
+        "levels" | "index_bits" => "0 to 255",
         "bytes" | "0]" => "0 to 255",
         _ if path.contains(".bytes[") => "0 to 255",
         _ => "0 to 0xffffffffffffffff",

@@ -6,7 +6,6 @@ use super::hang::{HangDiagnosis, Verdict};
 use super::plan::{Check, Reg, Test, UseFilter};
 use super::run::{stop_kind, StaleRecord};
 use super::schema::{Expect, HangKind, KindSpec, StopKind, Value};
-use super::soft_tlb::{self, SoftStaleUse};
 use crate::events::EventClass;
 use crate::machine::Machine;
 use mmu::{StaleUse, WalkResult};
@@ -15,10 +14,8 @@ use mmu::{StaleUse, WalkResult};
 pub(crate) struct Outcome<'a> {
     /// The machine now.
     pub machine: &'a Machine,
-    /// Hardware stale uses, in order.
+    /// Stale uses (of hardware and software caches), in order.
     pub stale: &'a [StaleRecord],
-    /// Software-TLB stale uses, in order.
-    pub soft: &'a [SoftStaleUse],
     /// Violations so far.
     pub violations: usize,
     /// Exceptions taken or stopped on: (core, vector).
@@ -47,7 +44,6 @@ pub(crate) fn check(index: usize, c: &Check, o: &Outcome<'_>) -> (bool, String) 
             value,
         } => memory(o.machine, *at, *root, *size, *value),
         Test::StaleUse { filter, present } => stale_uses(o.stale, filter, *present),
-        Test::SoftStaleUse { filter, present } => soft_stale_uses(o.soft, filter, *present),
         Test::Violations(n) => (o.violations == *n, format!("{}", o.violations)),
         Test::Exception { core, vector } => exception(o.exceptions, *core, *vector),
         Test::Halted(core) => halted(o.machine, *core),
@@ -86,14 +82,6 @@ fn memory(m: &Machine, at: u64, root: Option<u64>, size: usize, want: u64) -> (b
 fn stale_uses(stale: &[StaleRecord], f: &UseFilter, present: bool) -> (bool, String) {
     let n = stale.iter().filter(|r| stale_matches(r, f)).count();
     ((n > 0) == present, format!("{n} matching stale use(s)"))
-}
-
-fn soft_stale_uses(soft: &[SoftStaleUse], f: &UseFilter, present: bool) -> (bool, String) {
-    let n = soft_tlb::matching(soft, f.core, f.va, f.kind);
-    (
-        (n > 0) == present,
-        format!("{n} matching software-TLB stale use(s)"),
-    )
 }
 
 fn exception(exceptions: &[(u32, u8)], core: usize, vector: u8) -> (bool, String) {
@@ -138,6 +126,14 @@ fn no_stale_entries(
             .filter(|(c, _)| core.is_none_or(|o| o == *c))
             .flat_map(|(_, k)| k.mmu.stale_entries(&m.tracker))
             .map(|l| l.to_string())
+            // A software cache's real PTEs belong to no core's caches.
+            .chain(
+                core.is_none()
+                    .then(|| m.tracker.soft_stale_entries())
+                    .into_iter()
+                    .flatten()
+                    .map(|d| d.to_string()),
+            )
             .collect()
     };
     if found.is_empty() {
@@ -190,6 +186,7 @@ fn stale_matches(r: &StaleRecord, f: &UseFilter) -> bool {
             r.detail.va.raw() & mask == a & mask
         })
         && kind_matches(f.kind, &r.detail)
+        && (!f.software || r.detail.derived.is_some())
 }
 
 fn kind_matches(k: Option<KindSpec>, su: &StaleUse) -> bool {

@@ -199,13 +199,6 @@ pub enum Test {
         /// Present or absent.
         present: bool,
     },
-    /// Software-TLB stale uses matching the filter are present or absent.
-    SoftStaleUse {
-        /// Which uses.
-        filter: UseFilter,
-        /// Present or absent.
-        present: bool,
-    },
     /// Exactly this many violations.
     Violations(usize),
     /// The core took (or stopped on) this vector.
@@ -255,6 +248,8 @@ pub struct UseFilter {
     pub va: Option<u64>,
     /// Access kind.
     pub kind: Option<KindSpec>,
+    /// Only stale uses of software caches (`SoftStaleUse`, `NoSoftStaleUse`).
+    pub software: bool,
 }
 
 /// A register an expectation reads.
@@ -287,7 +282,8 @@ impl Plan {
             built: &built,
         };
         // The software-TLB declarations resolve against the built machine.
-        let soft = SoftCheck::new(&s.soft_tlbs, &built).map_err(|(p, m)| Problem::at(p, m))?;
+        let soft_specs = super::soft_tlb::specs(&s.soft_tlbs, &built)?;
+        let soft = SoftCheck::new(!soft_specs.is_empty());
         let words = super::watch::resolve_words(&s.watch, &built)?;
         let schedule = match mode {
             Mode::Scripted => r.schedule(&s.schedule)?,
@@ -341,6 +337,13 @@ impl Plan {
             if let Test::Events { class, .. } = c.test {
                 counted = counted.with(class);
             }
+        }
+        // Each page of a software cache becomes a derived tracker entry of the
+        // pristine machine, so every run starts with them.
+        let mut built = built;
+        for spec in soft_specs {
+            let m = &mut built.machine;
+            m.tracker.add_soft_cache(&mut m.mem, spec);
         }
         Ok(Plan {
             expects_violations: super::expects_violations(s),
@@ -620,6 +623,7 @@ impl Resolver<'_> {
         core: &Option<usize>,
         va: &Option<Value>,
         kind: &Option<KindSpec>,
+        software: bool,
         p: &str,
     ) -> Result<UseFilter, Problem> {
         Ok(UseFilter {
@@ -632,6 +636,7 @@ impl Resolver<'_> {
                 None => None,
             },
             kind: *kind,
+            software,
         })
     }
 
@@ -703,19 +708,19 @@ impl Resolver<'_> {
                 }
             }
             Expect::StaleUse { core, va, kind } => Test::StaleUse {
-                filter: self.filter(core, va, kind, p)?,
+                filter: self.filter(core, va, kind, false, p)?,
                 present: true,
             },
             Expect::NoStaleUse { core, va, kind } => Test::StaleUse {
-                filter: self.filter(core, va, kind, p)?,
+                filter: self.filter(core, va, kind, false, p)?,
                 present: false,
             },
-            Expect::SoftStaleUse { core, va, kind } => Test::SoftStaleUse {
-                filter: self.filter(core, va, kind, p)?,
+            Expect::SoftStaleUse { core, va, kind } => Test::StaleUse {
+                filter: self.filter(core, va, kind, true, p)?,
                 present: true,
             },
-            Expect::NoSoftStaleUse { core, va, kind } => Test::SoftStaleUse {
-                filter: self.filter(core, va, kind, p)?,
+            Expect::NoSoftStaleUse { core, va, kind } => Test::StaleUse {
+                filter: self.filter(core, va, kind, true, p)?,
                 present: false,
             },
             Expect::Exception { core, vector } => Test::Exception {

@@ -199,7 +199,7 @@ impl RunReport {
         let _ = writeln!(
             s,
             "stale uses: {} ({} violation{})",
-            self.stale_uses.len() + self.soft_stale_uses.len(),
+            self.stale_uses.len(),
             self.violations,
             if self.violations == 1 { "" } else { "s" }
         );
@@ -220,16 +220,6 @@ impl RunReport {
                 );
             }
             self.watched_text(&mut s, r);
-        }
-        if !self.soft_stale_uses.is_empty() {
-            let _ = writeln!(s, "software-TLB stale uses: {}", self.soft_stale_uses.len());
-            for (i, u) in self.soft_stale_uses.iter().enumerate() {
-                let tag = if u.violation { "VIOLATION" } else { "allowed" };
-                let _ = writeln!(s, "  S{} [{tag}]", i + 1);
-                for line in u.to_string().lines() {
-                    let _ = writeln!(s, "    {}", self.symbolize(line));
-                }
-            }
         }
         if !self.latent_violations.is_empty() {
             let _ = writeln!(

@@ -12,7 +12,7 @@ use super::hang::{DataAccess, HangDiagnosis, Probe};
 use super::plan::Test;
 use super::plan::{Cond, Plan, Rule, Step, Stop};
 use super::schema::{Coherence, Expect, Scenario, StopKind};
-use super::soft_tlb::{self, SoftCheck, SoftStaleUse};
+use super::soft_tlb::{SoftCheck, SoftStaleUse};
 use super::watch::{MissedBit, WatchAccess, Watcher};
 use crate::events::{ClassSet, Event, EventClass, EventKind, EventSink, StopReason};
 use crate::machine::{Machine, StepResult};
@@ -141,12 +141,11 @@ pub struct RunReport {
     pub hang: Option<HangDiagnosis>,
     /// Cores.
     pub cores: Vec<CoreSummary>,
-    /// Stale uses in order.
+    /// Stale uses in order, of hardware and software caches alike (a software
+    /// cache's has `detail.derived` set).
     pub stale_uses: Vec<StaleRecord>,
-    /// Accesses through stale software-TLB entries (`soft_tlbs`), in order.
-    pub soft_stale_uses: Vec<SoftStaleUse>,
-    /// Number of violations: hardware stale uses and software-TLB stale uses the
-    /// coherence rule makes violations.
+    /// Number of violations: stale uses the coherence rule makes violations, and
+    /// latent entries under `CompletedLatent`.
     pub violations: usize,
     /// Expectations.
     pub expectations: Vec<ExpectResult>,
@@ -243,8 +242,9 @@ struct Oracle {
     exceptions: Vec<(u32, u8)>,
     /// Classes seen during the current step, as a [`ClassSet`] mask.
     seen: u32,
-    /// The software-TLB check (inactive, and never asked for accesses, when the
-    /// scenario declares no `soft_tlbs`).
+    /// The step's accesses, collected for the software caches' derived entries
+    /// (inactive, and never given accesses, when the scenario declares no
+    /// `soft_tlbs`).
     soft: SoftCheck,
     /// The translations of the current step, kept only for a probed runner
     /// ([`Runner::start_probed`]): exploration decides from them whether the
@@ -294,9 +294,6 @@ impl Oracle {
             .with(EventClass::Exception)
             .with(EventClass::Interrupt)
             .with(EventClass::Stopped);
-        if soft.active() {
-            own = own.with(EventClass::Invalidation);
-        }
         if probe {
             own = own.union(VISIBLE_CLASSES);
         }
@@ -453,12 +450,19 @@ impl EventSink for Oracle {
         self.soft.active() || self.probe.is_some() || self.watch.active() || self.explore.is_some()
     }
 
-    fn access(&mut self, core: u32, step: u64, la: VirtAddr, pa: PhysAddr, kind: mmu::AccessKind) {
+    fn access(
+        &mut self,
+        _core: u32,
+        _step: u64,
+        la: VirtAddr,
+        pa: PhysAddr,
+        kind: mmu::AccessKind,
+    ) {
         if let Some(p) = self.explore.as_mut() {
             p.push(StepAccess { la, pa, kind });
         }
         if self.soft.active() {
-            self.soft.access(core, step, la, pa, kind);
+            self.soft.access(la, pa, kind);
         }
         if let Some(p) = self.probe.as_mut() {
             p.translated(la.raw(), pa.raw());
@@ -494,51 +498,7 @@ impl EventSink for Oracle {
             self.counts[class as usize * (self.cores + 1) + slot] += 1;
         }
         match &ev.kind {
-            EventKind::Mmu(MmuEvent::StaleUse(su)) => {
-                let (violation, why) = self.classify(su);
-                let start = match self.straight {
-                    Some((c, first)) if c == su.ctx.core && su.ctx.step > first => su.ctx.step,
-                    _ => self
-                        .insn_start
-                        .get(su.ctx.core as usize)
-                        .copied()
-                        .unwrap_or(u64::MAX),
-                };
-                // Only records touched during this instruction can absorb it.
-                match self
-                    .stale
-                    .iter_mut()
-                    .rev()
-                    .take_while(|r| r.last_step >= start)
-                    .find(|r| r.absorbs(su, start, violation))
-                {
-                    Some(r) => {
-                        r.count += 1;
-                        r.last_step = su.ctx.step;
-                    }
-                    None => {
-                        let (watched, missed) = if self.watch.active() {
-                            let w = self.watch.between(su.filled.step, su.ctx.step);
-                            let m = self.watch.missed(&w, su.ctx.core);
-                            (w, m)
-                        } else {
-                            (Vec::new(), Vec::new())
-                        };
-                        self.stale.push(StaleRecord {
-                            detail: (**su).clone(),
-                            violation,
-                            why,
-                            watched,
-                            missed,
-                            count: 1,
-                            last_step: su.ctx.step,
-                        })
-                    }
-                }
-            }
-            EventKind::Mmu(MmuEvent::Invalidation { ctx, op, .. }) => {
-                self.soft.invalidation(*ctx, *op);
-            }
+            EventKind::Mmu(MmuEvent::StaleUse(su)) => self.stale_use(su),
             EventKind::Exception { delivered, .. } => {
                 self.exceptions.push((ev.core, delivered.vector()));
             }
@@ -552,6 +512,55 @@ impl EventSink for Oracle {
         }
         if let Some(r) = self.record.as_mut() {
             r.push(ev);
+        }
+    }
+}
+
+impl Oracle {
+    /// Classifies a stale use, of a hardware or a software cache alike, and
+    /// records it (or counts it as one more use of the same instruction's).
+    fn stale_use(&mut self, su: &StaleUse) {
+        let (violation, why) = self.classify(su);
+        // Inside a straight run the per-step start is not kept: each step
+        // after the run's first is its own instruction.
+        let start = match self.straight {
+            Some((c, first)) if c == su.ctx.core && su.ctx.step > first => su.ctx.step,
+            _ => self
+                .insn_start
+                .get(su.ctx.core as usize)
+                .copied()
+                .unwrap_or(u64::MAX),
+        };
+        // Only records touched during this instruction can absorb it.
+        match self
+            .stale
+            .iter_mut()
+            .rev()
+            .take_while(|r| r.last_step >= start)
+            .find(|r| r.absorbs(su, start, violation))
+        {
+            Some(r) => {
+                r.count += 1;
+                r.last_step = su.ctx.step;
+            }
+            None => {
+                let (watched, missed) = if self.watch.active() {
+                    let w = self.watch.between(su.filled.step, su.ctx.step);
+                    let m = self.watch.missed(&w, su.ctx.core);
+                    (w, m)
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                self.stale.push(StaleRecord {
+                    detail: su.clone(),
+                    violation,
+                    why,
+                    watched,
+                    missed,
+                    count: 1,
+                    last_step: su.ctx.step,
+                })
+            }
         }
     }
 }
@@ -681,8 +690,6 @@ impl Runner {
     /// The machine, mutably (debuggers poking memory; the tracker still sees writes
     /// made through [`Machine::write_phys`]).
     pub fn machine_mut(&mut self) -> &mut Machine {
-        // Whatever the caller writes bypasses the access observer.
-        self.st.oracle.soft.force_rescan();
         &mut self.st.machine
     }
 
@@ -741,14 +748,15 @@ impl Runner {
         &self.st.oracle.stale
     }
 
-    /// Violations so far (hardware and software-TLB stale uses).
+    /// Violations so far.
     pub fn violations(&self) -> usize {
         self.st.violations()
     }
 
-    /// Software-TLB stale uses so far.
+    /// Always empty: a software cache's stale uses are in
+    /// [`Runner::stale_uses`] with the hardware ones (see [`SoftStaleUse`]).
     pub fn soft_stale_uses(&self) -> &[SoftStaleUse] {
-        &self.st.oracle.soft.uses
+        &[]
     }
 
     /// Recorded events not yet taken with [`Runner::take_events`] (empty unless
@@ -909,7 +917,6 @@ impl Runner {
             hang: hang.as_ref(),
             machine: &machine,
             stale: &st.oracle.stale,
-            soft: &st.oracle.soft.uses,
             violations,
             exceptions: &st.oracle.exceptions,
             count: &count,
@@ -981,7 +988,6 @@ impl Runner {
             }),
             cores,
             stale_uses: st.oracle.stale.clone(),
-            soft_stale_uses: st.oracle.soft.uses.clone(),
             violations,
             expectations,
             latent_violations: st.oracle.latent_violations.clone(),
@@ -999,7 +1005,6 @@ impl State {
     fn violations(&self) -> usize {
         self.oracle.latent_violations.len()
             + self.oracle.stale.iter().filter(|r| r.violation).count()
-            + self.oracle.soft.uses.iter().filter(|u| u.violation).count()
     }
 
     /// Steps `core` once and does the oracle's per-step bookkeeping.
@@ -1052,16 +1057,19 @@ impl State {
                 *last = Some((rip, after));
             }
             if soft {
-                let Oracle {
-                    soft,
-                    rule,
-                    label_reached,
-                    ..
-                } = &mut self.oracle;
-                let (rule, reached) = (&*rule, *label_reached);
-                soft.after_step(&self.machine, core, rip, &|f| {
-                    soft_tlb::is_violation(rule, reached, f)
-                });
+                // The step's accesses in a software cache's region, judged by
+                // the tracker's derived entries, reported like a hardware use.
+                let step = self.machine.steps;
+                let uses = self.oracle.soft.take_uses(&self.machine, core, step, rip);
+                for su in uses {
+                    self.oracle.event(Event {
+                        step,
+                        core: core as u32,
+                        kind: EventKind::Mmu(MmuEvent::StaleUse(Box::new(su))),
+                    });
+                }
+                let Machine { tracker, mem, .. } = &mut self.machine;
+                tracker.flag_pending(mem);
             }
         }
         let rip = self.machine.cores.get(core).map(|c| c.cpu.state.rip);
@@ -1117,6 +1125,17 @@ impl State {
                         }
                     }
                 }
+                // A software cache's real PTEs belong to no core: checked when
+                // the rule names no cores.
+                if only.is_none() {
+                    for d in m.tracker.soft_stale_entries() {
+                        if d.cause().is_some_and(|(by, _)| by as usize == core) {
+                            self.oracle.latent_violations.push(format!(
+                                "{d}, still present when core {core} reached the label at step {step}"
+                            ));
+                        }
+                    }
+                }
             }
         }
         for &(i, addr, only) in &self.oracle.latent_watch {
@@ -1135,6 +1154,17 @@ impl State {
                             .entry(i)
                             .or_default()
                             .push(format!("{l}, when core {core} reached it at step {step}"));
+                    }
+                }
+            }
+            if only.is_none() {
+                for d in m.tracker.soft_stale_entries() {
+                    if d.cause().is_some_and(|(by, _)| by as usize == core) {
+                        self.oracle
+                            .latent_found
+                            .entry(i)
+                            .or_default()
+                            .push(format!("{d}, when core {core} reached it at step {step}"));
                     }
                 }
             }

@@ -86,7 +86,7 @@ pub struct Scenario {
     /// one (sound, but more points to search). See docs/explore.md.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared: Vec<Shared>,
-    /// Software translation caches to check (`docs/soft-tlb.md`): regions whose
+    /// Software translation caches to check (`docs/scenario-format.md`, "Software translation caches"): regions whose
     /// real PTEs a kernel fills from software page tables, so each real PTE there
     /// is a cache of a software entry and can go stale like a TLB entry.
     /// (Left out when saving a scenario that declares none, so saved debugger
@@ -142,14 +142,11 @@ pub struct SoftTlb {
     /// The cached region (page aligned; at most 64 MiB).
     pub region: SoftRegion,
     /// Where the root software entry lives (the vkernel's master PDE, set with
-    /// MADV_SETMAP). It is re-read after every step, so changing it is seen.
+    /// MADV_SETMAP). Its location is fixed at the start; a write to it is seen
+    /// like a write to any other software entry.
     pub root: SoftRoot,
-    /// The software entries' layout.
-    pub format: SoftFormat,
-    /// Host physical address of the software "physical" address 0: table and page
-    /// frames named by software entries are at `backing + frame` (the vkernel's
-    /// memory object is backed contiguously at VKPHYS).
-    pub backing: Value,
+    /// How the software entries are laid out (bits, levels, backing).
+    pub layout: SoftLayoutDecl,
 }
 
 /// A linear region `[va, va + len)`.
@@ -174,20 +171,38 @@ pub struct SoftRoot {
     pub space: Option<String>,
 }
 
-/// Layouts of software page-table entries.
+/// The layout of a kernel's software page-table entries, as its host-side walk
+/// reads them (`docs/scenario-format.md`, "Software translation caches"). Each bit
+/// field is a number or a symbol expression and may name several bits (all of
+/// them must be set).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub enum SoftFormat {
-    /// DragonFly vkernel VPTEs (x86-like): V 0x1, RW 0x2, U 0x4, A 0x20, M 0x40,
-    /// PS 0x80, G 0x100, NX bit 63, frame 0x000ffffffffff000. The walk starts at the
-    /// root entry and goes down `levels` tables of 512 entries indexed by the
-    /// offset in the region (9 bits each, from bit 12 + 9 * (levels - 1) down); a
-    /// PS entry ends it early. The host enters a writable real PTE only when the
-    /// leaf has RW and M (so the first write faults and sets M).
-    Vpte {
-        /// Table levels below the root entry (the vkernel host code uses 1).
-        levels: u8,
-    },
+pub struct SoftLayoutDecl {
+    /// Table levels below the root entry (0..=4; 0: the root entry is the leaf).
+    pub levels: u8,
+    /// Index bits per level (default 9: 512 entries of 8 bytes per table). The
+    /// lowest level is indexed by the offset's bits from 12 up.
+    #[serde(default)]
+    pub index_bits: Option<u8>,
+    /// Valid bit(s): an entry without them ends the walk with a fault.
+    pub valid: Value,
+    /// Write bit(s): needed at every level for the host to map the page writable.
+    pub write: Value,
+    /// Modified bit(s): needed in the leaf too before the host maps the page
+    /// writable (so the first write faults and the host sets them).
+    #[serde(default)]
+    pub dirty: Option<Value>,
+    /// No-execute bit(s): set at any level, fetches are forbidden.
+    #[serde(default)]
+    pub no_exec: Option<Value>,
+    /// Page-size bit(s): end the walk early with a bigger page.
+    #[serde(default)]
+    pub page_size: Option<Value>,
+    /// The frame field: the software-physical address of the next table or page.
+    pub frame: Value,
+    /// Host physical address of software-physical 0: tables and frames named by
+    /// entries are at `backing + frame`.
+    pub backing: Value,
 }
 
 /// A physical range `[start, end)`.
@@ -809,7 +824,8 @@ pub enum Expect {
         /// Value.
         value: Value,
     },
-    /// At least one stale use matching the given fields.
+    /// At least one stale use matching the given fields, of any cache (TLB,
+    /// paging-structure cache, or a software cache's real PTE).
     StaleUse {
         /// Core.
         #[serde(default)]
@@ -833,7 +849,8 @@ pub enum Expect {
         #[serde(default)]
         kind: Option<KindSpec>,
     },
-    /// At least one access through a stale software-TLB entry (`soft_tlbs`).
+    /// `StaleUse` restricted to software caches: at least one stale use of a
+    /// real PTE of a `soft_tlbs` region.
     SoftStaleUse {
         /// Core.
         #[serde(default)]
@@ -845,7 +862,7 @@ pub enum Expect {
         #[serde(default)]
         kind: Option<KindSpec>,
     },
-    /// No access through a stale software-TLB entry matching the fields.
+    /// `NoStaleUse` restricted to software caches.
     NoSoftStaleUse {
         /// Core.
         #[serde(default)]
@@ -857,7 +874,8 @@ pub enum Expect {
         #[serde(default)]
         kind: Option<KindSpec>,
     },
-    /// Exactly this many violations (hardware and software-TLB stale uses).
+    /// Exactly this many violations (stale uses of hardware and software caches
+    /// alike, and latent entries under `CompletedLatent`).
     Violations(usize),
     /// The core took (or stopped on) an exception with this vector.
     Exception {
