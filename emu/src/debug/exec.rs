@@ -445,8 +445,7 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
         }
         Command::Stale => {
             let st = s.runner().stale_uses();
-            let soft = s.runner().soft_stale_uses();
-            if st.is_empty() && soft.is_empty() {
+            if st.is_empty() {
                 Reply::ok("no stale uses so far".into())
             } else {
                 let mut t = String::new();
@@ -466,16 +465,6 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
                         "#{} ({}) {detail}",
                         i + 1,
                         if r.violation { "violation" } else { "allowed" },
-                    );
-                }
-                // Uses of stale software-TLB entries (soft_tlbs), numbered apart.
-                for (i, u) in soft.iter().enumerate() {
-                    let _ = write!(
-                        t,
-                        "S{} ({}) {}",
-                        i + 1,
-                        if u.violation { "violation" } else { "allowed" },
-                        u
                     );
                 }
                 Reply::ok(t.trim_end().to_string())

@@ -35,13 +35,13 @@ pub(crate) fn replay_to(
     };
     let early = matches!(
         sig.kind,
-        FindingKind::StaleUse | FindingKind::SoftStaleUse | FindingKind::DeadCore
+        FindingKind::StaleUse | FindingKind::DeadCore
     );
     let mut seen = 0usize;
     while let Some((runnable, d)) = ex.at_point() {
         let choice = s.at.get(&ex.points()).copied().unwrap_or(Choice::Run(d));
         ex.apply(choice, &runnable, d);
-        let n = ex.runner().stale_uses().len() + ex.runner().soft_stale_uses().len();
+        let n = ex.runner().stale_uses().len();
         let stopped = ex
             .runner()
             .machine()
@@ -201,11 +201,6 @@ pub fn finding_scenario(
                 kind,
             }]
         }
-        FindingKind::SoftStaleUse => vec![Expect::SoftStaleUse {
-            core: Some(sig.core),
-            va: Some(Value::Num(sig.page)),
-            kind: None,
-        }],
         FindingKind::DeadCore => {
             let reason = ex.runner().machine().cores[sig.core]
                 .stopped
@@ -259,10 +254,6 @@ pub fn reproduces(plan: &Arc<Plan>, sig: &Signature) -> bool {
                 && u.detail.ctx.rip == sig.use_rip
                 && u.detail.made_stale_by.map_or(0, |w| w.rip) == sig.write_rip
         }),
-        FindingKind::SoftStaleUse => r
-            .soft_stale_uses()
-            .iter()
-            .any(|u| u.violation && u.core as usize == sig.core && u.rip == sig.use_rip),
         FindingKind::LatentEntry => !r.latent_violations().is_empty(),
         FindingKind::DeadCore => m.cores.get(sig.core).is_some_and(|c| c.stopped.is_some()),
         FindingKind::Hang => matches!(r.ending(), Some(Ending::Stuck { .. })),

@@ -449,17 +449,6 @@ impl Exec {
                 format!("{d}"),
             ));
         }
-        for u in self.runner.soft_stale_uses().iter().filter(|u| u.violation) {
-            out.push(Finding::new(
-                FindingKind::SoftStaleUse,
-                u.core as usize,
-                u.va & !0xfff,
-                0,
-                u.staled_by.as_ref().map_or(0, |c| c.rip),
-                u.rip,
-                u.to_string(),
-            ));
-        }
         let keys = self.runner.latent_keys();
         for (l, k) in self.runner.latent_violations().iter().zip(keys) {
             out.push(Finding::new(
@@ -605,7 +594,6 @@ impl Exec {
         self.spin_points.hash(&mut s);
         self.runner.violations().hash(&mut s);
         self.runner.stale_uses().len().hash(&mut s);
-        self.runner.soft_stale_uses().len().hash(&mut s);
         self.runner.latent_violations().len().hash(&mut s);
         self.runner.coherence_progress().hash(&mut s);
         self.current.hash(&mut s);

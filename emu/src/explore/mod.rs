@@ -81,8 +81,6 @@ impl Default for Config {
 pub enum FindingKind {
     /// A stale translation used where the coherence rule forbids it.
     StaleUse,
-    /// A stale software-TLB entry used.
-    SoftStaleUse,
     /// A stale entry still cached at a completion point (`CompletedLatent`).
     LatentEntry,
     /// A core stopped (unhandled exception, triple fault, unsupported

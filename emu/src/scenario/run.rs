@@ -12,7 +12,7 @@ use super::hang::{DataAccess, HangDiagnosis, Probe};
 use super::plan::Test;
 use super::plan::{Cond, Plan, Rule, Step, Stop};
 use super::schema::{Coherence, Expect, Scenario, StopKind};
-use super::soft_tlb::{SoftCheck, SoftStaleUse};
+use super::soft_tlb::SoftCheck;
 use super::watch::{MissedBit, WatchAccess, Watcher};
 use crate::events::{ClassSet, Event, EventClass, EventKind, EventSink, StopReason};
 use crate::machine::{Machine, StepResult};
@@ -753,11 +753,6 @@ impl Runner {
         self.st.violations()
     }
 
-    /// Always empty: a software cache's stale uses are in
-    /// [`Runner::stale_uses`] with the hardware ones (see [`SoftStaleUse`]).
-    pub fn soft_stale_uses(&self) -> &[SoftStaleUse] {
-        &[]
-    }
 
     /// Recorded events not yet taken with [`Runner::take_events`] (empty unless
     /// recording).

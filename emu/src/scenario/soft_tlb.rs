@@ -25,7 +25,6 @@ use mmu::{
     Access, AccessCtx, AccessKind, PhysAddr, PhysMem, SoftCacheSpec, SoftLayout, StaleUse,
     VirtAddr, WalkResult,
 };
-use std::fmt;
 
 /// Largest region checked (one derived record per page).
 pub const MAX_REGION: u64 = 64 << 20;
@@ -205,38 +204,3 @@ impl SoftCheck {
     }
 }
 
-/// Formerly the separate record of a software-cache stale use. Software caches
-/// are derived tracker entries now and their uses are ordinary stale uses
-/// ([`super::run::Runner::stale_uses`], with `detail.derived` set), so
-/// [`super::run::Runner::soft_stale_uses`] is always empty; the type stays while
-/// the debugger's and exploration's callers still name it.
-#[derive(Clone, Debug)]
-pub struct SoftStaleUse {
-    /// Core.
-    pub core: u32,
-    /// Linear address.
-    pub va: u64,
-    /// RIP of the use.
-    pub rip: u64,
-    /// The write that made it stale.
-    pub staled_by: Option<SoftWrite>,
-    /// Whether it is a violation.
-    pub violation: bool,
-}
-
-/// The write of a [`SoftStaleUse`].
-#[derive(Clone, Copy, Debug)]
-pub struct SoftWrite {
-    /// RIP of the writing instruction.
-    pub rip: u64,
-}
-
-impl fmt::Display for SoftStaleUse {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "core {} rip {:#x}: va {:#x}",
-            self.core, self.rip, self.va
-        )
-    }
-}
