@@ -33,10 +33,7 @@ pub(crate) fn replay_to(
     let s = Script {
         at: devs.iter().copied().collect(),
     };
-    let early = matches!(
-        sig.kind,
-        FindingKind::StaleUse | FindingKind::DeadCore
-    );
+    let early = matches!(sig.kind, FindingKind::StaleUse | FindingKind::DeadCore);
     let mut seen = 0usize;
     while let Some((runnable, d)) = ex.at_point() {
         let choice = s.at.get(&ex.points()).copied().unwrap_or(Choice::Run(d));

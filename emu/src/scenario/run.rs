@@ -753,7 +753,6 @@ impl Runner {
         self.st.violations()
     }
 
-
     /// Recorded events not yet taken with [`Runner::take_events`] (empty unless
     /// recording).
     pub fn events(&self) -> &[Event] {
