@@ -101,7 +101,7 @@ impl Cpu {
             Err(Fault::Emu(e)) => return Err(e),
         };
         cache.sync(bus.phys_mem());
-        let c = match cache.lookup(pa, rip) {
+        let c = match cache.lookup(self.id, pa, rip) {
             Some(c) => {
                 self.last.rip = rip;
                 self.last.len = c.ins.len() as u8;

@@ -3,7 +3,16 @@
 //! Decoding is the most expensive part of a step, and kernels run the same few
 //! pages of code over and over, so decoded instructions are kept per physical page
 //! in a slot array indexed by the page offset: a lookup is one comparison against
-//! the last page used plus an array index, never a hash per instruction.
+//! the page the core ran last plus an array index, never a hash per instruction.
+//!
+//! Each core has its own cursor to the page it is executing (a decoded block:
+//! the core keeps taking instructions from that page's slots until it leaves
+//! the page). A single machine-wide "last page" would be overwritten on every
+//! step of a round-robin schedule whose cores run different code pages, and
+//! each step would then pay a tree lookup. The cursor is keyed by the physical
+//! page the step's fetch translation gave, so a remap (PTE write + INVLPG, a
+//! CR3 switch) that sends the same RIP elsewhere misses it, and dropping a
+//! page (see below) resets every cursor on it.
 //!
 //! Correctness under self-modifying code: a page that holds cached instructions has
 //! [`mmu::page_flags::CODE`] set; any write to it (from any core, the walker, or a
@@ -48,10 +57,26 @@ impl Cached {
 #[derive(Clone)]
 struct CodePage {
     pfn: u64,
-    /// Per byte offset: 1 + index into `insns`, or 0 when nothing is cached there.
-    slots: Box<[u32; 4096]>,
+    /// Per byte offset: 1 + index into `insns`, or 0 when nothing is cached there
+    /// (a page holds at most 4096 instructions, so `u16` suffices). Kept inline,
+    /// not boxed: a hit reads the slot straight from the page, one dependent load
+    /// fewer per step.
+    slots: [u16; 4096],
     insns: Vec<Cached>,
 }
+
+/// A core's current code page: the physical page number it last ran from and
+/// that page's index in [`DecodeCache::pages`] (`pfn == u64::MAX`: none).
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    pfn: u64,
+    idx: usize,
+}
+
+const NO_CURSOR: Cursor = Cursor {
+    pfn: u64::MAX,
+    idx: 0,
+};
 
 /// The cache. Cloned with the machine (snapshots keep their warm cache).
 #[derive(Clone, Default)]
@@ -61,8 +86,8 @@ pub struct DecodeCache {
     /// the last-page shortcut misses.
     index: BTreeMap<u64, usize>,
     free: Vec<usize>,
-    last_pfn: u64,
-    last_idx: usize,
+    /// Per core (by core id): its current code page.
+    cursors: Vec<Cursor>,
     /// The last instruction that was not cached (it crosses a page boundary): the
     /// step borrows it from here like a cached one.
     uncached: Option<Cached>,
@@ -85,10 +110,7 @@ impl std::fmt::Debug for DecodeCache {
 impl DecodeCache {
     /// An empty cache.
     pub fn new() -> Self {
-        DecodeCache {
-            last_pfn: u64::MAX,
-            ..Default::default()
-        }
+        DecodeCache::default()
     }
 
     /// Drops every page whose code was overwritten since the last call.
@@ -105,22 +127,24 @@ impl DecodeCache {
             self.pages[i].slots.fill(0);
             self.pages[i].pfn = u64::MAX;
             self.free.push(i);
-            if self.last_pfn == pfn {
-                self.last_pfn = u64::MAX;
+            for c in &mut self.cursors {
+                if c.pfn == pfn {
+                    *c = NO_CURSOR;
+                }
             }
         }
     }
 
-    /// The instruction cached at physical address `pa`, if it was decoded at `rip`.
+    /// The instruction cached at physical address `pa`, if it was decoded at `rip`,
+    /// found through `core`'s cursor when `pa` is on the page that core ran last.
     #[inline]
-    pub(crate) fn lookup(&mut self, pa: PhysAddr, rip: u64) -> Option<&Cached> {
+    pub(crate) fn lookup(&mut self, core: u32, pa: PhysAddr, rip: u64) -> Option<&Cached> {
         let pfn = pa.raw() >> 12;
-        if pfn != self.last_pfn {
-            let i = *self.index.get(&pfn)?;
-            self.last_pfn = pfn;
-            self.last_idx = i;
-        }
-        let page = &self.pages[self.last_idx];
+        let idx = match self.cursors.get(core as usize) {
+            Some(c) if c.pfn == pfn => c.idx,
+            _ => self.move_cursor(core, pfn)?,
+        };
+        let page = &self.pages[idx];
         let slot = page.slots[pa.page_offset() as usize];
         if slot == 0 {
             return None;
@@ -132,6 +156,20 @@ impl DecodeCache {
         } else {
             None
         }
+    }
+
+    /// The core left its page: points its cursor at page `pfn`, if any of it is
+    /// cached, and returns the page's index.
+    #[cold]
+    #[inline(never)]
+    fn move_cursor(&mut self, core: u32, pfn: u64) -> Option<usize> {
+        let core = core as usize;
+        if self.cursors.len() <= core {
+            self.cursors.resize(core + 1, NO_CURSOR);
+        }
+        let idx = *self.index.get(&pfn)?;
+        self.cursors[core] = Cursor { pfn, idx };
+        Some(idx)
     }
 
     /// Holds an instruction that is not cached (it crosses a page) for this step.
@@ -156,7 +194,7 @@ impl DecodeCache {
                     None => {
                         self.pages.push(CodePage {
                             pfn,
-                            slots: Box::new([0; 4096]),
+                            slots: [0; 4096],
                             insns: Vec::new(),
                         });
                         self.pages.len() - 1
@@ -176,7 +214,7 @@ impl DecodeCache {
             slot as usize - 1
         } else {
             page.insns.push(c);
-            page.slots[off] = page.insns.len() as u32;
+            page.slots[off] = page.insns.len() as u16;
             page.insns.len() - 1
         };
         &page.insns[i]
