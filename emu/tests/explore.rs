@@ -277,6 +277,11 @@ fn hang_finding_carries_the_diagnosis() {
 /// A mutant of the fixed DragonFly case: one edit to one of its assembly
 /// files, written beside a copy of the unscripted twin.
 fn mutant(name: &str, file: &str, edits: &[(&str, &str)]) -> Arc<Plan> {
+    mutant_with(name, file, edits, "")
+}
+
+/// As `mutant`, with `invariants` (RON list items) added to the twin.
+fn mutant_with(name: &str, file: &str, edits: &[(&str, &str)], invariants: &str) -> Arc<Plan> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("explore-mutants")
         .join(name);
@@ -296,8 +301,14 @@ fn mutant(name: &str, file: &str, edits: &[(&str, &str)]) -> Arc<Plan> {
     let twin =
         std::fs::read_to_string(root().join("unscripted/dragonfly-2017-swtch-pmactive-fixed.ron"))
             .expect("twin");
+    let mut twin = twin.replace("file: \"../asm/", "file: \"asm/");
+    if !invariants.is_empty() {
+        let rule = "coherence: AfterLabel(\"inval_done\"),";
+        assert!(twin.contains(rule), "{name}: the twin's rule changed");
+        twin = twin.replacen(rule, &format!("{rule}\n    invariants: [{invariants}],"), 1);
+    }
     let s = dir.join("s.ron");
-    std::fs::write(&s, twin.replace("file: \"../asm/", "file: \"asm/")).expect("write twin");
+    std::fs::write(&s, twin).expect("write twin");
     match prepare_for(&s, Mode::Unscripted) {
         Ok((_, _, p)) => p,
         Err(d) => panic!("{}", d.rendered()),
@@ -352,6 +363,90 @@ fn mutant_target_dropped_from_mask_is_found_with_fills() {
         )],
     );
     assert!(finds_stale_use(&p, true, 600));
+}
+
+/// cpu_heavy_restore sets pm_active only after its EXCL check and %cr3
+/// reload. A shootdown that reads pm_active in that window skips core A, whose
+/// TLB was just flushed; a speculative fill of the old PTE before the store
+/// then survives the shootdown, and T2 uses it. T2 reads the page only once,
+/// so without a fill its one read comes before the store (a fresh use) or
+/// after it (a fresh walk): the stale use needs a fill, and four deviations
+/// in all (beyond bounded K = 2; PCT finds it).
+#[test]
+fn mutant_pm_active_set_after_cr3_check_is_found_with_fills() {
+    let cfg = Config {
+        depth: 2,
+        fills: true,
+        ..pct(600)
+    };
+    let stale = |p: &Arc<Plan>| {
+        search(p, &cfg, 2)
+            .findings
+            .iter()
+            .any(|f| f.signature.kind == FindingKind::StaleUse)
+    };
+    let p = mutant(
+        "pm-active-after-cr3",
+        "dragonfly-2017-swtch-fixed.s",
+        &[
+            (
+                "    movq    %gs:PC_CPUMASK, %rcx\n    lock orq %rcx, PM_ACTIVE(%rbx)\na_bit_set:\n",
+                "a_bit_set:\n",
+            ),
+            (
+                "4:\na_cr3_done:\n",
+                "4:\n    movq    %gs:PC_CPUMASK, %rcx\n    lock orq %rcx, PM_ACTIVE(%rbx)\na_cr3_done:\n",
+            ),
+        ],
+    );
+    assert!(stale(&p), "the mutant is not found");
+    assert!(
+        !stale(&twin("dragonfly-2017-swtch-pmactive-fixed")),
+        "the fixed twin is not clean under the same search"
+    );
+}
+
+/// The handler clears its done bit before its INVLPG, so pmap_inval_smp can
+/// return while core C still caches the old PTE. C never uses it (the
+/// handler runs with IF=0 and INVLPGs next), so no stale use exists under any
+/// order or fill: the bug is an entry kept at the shootdown's completion,
+/// which the invariant "no target of the shootdown still caches a stale entry
+/// when it returns" names. Core A is left out of it: a switching core is
+/// legitimately skipped by the shootdown and reloads %cr3 before its next use.
+/// The fixed twin is clean under the same invariant, exhaustively.
+#[test]
+fn mutant_ack_before_invlpg_breaks_the_completion_invariant() {
+    let inv = "NoStaleEntries(core: 2, at: \"inval_done\")";
+    let broken = |p: &Arc<Plan>| {
+        let rep = search(p, &bounded(2, false), 2);
+        assert!(rep.exhaustive);
+        rep.findings
+            .iter()
+            .any(|f| f.signature.kind == FindingKind::Invariant)
+    };
+    let p = mutant_with(
+        "ack-before-invlpg",
+        "dragonfly-2017-pmap-inval.s",
+        &[
+            (
+                "    # pmap_inval.c: clear our bit in done\n    movq    %gs:PC_CPUMASK_NOT, %rax\n    lock andq %rax, INFO_DONE(%rbx)\nipi_acked:\n",
+                "ipi_acked:\n",
+            ),
+            (
+                "3:\n    # pmap_inval.c: INVLPG the request's pages\n",
+                "3:\n    movq    %gs:PC_CPUMASK_NOT, %rax\n    lock andq %rax, INFO_DONE(%rbx)\n    # pmap_inval.c: INVLPG the request's pages\n",
+            ),
+        ],
+        inv,
+    );
+    assert!(broken(&p), "the mutant is not found");
+    let fixed = mutant_with(
+        "ack-before-invlpg-unmutated",
+        "dragonfly-2017-pmap-inval.s",
+        &[],
+        inv,
+    );
+    assert!(!broken(&fixed), "the fixed twin breaks the invariant");
 }
 
 #[test]
