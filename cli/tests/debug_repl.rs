@@ -98,3 +98,18 @@ fn an_empty_line_repeats_the_last_stepping_command_and_quit_asks_once() {
     assert_eq!(out.matches("1 step(s); now at").count(), 4, "{out}");
     insta::assert_snapshot!("repl_repeat_and_quit", out);
 }
+
+#[test]
+fn print_evaluates_registers_symbols_arithmetic_and_typed_loads() {
+    // GNU `as` precedence (`|` before `+`), loads of 1 and 8 bytes through the
+    // focused core's tables, the three formats, and errors that name the token.
+    let (code, out) = repl(
+        "missing-invlpg.ron",
+        "step\nprint rsp\nprint start + 2*3\nprint/x *(u64*)start\nprint *(u8*)start\n\
+         print/x *start + 1\nprint/d -1\nprint/cpumask 5\nprint 1 | 2 + 4\nprint %rip - start\n\
+         print nowhere\nprint *(u64*)0x7000000000\nprint/q 1\nprint rax +\n",
+        &["--repl"],
+    );
+    assert_eq!(code, 1, "{out}");
+    insta::assert_snapshot!("repl_print", out);
+}

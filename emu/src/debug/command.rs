@@ -130,6 +130,14 @@ pub enum Command {
         /// Overwrite an existing file.
         force: bool,
     },
+    /// `print[/FMT] EXPR`: the value of an expression over registers, symbols and
+    /// `*(uN*)ADDR` loads from the focused core's linear memory.
+    Print {
+        /// How to show it.
+        fmt: PrintFmt,
+        /// The expression, as typed.
+        expr: String,
+    },
     /// `help [COMMAND]`.
     Help(Option<String>),
     /// `quit`, `quit!` (`force`: leave even with an unsaved interleaving).
@@ -137,6 +145,19 @@ pub enum Command {
         /// Do not ask.
         force: bool,
     },
+}
+
+/// How `print` shows a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrintFmt {
+    /// Hex and decimal (no `/FMT`).
+    Both,
+    /// `/x`: hex.
+    Hex,
+    /// `/d`: signed decimal.
+    Dec,
+    /// `/cpumask`: the set bits as core numbers, `{0,2}`.
+    CpuMask,
 }
 
 /// A line that is not a command, with what was expected.
@@ -184,6 +205,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("evict VA", "evict the focused core's cached translations of VA"),
     ("fill VA", "speculatively fill the focused core's TLB for VA"),
     ("save PATH [--force]", "save the steps taken as a scenario (save! PATH overwrites)"),
+    ("print[/x|/d|/cpumask] EXPR", "evaluate EXPR: registers, symbols, + - * / << >> & | ^ ~ ! (GNU as precedence), *(u8|u16|u32|u64*)ADDR and *ADDR (8 bytes) at a linear address of the focused core (p)"),
     ("help [CMD]", "this list (h, ?)"),
     ("quit", "leave (q); asks first if the interleaving is not saved (quit! does not)"),
 ];
@@ -194,7 +216,7 @@ fn err(message: String) -> ParseError {
 
 fn usage(cmd: &str) -> String {
     HELP.iter()
-        .find(|(u, _)| u.split_whitespace().next() == Some(cmd))
+        .find(|(u, _)| u.split([' ', '[']).next() == Some(cmd))
         .map(|(u, d)| format!("usage: {u} — {d}"))
         .unwrap_or_default()
 }
@@ -438,6 +460,31 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "breaks" | "breakpoints" => {
             no_more("breaks", args)?;
             Command::Breaks
+        }
+        _ if cmd == "print" || cmd == "p" || cmd.starts_with("print/") || cmd.starts_with("p/") => {
+            let fmt = match cmd.split_once('/').map(|(_, f)| f) {
+                None => PrintFmt::Both,
+                Some("x") => PrintFmt::Hex,
+                Some("d") => PrintFmt::Dec,
+                Some("cpumask") => PrintFmt::CpuMask,
+                Some(f) => {
+                    return Err(err(format!(
+                        "`print/{f}`: unknown format (expected /x, /d or /cpumask)\n{}",
+                        usage("print")
+                    )))
+                }
+            };
+            let expr = line[cmd.len()..].trim();
+            if expr.is_empty() {
+                return Err(err(format!(
+                    "`print`: expected an expression such as `rax + 8` or `*(u64*)pmap_p`\n{}",
+                    usage("print")
+                )));
+            }
+            Command::Print {
+                fmt,
+                expr: expr.to_string(),
+            }
         }
         "x" | "xp" | "mem" => {
             let phys = cmd == "xp";

@@ -1,7 +1,7 @@
 //! Running a [`Command`] on a [`Session`]: the textual answer both front ends
 //! show (the REPL prints it; the TUI puts it in its message line and panes).
 
-use super::command::{BreakSpec, Command, HELP};
+use super::command::{BreakSpec, Command, PrintFmt, HELP};
 use super::save::{saved_scenario, to_ron, write_new, SaveError};
 use super::session::{core_status, BreakKind, Cond, Operand, Session, Stop, Syntax, Unit};
 use super::view;
@@ -44,6 +44,104 @@ impl Reply {
 fn expr(s: &Session, e: &str) -> Result<u64, String> {
     resolve(&Value::Sym(e.to_string()), s.runner().symbols())
         .map_err(|m| format!("`{e}`: {m} (expected a number or a symbol expression)"))
+}
+
+/// Names and memory for the debugger's expressions (`print`): the focused core's
+/// registers (`rax`.. `r15`, `rip`, `rflags`, `cr0`..`cr4`, `efer`, `gs_base`,
+/// `kernel_gs_base`; register names win over symbols), the scenario's symbols,
+/// and loads through the focused core's page tables (a read-only walk, so looking
+/// changes no A/D bit or TLB).
+struct DebugEnv<'a>(&'a Session);
+
+impl DebugEnv<'_> {
+    fn register(&self, name: &str) -> Option<u64> {
+        let st = &self.0.runner().machine().cores[self.0.focus()].cpu.state;
+        let name = name.to_ascii_lowercase();
+        if let Some(k) = view::REG_NAMES.iter().position(|r| *r == name) {
+            return Some(st.gpr[k]);
+        }
+        Some(match name.as_str() {
+            "rip" => st.rip,
+            "rflags" | "eflags" => st.rflags,
+            "cr0" => st.cr0,
+            "cr2" => st.cr2,
+            "cr3" => st.cr3,
+            "cr4" => st.cr4,
+            "cr8" => st.cr8,
+            "efer" => st.efer,
+            "fs_base" => st.fs_base,
+            "gs_base" => st.gs_base,
+            "kernel_gs_base" => st.kernel_gs_base,
+            _ => return None,
+        })
+    }
+}
+
+impl crate::asm::expr::Env for DebugEnv<'_> {
+    fn lookup(
+        &self,
+        name: &str,
+        _: crate::asm::expr::Pos,
+    ) -> Result<Option<crate::asm::expr::Value>, crate::asm::AsmError> {
+        let v = self
+            .register(name)
+            .or_else(|| self.0.runner().symbols().get(name).copied());
+        Ok(v.map(|value| crate::asm::expr::Value {
+            value,
+            relocatable: false,
+        }))
+    }
+    fn dot(&self) -> Option<u64> {
+        None
+    }
+    fn load(
+        &self,
+        addr: u64,
+        size: u8,
+        pos: crate::asm::expr::Pos,
+    ) -> Result<u64, crate::asm::AsmError> {
+        let s = self.0;
+        let bytes = view::read_linear(s.runner().machine(), s.focus(), addr, usize::from(size));
+        let mut v = 0u64;
+        for (i, b) in bytes.iter().enumerate() {
+            let Some(b) = b else {
+                return Err(crate::asm::AsmError::at(
+                    pos,
+                    crate::asm::AsmErrorKind::BadExpression(format!(
+                        "{:#x} is not mapped on core {}",
+                        addr.wrapping_add(i as u64),
+                        s.focus()
+                    )),
+                ));
+            };
+            v |= u64::from(*b) << (8 * i);
+        }
+        Ok(v)
+    }
+}
+
+/// Evaluates a `print` expression; errors name the column of the offending token.
+fn eval_expr(s: &Session, e: &str) -> Result<u64, String> {
+    crate::asm::expr::eval_debugger(e, &DebugEnv(s)).map_err(|err| {
+        let col = err.col.saturating_sub(1) as usize;
+        format!("`{e}`: {} (at column {})", err.kind, col + 1)
+    })
+}
+
+/// A value as `print` shows it.
+fn format_value(v: u64, fmt: PrintFmt) -> String {
+    match fmt {
+        PrintFmt::Both => format!("{v:#x} ({v})"),
+        PrintFmt::Hex => format!("{v:#x}"),
+        PrintFmt::Dec => format!("{}", v as i64),
+        PrintFmt::CpuMask => {
+            let cores: Vec<String> = (0..64)
+                .filter(|b| v >> b & 1 == 1)
+                .map(|b| b.to_string())
+                .collect();
+            format!("{{{}}}", cores.join(","))
+        }
+    }
 }
 
 /// An error unless the machine has core `c`.
@@ -545,6 +643,10 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
                 s.mark_saved();
             }
             r
+        }
+        Command::Print { fmt, expr } => {
+            let v = eval_expr(s, expr)?;
+            Reply::ok(format_value(v, *fmt))
         }
         Command::Help(topic) => Reply::ok(help_text(topic.as_deref())),
         Command::Quit { force } => {
