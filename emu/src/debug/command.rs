@@ -87,6 +87,19 @@ pub enum Command {
         /// Bytes.
         len: u64,
     },
+    /// `x/NUF [ADDR]`, gdb's form: N units of U bytes (`b` 1, `h` 2, `w` 4, `g` 8)
+    /// at linear ADDR in format F (`x` hex, `d` signed decimal, `i` N instructions,
+    /// from RIP when ADDR is left out).
+    Examine {
+        /// How many units (or instructions).
+        count: u64,
+        /// Bytes per unit.
+        unit: u8,
+        /// `x`, `d` or `i`.
+        fmt: char,
+        /// Address expression (`None`: RIP, for `i` only).
+        addr: Option<String>,
+    },
     /// `walk VA`: the page walk of VA (also shown in the TUI's walk pane).
     Walk(String),
     /// `tlb`: the focused core's TLB and paging-structure caches.
@@ -192,6 +205,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("breaks", "list breakpoints"),
     ("x ADDR [LEN]", "memory at a linear address of the focused core (read-only walk)"),
     ("xp ADDR [LEN]", "physical memory"),
+    ("x/NUF [ADDR]", "N units U (b h w g: 1 2 4 8 bytes, default g) at linear ADDR, F x (hex, default) or d (decimal); x/Ni: N instructions at ADDR or RIP"),
     ("walk VA", "page walk of VA: each level, cached vs memory (translate)"),
     ("tlb", "the focused core's TLB and paging-structure caches"),
     ("who VA", "every core's TLB and PSC entries for VA: PCID, fill step, STALE and why"),
@@ -484,6 +498,49 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
             Command::Print {
                 fmt,
                 expr: expr.to_string(),
+            }
+        }
+        _ if cmd.starts_with("x/") => {
+            let spec = &cmd[2..];
+            let digits = spec.len() - spec.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let count = match &spec[..digits] {
+                "" => 1,
+                n => match number::<u64>("x", "a count", n)? {
+                    0 => {
+                        return Err(err(format!(
+                            "`{cmd}`: a count of 0 shows nothing (give 1 or more)\n{}",
+                            usage("x/NUF")
+                        )))
+                    }
+                    n => n,
+                },
+            };
+            let (mut unit, mut fmt) = (8u8, 'x');
+            for ch in spec[digits..].chars() {
+                match ch {
+                    'b' => unit = 1,
+                    'h' => unit = 2,
+                    'w' => unit = 4,
+                    'g' => unit = 8,
+                    'x' | 'd' | 'i' => fmt = ch,
+                    _ => return Err(err(format!(
+                        "`{cmd}`: unknown unit or format `{ch}` (units b h w g, formats x d i)\n{}",
+                        usage("x/NUF")
+                    ))),
+                }
+            }
+            let addr = line[cmd.len()..].trim();
+            if addr.is_empty() && fmt != 'i' {
+                return Err(err(format!(
+                    "`{cmd}`: expected an address\n{}",
+                    usage("x/NUF")
+                )));
+            }
+            Command::Examine {
+                count,
+                unit,
+                fmt,
+                addr: (!addr.is_empty()).then(|| addr.to_string()),
             }
         }
         "x" | "xp" | "mem" => {

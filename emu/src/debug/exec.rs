@@ -128,6 +128,43 @@ fn eval_expr(s: &Session, e: &str) -> Result<u64, String> {
     })
 }
 
+/// `x/NUF`: units of `unit` bytes, 16 bytes a line, each line led by its address
+/// (and symbol); a unit with an unmapped byte shows as `?`s.
+fn examine_text(s: &Session, a: u64, count: u64, unit: u8, fmt: char) -> String {
+    let per_line = (16 / u64::from(unit)).max(1);
+    let bytes = view::read_linear(
+        s.runner().machine(),
+        s.focus(),
+        a,
+        (count * u64::from(unit)) as usize,
+    );
+    let mut out = String::new();
+    for (i, chunk) in bytes.chunks(usize::from(unit)).enumerate() {
+        let i = i as u64;
+        if i % per_line == 0 {
+            if i > 0 {
+                out.push('\n');
+            }
+            let at = a.wrapping_add(i * u64::from(unit));
+            let _ = write!(out, "{}:", super::session::site(s.runner().labels(), at));
+        }
+        let v = chunk
+            .iter()
+            .rev()
+            .try_fold(0u64, |v, b| b.map(|b| v << 8 | u64::from(b)));
+        let width = 2 * usize::from(unit);
+        let _ = match (v, fmt) {
+            (None, _) => write!(out, " {}", "?".repeat(width + 2)),
+            (Some(v), 'd') => {
+                let sh = 64 - 8 * u32::from(unit);
+                write!(out, " {}", ((v << sh) as i64) >> sh)
+            }
+            (Some(v), _) => write!(out, " 0x{v:0width$x}"),
+        };
+    }
+    out
+}
+
 /// A value as `print` shows it.
 fn format_value(v: u64, fmt: PrintFmt) -> String {
     match fmt {
@@ -503,6 +540,27 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             let st = &s.runner().machine().cores[f].cpu.state;
             let prev = s.before().get(f);
             Reply::ok(view::format_regs(st, prev).join("\n"))
+        }
+        Command::Examine {
+            count,
+            unit,
+            fmt,
+            addr,
+        } => {
+            let f = s.focus();
+            let m = s.runner().machine();
+            let rip = m.cores[f].cpu.state.rip;
+            let a = match addr {
+                Some(a) => eval_expr(s, a)?,
+                None => rip,
+            };
+            let count = (*count).min(4096);
+            if *fmt == 'i' {
+                let lines =
+                    view::disassemble(m, f, s.runner().labels(), a, count as usize, s.syntax);
+                return Ok(Reply::ok(disas_text(&lines, rip)));
+            }
+            Reply::ok(examine_text(s, a, count, *unit, *fmt))
         }
         Command::Disas { addr, count } => {
             let f = s.focus();
