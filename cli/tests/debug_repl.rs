@@ -127,3 +127,15 @@ fn examine_with_gdb_formats_units_and_instructions() {
     assert_eq!(code, 1, "{out}");
     insta::assert_snapshot!("repl_examine", out);
 }
+
+#[test]
+fn info_decodes_control_registers_apic_and_gs_bases() {
+    // Core 1 runs with CR4.PCIDE, so its CR3 splits into table base and PCID.
+    let (code, out) = repl(
+        "freebsd-d16618-pcid-nogen-buggy.ron",
+        "next 40\ninfo cr core 1\ninfo apic core 1\ninfo gs\ninfo idt\ninfo cr core 9\n",
+        &["--repl"],
+    );
+    assert_eq!(code, 1, "{out}");
+    insta::assert_snapshot!("repl_info", out);
+}

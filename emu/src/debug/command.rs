@@ -100,6 +100,14 @@ pub enum Command {
         /// Address expression (`None`: RIP, for `i` only).
         addr: Option<String>,
     },
+    /// `info cr|apic|gs [core C]`: a decoded summary of one core's control
+    /// registers, local APIC or segment bases.
+    Info {
+        /// `cr`, `apic` or `gs`.
+        what: String,
+        /// The core (`None`: the focused core).
+        core: Option<usize>,
+    },
     /// `walk VA`: the page walk of VA (also shown in the TUI's walk pane).
     Walk(String),
     /// `tlb`: the focused core's TLB and paging-structure caches.
@@ -206,6 +214,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("x ADDR [LEN]", "memory at a linear address of the focused core (read-only walk)"),
     ("xp ADDR [LEN]", "physical memory"),
     ("x/NUF [ADDR]", "N units U (b h w g: 1 2 4 8 bytes, default g) at linear ADDR, F x (hex, default) or d (decimal); x/Ni: N instructions at ADDR or RIP"),
+    ("info cr|apic|gs [core C]", "CR0, CR2, CR3 (PCID), CR4 and EFER with their flags; the local APIC's TPR, PPR, IRR, ISR; GS base and KERNEL_GS_BASE"),
     ("walk VA", "page walk of VA: each level, cached vs memory (translate)"),
     ("tlb", "the focused core's TLB and paging-structure caches"),
     ("who VA", "every core's TLB and PSC entries for VA: PCID, fill step, STALE and why"),
@@ -523,10 +532,12 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
                     'w' => unit = 4,
                     'g' => unit = 8,
                     'x' | 'd' | 'i' => fmt = ch,
-                    _ => return Err(err(format!(
+                    _ => {
+                        return Err(err(format!(
                         "`{cmd}`: unknown unit or format `{ch}` (units b h w g, formats x d i)\n{}",
                         usage("x/NUF")
-                    ))),
+                    )))
+                    }
                 }
             }
             let addr = line[cmd.len()..].trim();
@@ -542,6 +553,28 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
                 fmt,
                 addr: (!addr.is_empty()).then(|| addr.to_string()),
             }
+        }
+        "info" => {
+            let what = match args.first() {
+                Some(w @ (&"cr" | &"apic" | &"gs")) => w.to_string(),
+                _ => {
+                    return Err(err(format!(
+                        "`info`: expected cr, apic or gs\n{}",
+                        usage("info")
+                    )))
+                }
+            };
+            let core = match &args[1..] {
+                [] => None,
+                ["core", c] => Some(number("info", "a core", c)?),
+                _ => {
+                    return Err(err(format!(
+                        "`info {what}`: expected nothing or `core C` after it\n{}",
+                        usage("info")
+                    )))
+                }
+            };
+            Command::Info { what, core }
         }
         "x" | "xp" | "mem" => {
             let phys = cmd == "xp";

@@ -165,6 +165,78 @@ fn examine_text(s: &Session, a: u64, count: u64, unit: u8, fmt: char) -> String 
     out
 }
 
+/// The names of the set bits of `v` among `(bit, name)`.
+fn flags(v: u64, names: &[(u32, &str)]) -> String {
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(b, _)| v >> b & 1 == 1)
+        .map(|(_, n)| *n)
+        .collect();
+    if set.is_empty() {
+        "-".to_string()
+    } else {
+        set.join(" ")
+    }
+}
+
+/// `info cr|apic|gs` for core `c`. Flag bits: CR0 and CR4 (SDM Vol. 3A 2.5),
+/// EFER (SDM Vol. 3A 2.2.1), CR3 with CR4.PCIDE (SDM Vol. 3A 4.10.1: PCID is
+/// bits 11:0, the table base bits 51:12).
+fn info_text(s: &Session, what: &str, c: usize) -> String {
+    let m = s.runner().machine();
+    let st = &m.cores[c].cpu.state;
+    match what {
+        "cr" => {
+            let cr0 = flags(
+                st.cr0,
+                &[(0, "PE"), (1, "MP"), (5, "NE"), (16, "WP"), (18, "AM"), (29, "NW"), (30, "CD"), (31, "PG")],
+            );
+            let cr4 = flags(
+                st.cr4,
+                &[(4, "PSE"), (5, "PAE"), (7, "PGE"), (9, "OSFXSR"), (12, "LA57"), (16, "FSGSBASE"), (17, "PCIDE"), (20, "SMEP"), (21, "SMAP"), (22, "PKE")],
+            );
+            let efer = flags(st.efer, &[(0, "SCE"), (8, "LME"), (10, "LMA"), (11, "NXE")]);
+            let cr3 = if st.cr4 >> 17 & 1 == 1 {
+                format!(
+                    "{:#x} (tables {:#x}, PCID {})",
+                    st.cr3,
+                    st.cr3 & 0x000f_ffff_ffff_f000,
+                    st.cr3 & 0xfff
+                )
+            } else {
+                format!("{:#x} (tables {:#x}, PCIDE off)", st.cr3, st.cr3 & 0x000f_ffff_ffff_f000)
+            };
+            format!(
+                "core {c}\ncr0  {:#x} [{cr0}]\ncr2  {:#x}\ncr3  {cr3}\ncr4  {:#x} [{cr4}]\nefer {:#x} [{efer}]",
+                st.cr0, st.cr2, st.cr4, st.efer
+            )
+        }
+        "apic" => {
+            let a = &m.apics[c];
+            let list = |v: Vec<u8>| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.iter().map(|x| format!("{x:#x}")).collect::<Vec<_>>().join(" ")
+                }
+            };
+            format!(
+                "core {c} apic id {}\ntpr  {:#x}  ppr {:#x}\nirr  {} (requested, not yet accepted)\nisr  {} (in service, awaiting EOI)\nnext {}",
+                a.id,
+                a.tpr,
+                a.ppr(),
+                list(a.irr_vectors()),
+                list(a.isr_vectors()),
+                a.deliverable().map_or("nothing deliverable".to_string(), |v| format!("{v:#x} would be delivered"))
+            )
+        }
+        _ => format!(
+            "core {c}\ngs_base        {:#x}\nkernel_gs_base {:#x} (swapped in by SWAPGS)\nfs_base        {:#x}",
+            st.gs_base, st.kernel_gs_base, st.fs_base
+        ),
+    }
+}
+
 /// A value as `print` shows it.
 fn format_value(v: u64, fmt: PrintFmt) -> String {
     match fmt {
@@ -561,6 +633,11 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
                 return Ok(Reply::ok(disas_text(&lines, rip)));
             }
             Reply::ok(examine_text(s, a, count, *unit, *fmt))
+        }
+        Command::Info { what, core } => {
+            let c = core.unwrap_or(s.focus());
+            check_core(s, c)?;
+            Reply::ok(info_text(s, what, c))
         }
         Command::Disas { addr, count } => {
             let f = s.focus();
