@@ -141,7 +141,7 @@ fn examine_text(s: &Session, a: u64, count: u64, unit: u8, fmt: char) -> String 
     let mut out = String::new();
     for (i, chunk) in bytes.chunks(usize::from(unit)).enumerate() {
         let i = i as u64;
-        if i % per_line == 0 {
+        if i.is_multiple_of(per_line) {
             if i > 0 {
                 out.push('\n');
             }
