@@ -98,3 +98,44 @@ fn an_empty_line_repeats_the_last_stepping_command_and_quit_asks_once() {
     assert_eq!(out.matches("1 step(s); now at").count(), 4, "{out}");
     insta::assert_snapshot!("repl_repeat_and_quit", out);
 }
+
+#[test]
+fn print_evaluates_registers_symbols_arithmetic_and_typed_loads() {
+    // GNU `as` precedence (`|` before `+`), loads of 1 and 8 bytes through the
+    // focused core's tables, the three formats, and errors that name the token.
+    let (code, out) = repl(
+        "missing-invlpg.ron",
+        "step\nprint rsp\nprint start + 2*3\nprint/x *(u64*)start\nprint *(u8*)start\n\
+         print/x *start + 1\nprint/d -1\nprint/cpumask 5\nprint 1 | 2 + 4\nprint %rip - start\n\
+         print nowhere\nprint *(u64*)0x7000000000\nprint/q 1\nprint rax +\n",
+        &["--repl"],
+    );
+    assert_eq!(code, 1, "{out}");
+    insta::assert_snapshot!("repl_print", out);
+}
+
+#[test]
+fn examine_with_gdb_formats_units_and_instructions() {
+    // Units of 8, 1, 4 and 2 bytes (the last as signed decimal), instructions
+    // from RIP and from a label, an unmapped unit shown as `?`, and bad forms.
+    let (code, out) = repl(
+        "missing-invlpg.ron",
+        "x/4gx start\nx/8bx start\nx/2wx start\nx/3hd start\nx/2i\nx/2i changed\n\
+         x/5gx 0x3ffff0\nx/0x start\nx/4q start\nx/4g\n",
+        &["--repl"],
+    );
+    assert_eq!(code, 1, "{out}");
+    insta::assert_snapshot!("repl_examine", out);
+}
+
+#[test]
+fn info_decodes_control_registers_apic_and_gs_bases() {
+    // Core 1 runs with CR4.PCIDE, so its CR3 splits into table base and PCID.
+    let (code, out) = repl(
+        "freebsd-d16618-pcid-nogen-buggy.ron",
+        "next 40\ninfo cr core 1\ninfo apic core 1\ninfo gs\ninfo idt\ninfo cr core 9\n",
+        &["--repl"],
+    );
+    assert_eq!(code, 1, "{out}");
+    insta::assert_snapshot!("repl_info", out);
+}

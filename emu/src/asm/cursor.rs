@@ -31,6 +31,11 @@ impl<'a> Cursor<'a> {
         self.toks.get(self.i + 1)
     }
 
+    /// The token `k` places after the next one (`peek_at(0)` is `peek()`).
+    pub(crate) fn peek_at(&self, k: usize) -> Option<&'a Token> {
+        self.toks.get(self.i + k)
+    }
+
     /// Consumes and returns the next token.
     pub(crate) fn next(&mut self) -> Option<&'a Token> {
         let t = self.toks.get(self.i);

@@ -6,8 +6,9 @@
 //! two's complement, as in `as`.
 
 use super::cursor::Cursor;
-use super::error::{AsmError, AsmErrorKind, Pos};
-use super::lexer::{Punct, TokKind};
+pub(crate) use super::error::Pos;
+use super::error::{AsmError, AsmErrorKind};
+use super::lexer::{Punct, TokKind, Token};
 
 /// Binary operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,9 @@ pub(crate) enum UnOp {
     Neg,
     Not,
     LogNot,
+    /// `*(uN*)X` or `*X`: the little-endian value of this many bytes at address X, read
+    /// through [`Env::load`]. Only the debugger's syntax produces it.
+    Load(u8),
 }
 
 /// An expression tree; every node keeps the position of its token for error messages.
@@ -113,6 +117,15 @@ pub(crate) trait Env {
     fn lookup(&self, name: &str, pos: Pos) -> Result<Option<Value>, AsmError>;
     /// The value of `.`.
     fn dot(&self) -> Option<u64>;
+    /// The `size`-byte value at address `addr`, for `*(uN*)ADDR`. The assembler has
+    /// no memory to read, so only the debugger's environment overrides this.
+    fn load(&self, addr: u64, size: u8, pos: Pos) -> Result<u64, AsmError> {
+        let _ = (addr, size);
+        Err(AsmError::at(
+            pos,
+            AsmErrorKind::BadExpression("memory cannot be read here".into()),
+        ))
+    }
 }
 
 /// An environment with no names, for literal-only expressions.
@@ -151,6 +164,13 @@ pub(crate) fn eval(e: &Expr, env: &dyn Env) -> Result<Value, AsmError> {
                 }
                 leaf => vals.push(leaf_value(leaf, env)?),
             },
+            Work::Apply(Expr::Un(UnOp::Load(size), _, p)) => {
+                let v = pop(&mut vals);
+                vals.push(Value {
+                    value: env.load(v.value, *size, *p)?,
+                    relocatable: false,
+                });
+            }
             Work::Apply(Expr::Un(op, _, _)) => {
                 let v = pop(&mut vals);
                 vals.push(unary(*op, v));
@@ -217,6 +237,8 @@ fn unary(op: UnOp, v: Value) -> Value {
         UnOp::Neg => v.value.wrapping_neg(),
         UnOp::Not => !v.value,
         UnOp::LogNot => u64::from(v.value == 0),
+        // Loads are applied in `eval`, which has the environment.
+        UnOp::Load(_) => v.value,
     };
     Value {
         value,
@@ -281,6 +303,9 @@ pub(crate) struct ExprSyntax<'a> {
     pub(crate) percent_is_rem: bool,
     /// Renames numeric local label references.
     pub(crate) locals: &'a dyn LocalNames,
+    /// The debugger's additions: `*(u8*)X` .. `*(u64*)X` and `*X` read memory, and
+    /// `%NAME` is the name NAME (a register).
+    pub(crate) debugger: bool,
 }
 
 /// Binary operator precedence levels (GNU `as`): 1 = `+ -`, 2 = `| & ^`, 3 = `* / % << >>`.
@@ -396,6 +421,11 @@ fn parse_unary(
         TokKind::Punct(Punct::Bang) => Some(UnOp::LogNot),
         _ => None,
     };
+    if let Some(size) = load_prefix(c, syn) {
+        count_op(ops, pos)?;
+        let inner = parse_unary(c, syn, depth + 1, ops)?;
+        return Ok(Expr::Un(UnOp::Load(size), Box::new(inner), pos));
+    }
     if let Some(op) = un {
         count_op(ops, pos)?;
         c.next();
@@ -429,8 +459,82 @@ fn parse_unary(
             c.next();
             Ok(Expr::Sym(s.clone(), pos))
         }
+        TokKind::Punct(Punct::Percent) if syn.debugger => {
+            c.next();
+            match c.peek_ident() {
+                Some(name) => {
+                    c.next();
+                    Ok(Expr::Sym(name.to_string(), pos))
+                }
+                None => Err(c.expected("a register name after `%`")),
+            }
+        }
         _ => Err(c.expected("an expression")),
     }
+}
+
+/// In the debugger's syntax, a `*` in operand position is a load: `*(u32*)` names
+/// its width, a bare `*` reads 8 bytes. Consumes the `*` and the cast and returns
+/// the width in bytes.
+fn load_prefix(c: &mut Cursor<'_>, syn: ExprSyntax<'_>) -> Option<u8> {
+    if !syn.debugger || !c.peek_is(Punct::Star) {
+        return None;
+    }
+    let width = |t: Option<&Token>| match t.map(|t| &t.kind) {
+        Some(TokKind::Ident(s)) => match s.as_str() {
+            "u8" => Some(1),
+            "u16" => Some(2),
+            "u32" => Some(4),
+            "u64" => Some(8),
+            _ => None,
+        },
+        _ => None,
+    };
+    let cast = c.peek_at(1).is_some_and(|t| t.is(Punct::LParen))
+        && c.peek_at(3).is_some_and(|t| t.is(Punct::Star))
+        && c.peek_at(4).is_some_and(|t| t.is(Punct::RParen));
+    match width(c.peek_at(2)) {
+        Some(size) if cast => {
+            for _ in 0..5 {
+                c.next();
+            }
+            Some(size)
+        }
+        _ => {
+            c.next();
+            Some(8)
+        }
+    }
+}
+
+/// Parses and evaluates one debugger expression (`print`, `set`): GNU `as`
+/// operators and precedence over names resolved by `env` (registers, symbols),
+/// plus `*(uN*)ADDR` loads. The whole text must be one expression.
+pub(crate) fn eval_debugger(src: &str, env: &dyn Env) -> Result<u64, AsmError> {
+    struct Plain;
+    impl LocalNames for Plain {
+        fn local_ref(&self, n: u64, forward: bool) -> String {
+            format!("{n}{}", if forward { 'f' } else { 'b' })
+        }
+    }
+    let stmts = super::lexer::lex(src)?;
+    let [stmt] = stmts.as_slice() else {
+        return Err(AsmError::at(
+            Pos::new(1, 1),
+            AsmErrorKind::BadExpression("expected one expression".into()),
+        ));
+    };
+    let syn = ExprSyntax {
+        percent_is_rem: false,
+        locals: &Plain,
+        debugger: true,
+    };
+    let mut c = Cursor::new(stmt);
+    let e = parse(&mut c, syn)?;
+    if !c.at_end() {
+        return Err(c.expected("an operator or the end of the expression"));
+    }
+    Ok(eval(&e, env)?.value)
 }
 
 #[cfg(test)]
@@ -483,6 +587,7 @@ mod tests {
             ExprSyntax {
                 percent_is_rem,
                 locals: &NoLocals,
+                debugger: false,
             },
         )?;
         c.expect_end("end of expression")?;
@@ -546,6 +651,38 @@ mod tests {
         assert_eq!((e.line, e.col), (1, 7));
         let e = ev("7 % 4", false).unwrap_err();
         assert_eq!((e.line, e.col), (1, 3));
+    }
+
+    /// Memory where byte `a` holds `a as u8`, and one register.
+    struct MemEnv;
+    impl Env for MemEnv {
+        fn lookup(&self, name: &str, _: Pos) -> Result<Option<Value>, AsmError> {
+            Ok((name == "rax").then_some(Value {
+                value: 0x10,
+                relocatable: false,
+            }))
+        }
+        fn dot(&self) -> Option<u64> {
+            None
+        }
+        fn load(&self, addr: u64, size: u8, _: Pos) -> Result<u64, AsmError> {
+            Ok((0..u64::from(size)).fold(0, |v, i| v | ((addr + i) & 0xff) << (8 * i)))
+        }
+    }
+
+    #[test]
+    fn debugger_loads_have_widths_and_registers_take_a_percent() {
+        let d = |src: &str| eval_debugger(src, &MemEnv).map_err(|e| e.to_string());
+        assert_eq!(d("*(u8*)0x10"), Ok(0x10));
+        assert_eq!(d("*(u16*)0x10"), Ok(0x1110));
+        assert_eq!(d("*(u32*)(rax + 1)"), Ok(0x1413_1211));
+        assert_eq!(d("*rax"), Ok(0x1716_1514_1312_1110));
+        assert_eq!(d("2 * *(u8*)%rax + 1"), Ok(0x21));
+        assert_eq!(d("*(u64*)*(u8*)3"), Ok(0x0a09_0807_0605_0403));
+        assert!(d("*(u64*)").is_err());
+        assert!(d("1 2").is_err());
+        // The assembler's own syntax has no loads.
+        assert!(ev("*(u64*)x", false).is_err());
     }
 
     #[test]

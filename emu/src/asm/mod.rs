@@ -41,7 +41,7 @@ mod build;
 mod cursor;
 mod directive;
 mod error;
-mod expr;
+pub(crate) mod expr;
 mod layout;
 mod lexer;
 mod mnemonic;

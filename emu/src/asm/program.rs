@@ -103,6 +103,7 @@ impl Parser {
         ExprSyntax {
             percent_is_rem: self.syntax == Syntax::Intel,
             locals: &self.locals,
+            debugger: false,
         }
     }
 

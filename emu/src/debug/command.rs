@@ -87,6 +87,27 @@ pub enum Command {
         /// Bytes.
         len: u64,
     },
+    /// `x/NUF [ADDR]`, gdb's form: N units of U bytes (`b` 1, `h` 2, `w` 4, `g` 8)
+    /// at linear ADDR in format F (`x` hex, `d` signed decimal, `i` N instructions,
+    /// from RIP when ADDR is left out).
+    Examine {
+        /// How many units (or instructions).
+        count: u64,
+        /// Bytes per unit.
+        unit: u8,
+        /// `x`, `d` or `i`.
+        fmt: char,
+        /// Address expression (`None`: RIP, for `i` only).
+        addr: Option<String>,
+    },
+    /// `info cr|apic|gs [core C]`: a decoded summary of one core's control
+    /// registers, local APIC or segment bases.
+    Info {
+        /// `cr`, `apic` or `gs`.
+        what: String,
+        /// The core (`None`: the focused core).
+        core: Option<usize>,
+    },
     /// `walk VA`: the page walk of VA (also shown in the TUI's walk pane).
     Walk(String),
     /// `tlb`: the focused core's TLB and paging-structure caches.
@@ -130,6 +151,14 @@ pub enum Command {
         /// Overwrite an existing file.
         force: bool,
     },
+    /// `print[/FMT] EXPR`: the value of an expression over registers, symbols and
+    /// `*(uN*)ADDR` loads from the focused core's linear memory.
+    Print {
+        /// How to show it.
+        fmt: PrintFmt,
+        /// The expression, as typed.
+        expr: String,
+    },
     /// `help [COMMAND]`.
     Help(Option<String>),
     /// `quit`, `quit!` (`force`: leave even with an unsaved interleaving).
@@ -137,6 +166,19 @@ pub enum Command {
         /// Do not ask.
         force: bool,
     },
+}
+
+/// How `print` shows a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrintFmt {
+    /// Hex and decimal (no `/FMT`).
+    Both,
+    /// `/x`: hex.
+    Hex,
+    /// `/d`: signed decimal.
+    Dec,
+    /// `/cpumask`: the set bits as core numbers, `{0,2}`.
+    CpuMask,
 }
 
 /// A line that is not a command, with what was expected.
@@ -171,6 +213,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("breaks", "list breakpoints"),
     ("x ADDR [LEN]", "memory at a linear address of the focused core (read-only walk)"),
     ("xp ADDR [LEN]", "physical memory"),
+    ("x/NUF [ADDR]", "N units U (b h w g: 1 2 4 8 bytes, default g) at linear ADDR, F x (hex, default) or d (decimal); x/Ni: N instructions at ADDR or RIP"),
+    ("info cr|apic|gs [core C]", "CR0, CR2, CR3 (PCID), CR4 and EFER with their flags; the local APIC's TPR, PPR, IRR, ISR; GS base and KERNEL_GS_BASE"),
     ("walk VA", "page walk of VA: each level, cached vs memory (translate)"),
     ("tlb", "the focused core's TLB and paging-structure caches"),
     ("who VA", "every core's TLB and PSC entries for VA: PCID, fill step, STALE and why"),
@@ -184,6 +228,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("evict VA", "evict the focused core's cached translations of VA"),
     ("fill VA", "speculatively fill the focused core's TLB for VA"),
     ("save PATH [--force]", "save the steps taken as a scenario (save! PATH overwrites)"),
+    ("print[/x|/d|/cpumask] EXPR", "evaluate EXPR: registers, symbols, + - * / << >> & | ^ ~ ! (GNU as precedence), *(u8|u16|u32|u64*)ADDR and *ADDR (8 bytes) at a linear address of the focused core (p)"),
     ("help [CMD]", "this list (h, ?)"),
     ("quit", "leave (q); asks first if the interleaving is not saved (quit! does not)"),
 ];
@@ -194,7 +239,7 @@ fn err(message: String) -> ParseError {
 
 fn usage(cmd: &str) -> String {
     HELP.iter()
-        .find(|(u, _)| u.split_whitespace().next() == Some(cmd))
+        .find(|(u, _)| u.split([' ', '[']).next() == Some(cmd))
         .map(|(u, d)| format!("usage: {u} — {d}"))
         .unwrap_or_default()
 }
@@ -438,6 +483,98 @@ pub fn parse(line: &str) -> Result<Option<Command>, ParseError> {
         "breaks" | "breakpoints" => {
             no_more("breaks", args)?;
             Command::Breaks
+        }
+        _ if cmd == "print" || cmd == "p" || cmd.starts_with("print/") || cmd.starts_with("p/") => {
+            let fmt = match cmd.split_once('/').map(|(_, f)| f) {
+                None => PrintFmt::Both,
+                Some("x") => PrintFmt::Hex,
+                Some("d") => PrintFmt::Dec,
+                Some("cpumask") => PrintFmt::CpuMask,
+                Some(f) => {
+                    return Err(err(format!(
+                        "`print/{f}`: unknown format (expected /x, /d or /cpumask)\n{}",
+                        usage("print")
+                    )))
+                }
+            };
+            let expr = line[cmd.len()..].trim();
+            if expr.is_empty() {
+                return Err(err(format!(
+                    "`print`: expected an expression such as `rax + 8` or `*(u64*)pmap_p`\n{}",
+                    usage("print")
+                )));
+            }
+            Command::Print {
+                fmt,
+                expr: expr.to_string(),
+            }
+        }
+        _ if cmd.starts_with("x/") => {
+            let spec = &cmd[2..];
+            let digits = spec.len() - spec.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let count = match &spec[..digits] {
+                "" => 1,
+                n => match number::<u64>("x", "a count", n)? {
+                    0 => {
+                        return Err(err(format!(
+                            "`{cmd}`: a count of 0 shows nothing (give 1 or more)\n{}",
+                            usage("x/NUF")
+                        )))
+                    }
+                    n => n,
+                },
+            };
+            let (mut unit, mut fmt) = (8u8, 'x');
+            for ch in spec[digits..].chars() {
+                match ch {
+                    'b' => unit = 1,
+                    'h' => unit = 2,
+                    'w' => unit = 4,
+                    'g' => unit = 8,
+                    'x' | 'd' | 'i' => fmt = ch,
+                    _ => {
+                        return Err(err(format!(
+                        "`{cmd}`: unknown unit or format `{ch}` (units b h w g, formats x d i)\n{}",
+                        usage("x/NUF")
+                    )))
+                    }
+                }
+            }
+            let addr = line[cmd.len()..].trim();
+            if addr.is_empty() && fmt != 'i' {
+                return Err(err(format!(
+                    "`{cmd}`: expected an address\n{}",
+                    usage("x/NUF")
+                )));
+            }
+            Command::Examine {
+                count,
+                unit,
+                fmt,
+                addr: (!addr.is_empty()).then(|| addr.to_string()),
+            }
+        }
+        "info" => {
+            let what = match args.first() {
+                Some(w @ (&"cr" | &"apic" | &"gs")) => w.to_string(),
+                _ => {
+                    return Err(err(format!(
+                        "`info`: expected cr, apic or gs\n{}",
+                        usage("info")
+                    )))
+                }
+            };
+            let core = match &args[1..] {
+                [] => None,
+                ["core", c] => Some(number("info", "a core", c)?),
+                _ => {
+                    return Err(err(format!(
+                        "`info {what}`: expected nothing or `core C` after it\n{}",
+                        usage("info")
+                    )))
+                }
+            };
+            Command::Info { what, core }
         }
         "x" | "xp" | "mem" => {
             let phys = cmd == "xp";

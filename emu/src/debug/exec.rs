@@ -1,7 +1,7 @@
 //! Running a [`Command`] on a [`Session`]: the textual answer both front ends
 //! show (the REPL prints it; the TUI puts it in its message line and panes).
 
-use super::command::{BreakSpec, Command, HELP};
+use super::command::{BreakSpec, Command, PrintFmt, HELP};
 use super::save::{saved_scenario, to_ron, write_new, SaveError};
 use super::session::{core_status, BreakKind, Cond, Operand, Session, Stop, Syntax, Unit};
 use super::view;
@@ -44,6 +44,213 @@ impl Reply {
 fn expr(s: &Session, e: &str) -> Result<u64, String> {
     resolve(&Value::Sym(e.to_string()), s.runner().symbols())
         .map_err(|m| format!("`{e}`: {m} (expected a number or a symbol expression)"))
+}
+
+/// Names and memory for the debugger's expressions (`print`): the focused core's
+/// registers (`rax`.. `r15`, `rip`, `rflags`, `cr0`..`cr4`, `efer`, `gs_base`,
+/// `kernel_gs_base`; register names win over symbols), the scenario's symbols,
+/// and loads through the focused core's page tables (a read-only walk, so looking
+/// changes no A/D bit or TLB).
+struct DebugEnv<'a>(&'a Session);
+
+impl DebugEnv<'_> {
+    fn register(&self, name: &str) -> Option<u64> {
+        let st = &self.0.runner().machine().cores[self.0.focus()].cpu.state;
+        let name = name.to_ascii_lowercase();
+        if let Some(k) = view::REG_NAMES.iter().position(|r| *r == name) {
+            return Some(st.gpr[k]);
+        }
+        Some(match name.as_str() {
+            "rip" => st.rip,
+            "rflags" | "eflags" => st.rflags,
+            "cr0" => st.cr0,
+            "cr2" => st.cr2,
+            "cr3" => st.cr3,
+            "cr4" => st.cr4,
+            "cr8" => st.cr8,
+            "efer" => st.efer,
+            "fs_base" => st.fs_base,
+            "gs_base" => st.gs_base,
+            "kernel_gs_base" => st.kernel_gs_base,
+            _ => return None,
+        })
+    }
+}
+
+impl crate::asm::expr::Env for DebugEnv<'_> {
+    fn lookup(
+        &self,
+        name: &str,
+        _: crate::asm::expr::Pos,
+    ) -> Result<Option<crate::asm::expr::Value>, crate::asm::AsmError> {
+        let v = self
+            .register(name)
+            .or_else(|| self.0.runner().symbols().get(name).copied());
+        Ok(v.map(|value| crate::asm::expr::Value {
+            value,
+            relocatable: false,
+        }))
+    }
+    fn dot(&self) -> Option<u64> {
+        None
+    }
+    fn load(
+        &self,
+        addr: u64,
+        size: u8,
+        pos: crate::asm::expr::Pos,
+    ) -> Result<u64, crate::asm::AsmError> {
+        let s = self.0;
+        let bytes = view::read_linear(s.runner().machine(), s.focus(), addr, usize::from(size));
+        let mut v = 0u64;
+        for (i, b) in bytes.iter().enumerate() {
+            let Some(b) = b else {
+                return Err(crate::asm::AsmError::at(
+                    pos,
+                    crate::asm::AsmErrorKind::BadExpression(format!(
+                        "{:#x} is not mapped on core {}",
+                        addr.wrapping_add(i as u64),
+                        s.focus()
+                    )),
+                ));
+            };
+            v |= u64::from(*b) << (8 * i);
+        }
+        Ok(v)
+    }
+}
+
+/// Evaluates a `print` expression; errors name the column of the offending token.
+fn eval_expr(s: &Session, e: &str) -> Result<u64, String> {
+    crate::asm::expr::eval_debugger(e, &DebugEnv(s)).map_err(|err| {
+        let col = err.col.saturating_sub(1) as usize;
+        format!("`{e}`: {} (at column {})", err.kind, col + 1)
+    })
+}
+
+/// `x/NUF`: units of `unit` bytes, 16 bytes a line, each line led by its address
+/// (and symbol); a unit with an unmapped byte shows as `?`s.
+fn examine_text(s: &Session, a: u64, count: u64, unit: u8, fmt: char) -> String {
+    let per_line = (16 / u64::from(unit)).max(1);
+    let bytes = view::read_linear(
+        s.runner().machine(),
+        s.focus(),
+        a,
+        (count * u64::from(unit)) as usize,
+    );
+    let mut out = String::new();
+    for (i, chunk) in bytes.chunks(usize::from(unit)).enumerate() {
+        let i = i as u64;
+        if i.is_multiple_of(per_line) {
+            if i > 0 {
+                out.push('\n');
+            }
+            let at = a.wrapping_add(i * u64::from(unit));
+            let _ = write!(out, "{}:", super::session::site(s.runner().labels(), at));
+        }
+        let v = chunk
+            .iter()
+            .rev()
+            .try_fold(0u64, |v, b| b.map(|b| v << 8 | u64::from(b)));
+        let width = 2 * usize::from(unit);
+        let _ = match (v, fmt) {
+            (None, _) => write!(out, " {}", "?".repeat(width + 2)),
+            (Some(v), 'd') => {
+                let sh = 64 - 8 * u32::from(unit);
+                write!(out, " {}", ((v << sh) as i64) >> sh)
+            }
+            (Some(v), _) => write!(out, " 0x{v:0width$x}"),
+        };
+    }
+    out
+}
+
+/// The names of the set bits of `v` among `(bit, name)`.
+fn flags(v: u64, names: &[(u32, &str)]) -> String {
+    let set: Vec<&str> = names
+        .iter()
+        .filter(|(b, _)| v >> b & 1 == 1)
+        .map(|(_, n)| *n)
+        .collect();
+    if set.is_empty() {
+        "-".to_string()
+    } else {
+        set.join(" ")
+    }
+}
+
+/// `info cr|apic|gs` for core `c`. Flag bits: CR0 and CR4 (SDM Vol. 3A 2.5),
+/// EFER (SDM Vol. 3A 2.2.1), CR3 with CR4.PCIDE (SDM Vol. 3A 4.10.1: PCID is
+/// bits 11:0, the table base bits 51:12).
+fn info_text(s: &Session, what: &str, c: usize) -> String {
+    let m = s.runner().machine();
+    let st = &m.cores[c].cpu.state;
+    match what {
+        "cr" => {
+            let cr0 = flags(
+                st.cr0,
+                &[(0, "PE"), (1, "MP"), (5, "NE"), (16, "WP"), (18, "AM"), (29, "NW"), (30, "CD"), (31, "PG")],
+            );
+            let cr4 = flags(
+                st.cr4,
+                &[(4, "PSE"), (5, "PAE"), (7, "PGE"), (9, "OSFXSR"), (12, "LA57"), (16, "FSGSBASE"), (17, "PCIDE"), (20, "SMEP"), (21, "SMAP"), (22, "PKE")],
+            );
+            let efer = flags(st.efer, &[(0, "SCE"), (8, "LME"), (10, "LMA"), (11, "NXE")]);
+            let cr3 = if st.cr4 >> 17 & 1 == 1 {
+                format!(
+                    "{:#x} (tables {:#x}, PCID {})",
+                    st.cr3,
+                    st.cr3 & 0x000f_ffff_ffff_f000,
+                    st.cr3 & 0xfff
+                )
+            } else {
+                format!("{:#x} (tables {:#x}, PCIDE off)", st.cr3, st.cr3 & 0x000f_ffff_ffff_f000)
+            };
+            format!(
+                "core {c}\ncr0  {:#x} [{cr0}]\ncr2  {:#x}\ncr3  {cr3}\ncr4  {:#x} [{cr4}]\nefer {:#x} [{efer}]",
+                st.cr0, st.cr2, st.cr4, st.efer
+            )
+        }
+        "apic" => {
+            let a = &m.apics[c];
+            let list = |v: Vec<u8>| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.iter().map(|x| format!("{x:#x}")).collect::<Vec<_>>().join(" ")
+                }
+            };
+            format!(
+                "core {c} apic id {}\ntpr  {:#x}  ppr {:#x}\nirr  {} (requested, not yet accepted)\nisr  {} (in service, awaiting EOI)\nnext {}",
+                a.id,
+                a.tpr,
+                a.ppr(),
+                list(a.irr_vectors()),
+                list(a.isr_vectors()),
+                a.deliverable().map_or("nothing deliverable".to_string(), |v| format!("{v:#x} would be delivered"))
+            )
+        }
+        _ => format!(
+            "core {c}\ngs_base        {:#x}\nkernel_gs_base {:#x} (swapped in by SWAPGS)\nfs_base        {:#x}",
+            st.gs_base, st.kernel_gs_base, st.fs_base
+        ),
+    }
+}
+
+/// A value as `print` shows it.
+fn format_value(v: u64, fmt: PrintFmt) -> String {
+    match fmt {
+        PrintFmt::Both => format!("{v:#x} ({v})"),
+        PrintFmt::Hex => format!("{v:#x}"),
+        PrintFmt::Dec => format!("{}", v as i64),
+        PrintFmt::CpuMask => {
+            let cores: Vec<String> = (0..64)
+                .filter(|b| v >> b & 1 == 1)
+                .map(|b| b.to_string())
+                .collect();
+            format!("{{{}}}", cores.join(","))
+        }
+    }
 }
 
 /// An error unless the machine has core `c`.
@@ -406,6 +613,32 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
             let prev = s.before().get(f);
             Reply::ok(view::format_regs(st, prev).join("\n"))
         }
+        Command::Examine {
+            count,
+            unit,
+            fmt,
+            addr,
+        } => {
+            let f = s.focus();
+            let m = s.runner().machine();
+            let rip = m.cores[f].cpu.state.rip;
+            let a = match addr {
+                Some(a) => eval_expr(s, a)?,
+                None => rip,
+            };
+            let count = (*count).min(4096);
+            if *fmt == 'i' {
+                let lines =
+                    view::disassemble(m, f, s.runner().labels(), a, count as usize, s.syntax);
+                return Ok(Reply::ok(disas_text(&lines, rip)));
+            }
+            Reply::ok(examine_text(s, a, count, *unit, *fmt))
+        }
+        Command::Info { what, core } => {
+            let c = core.unwrap_or(s.focus());
+            check_core(s, c)?;
+            Reply::ok(info_text(s, what, c))
+        }
         Command::Disas { addr, count } => {
             let f = s.focus();
             let m = s.runner().machine();
@@ -534,6 +767,10 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
                 s.mark_saved();
             }
             r
+        }
+        Command::Print { fmt, expr } => {
+            let v = eval_expr(s, expr)?;
+            Reply::ok(format_value(v, *fmt))
         }
         Command::Help(topic) => Reply::ok(help_text(topic.as_deref())),
         Command::Quit { force } => {

@@ -15,7 +15,7 @@ mod save;
 mod session;
 mod view;
 
-pub use command::{parse, BreakSpec, Command, Completions, ParseError, HELP};
+pub use command::{parse, BreakSpec, Command, Completions, ParseError, PrintFmt, HELP};
 pub use exec::{
     core_label, cores_text, execute, filtered_events, status_line, tlb_text, who_text, Reply,
 };
