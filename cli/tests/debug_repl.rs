@@ -117,11 +117,12 @@ fn print_evaluates_registers_symbols_arithmetic_and_typed_loads() {
 #[test]
 fn examine_with_gdb_formats_units_and_instructions() {
     // Units of 8, 1, 4 and 2 bytes (the last as signed decimal), instructions
-    // from RIP and from a label, an unmapped unit shown as `?`, and bad forms.
+    // from RIP and from a label, an unmapped unit shown as `?`, bad forms, and
+    // a range that would run past the top of the address space (refused).
     let (code, out) = repl(
         "missing-invlpg.ron",
         "x/4gx start\nx/8bx start\nx/2wx start\nx/3hd start\nx/2i\nx/2i changed\n\
-         x/5gx 0x3ffff0\nx/0x start\nx/4q start\nx/4g\n",
+         x/5gx 0x3ffff0\nx/0x start\nx/4q start\nx/4g\nx/2gx 0xfffffffffffffff8\nx/2gx 0xfffffffffffffff9\n",
         &["--repl"],
     );
     assert_eq!(code, 1, "{out}");

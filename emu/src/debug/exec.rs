@@ -627,6 +627,16 @@ fn run(s: &mut Session, c: &Command) -> Result<Reply, String> {
                 None => rip,
             };
             let count = (*count).min(4096);
+            // As with `x ADDR LEN`: a range past the top of the address space
+            // is refused rather than shown wrapped round to address 0.
+            let len = count * u64::from(*unit);
+            if *fmt != 'i' && len > 0 && a.checked_add(len - 1).is_none() {
+                return Err(format!(
+                    "`x/`: {count} units of {unit} bytes at {a:#x} run past the top of the \
+                     linear address space ({:#x} is its last byte)",
+                    u64::MAX
+                ));
+            }
             if *fmt == 'i' {
                 let lines =
                     view::disassemble(m, f, s.runner().labels(), a, count as usize, s.syntax);
