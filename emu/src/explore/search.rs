@@ -80,18 +80,9 @@ impl Tally {
     /// Counts a finished run and keeps its findings under `key`.
     fn run(&mut self, ex: &Exec, key: u64) {
         self.schedules += 1;
-        let devs = deviations(ex);
         self.distinct
-            .insert(super::fnv(format!("{devs:?}").as_bytes()));
-        for f in ex.findings() {
-            self.hit(
-                f.sig,
-                Hit {
-                    key: (key, devs.clone()),
-                    devs: devs.clone(),
-                },
-            );
-        }
+            .insert(super::fnv(format!("{:?}", deviations(ex)).as_bytes()));
+        self.partial(ex, key);
     }
 }
 
