@@ -132,36 +132,48 @@ fn draw_disassembly(f: &mut Frame, app: &App, area: Rect, wide: bool) {
     );
 }
 
+/// How a value that changed in the last step stands out.
+fn changed_style() -> Style {
+    Style::default()
+        .fg(Color::Yellow)
+        .add_modifier(Modifier::BOLD)
+}
+
+/// One register as the registers panes show it: its name, `*` when the last
+/// step changed it, and its value in hex.
+fn reg_cell(name: &str, v: u64, was: Option<u64>) -> Vec<Span<'static>> {
+    let ch = was.is_some_and(|w| w != v);
+    vec![
+        Span::raw(format!("{name:>3}{}", if ch { '*' } else { ' ' })),
+        Span::styled(
+            format!("{v:016x}"),
+            if ch {
+                changed_style()
+            } else {
+                Style::default()
+            },
+        ),
+    ]
+}
+
 fn draw_registers(f: &mut Frame, app: &App, area: Rect) {
     let s = &app.session;
     let core = s.focus();
     let st = &s.runner().machine().cores[core].cpu.state;
     let prev = s.before().get(core);
-    let changed = Style::default()
-        .fg(Color::Yellow)
-        .add_modifier(Modifier::BOLD);
-    let reg = |name: &str, v: u64, was: Option<u64>| -> Vec<Span<'static>> {
-        let ch = was.is_some_and(|w| w != v);
-        vec![
-            Span::raw(format!("{name:>3}{}", if ch { '*' } else { ' ' })),
-            Span::styled(
-                format!("{v:016x}"),
-                if ch { changed } else { Style::default() },
-            ),
-        ]
-    };
+    let changed = changed_style();
     let mut lines: Vec<Line> = Vec::new();
     for i in 0..8 {
-        let mut spans = reg(REG_NAMES[i], st.gpr[i], prev.map(|p| p.gpr[i]));
+        let mut spans = reg_cell(REG_NAMES[i], st.gpr[i], prev.map(|p| p.gpr[i]));
         spans.push(Span::raw(" "));
-        spans.extend(reg(
+        spans.extend(reg_cell(
             REG_NAMES[i + 8],
             st.gpr[i + 8],
             prev.map(|p| p.gpr[i + 8]),
         ));
         lines.push(Line::from(spans));
     }
-    lines.push(Line::from(reg("rip", st.rip, prev.map(|p| p.rip))));
+    lines.push(Line::from(reg_cell("rip", st.rip, prev.map(|p| p.rip))));
     let fl = prev.is_some_and(|p| p.rflags != st.rflags);
     lines.push(Line::from(vec![
         Span::raw(format!("flg{}", if fl { '*' } else { ' ' })),
@@ -171,7 +183,7 @@ fn draw_registers(f: &mut Frame, app: &App, area: Rect) {
         ),
     ]));
     let pcide = st.cr4 & mmu::cr4::PCIDE != 0;
-    lines.push(Line::from(reg("cr3", st.cr3, prev.map(|p| p.cr3))));
+    lines.push(Line::from(reg_cell("cr3", st.cr3, prev.map(|p| p.cr3))));
     lines.push(Line::raw(format!(
         "    PCID {:#x}{} CPL {}{}",
         if pcide { st.cr3 & 0xfff } else { 0 },
@@ -191,9 +203,6 @@ fn draw_registers_narrow(f: &mut Frame, app: &App, area: Rect) {
     let core = s.focus();
     let st = &s.runner().machine().cores[core].cpu.state;
     let prev = s.before().get(core);
-    let changed = Style::default()
-        .fg(Color::Yellow)
-        .add_modifier(Modifier::BOLD);
     let mut rows: Vec<(&str, u64, Option<u64>)> = vec![
         ("rip", st.rip, prev.map(|p| p.rip)),
         ("cr3", st.cr3, prev.map(|p| p.cr3)),
@@ -203,16 +212,7 @@ fn draw_registers_narrow(f: &mut Frame, app: &App, area: Rect) {
     }
     let lines: Vec<Line> = rows
         .into_iter()
-        .map(|(n, v, was)| {
-            let ch = was.is_some_and(|w| w != v);
-            Line::from(vec![
-                Span::raw(format!("{n:>3}{}", if ch { '*' } else { ' ' })),
-                Span::styled(
-                    format!("{v:016x}"),
-                    if ch { changed } else { Style::default() },
-                ),
-            ])
-        })
+        .map(|(n, v, was)| Line::from(reg_cell(n, v, was)))
         .collect();
     f.render_widget(
         Paragraph::new(lines).block(block(format!(" core {core} regs "))),
